@@ -1,0 +1,143 @@
+"""Targets: from the user's labels to the loss's encoding, and back.
+
+The lesson's network needed one-hot labels made by hand and silently misbehaved on integer
+labels. Here the network learns the label set once (``classes_``, any sortable labels:
+integers, strings, booleans) and encodes targets itself:
+
+====================  ==========================  =========================================
+problem               y as given                  what the loss sees
+====================  ==========================  =========================================
+binary                1-D, two labels             ``(n, 1)`` 0/1 column, sigmoid output
+multi-class           1-D, k labels               ``(n, k)`` one-hot, softmax output
+multi-class           2-D one-hot ``(n, k)``      itself (``classes_ = 0..k-1``)
+multilabel            2-D 0/1 ``(n, k)``          itself, k independent sigmoids
+regression            1-D or 2-D floats           ``(n, k)`` floats, identity output
+====================  ==========================  =========================================
+
+Labels become integer indices on the host (strings cannot live on a GPU), cross to the
+device once, and are one-hot encoded there with the array API.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import Context
+
+
+class TargetEncoder:
+    """Learns the label set at the first ``fit`` and encodes / decodes targets.
+
+    Attributes
+    ----------
+    kind : {"binary", "multiclass", "multilabel", "regression"}
+    classes_ : numpy.ndarray or None
+        Sorted labels (classification only).
+    n_outputs : int
+        Width of the encoded target.
+    """
+
+    def __init__(self, task: str, n_outputs: int):
+        self.task = task
+        self.n_outputs = n_outputs
+        self.kind = None
+        self.classes_ = None
+
+    # ------------------------------------------------------------------ learning the labels
+
+    def fit(self, y: np.ndarray) -> "TargetEncoder":
+        k = self.n_outputs
+        if self.task == "regression":
+            if y.dtype.kind not in "biuf":
+                raise ValueError(f"regression targets must be numeric; got dtype {y.dtype}")
+            width = 1 if y.ndim == 1 else y.shape[1]
+            if width != k:
+                raise ValueError(f"y has {width} target column(s) but the network has {k} output(s)")
+            self.kind = "regression"
+            return self
+        if y.ndim == 2 and y.shape[1] > 1:
+            return self._fit_matrix(y)
+        labels = y.ravel()
+        try:
+            classes = np.unique(labels)
+        except TypeError as exc:
+            raise ValueError(f"class labels must be sortable (one type); {exc}") from None
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"y has only one class ({classes[0]!r}); a classifier needs at least two"
+            )
+        if k == 1 and classes.shape[0] == 2:
+            self.kind = "binary"
+        elif k == classes.shape[0]:
+            self.kind = "multiclass"
+        elif k == 1:
+            raise ValueError(
+                f"y has {classes.shape[0]} classes but the network has 1 output; give the last "
+                f"layer {classes.shape[0]} units (softmax) for a multi-class problem"
+            )
+        else:
+            raise ValueError(
+                f"y has {classes.shape[0]} classes but the network has {k} outputs; they must match"
+            )
+        self.classes_ = classes
+        return self
+
+    def _fit_matrix(self, y):
+        k = y.shape[1]
+        if y.dtype.kind not in "biuf" or not np.all((y == 0) | (y == 1)):
+            raise ValueError("a 2-D y must be a one-hot or multilabel matrix of 0s and 1s")
+        if k != self.n_outputs:
+            raise ValueError(f"y has {k} columns but the network has {self.n_outputs} outputs")
+        one_hot = bool(np.all(y.sum(axis=1) == 1))
+        if self.task == "categorical" and not one_hot:
+            raise ValueError(
+                "categorical cross-entropy needs exactly one 1 per row of a 2-D y; use "
+                "loss='binary_crossentropy' for multilabel targets"
+            )
+        self.kind = "multiclass" if self.task == "categorical" else "multilabel"
+        self.classes_ = np.arange(k)
+        return self
+
+    # ------------------------------------------------------------------ encoding
+
+    def indices(self, y: np.ndarray) -> np.ndarray:
+        """Integer class index of every label (1-D labels only)."""
+        labels = y.ravel()
+        idx = np.searchsorted(self.classes_, labels)
+        idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
+        unseen = self.classes_[idx] != labels
+        if np.any(unseen):
+            raise ValueError(
+                f"y contains labels not seen at the first fit: {np.unique(labels[unseen])[:5]!r}; "
+                f"known classes are {self.classes_!r}"
+            )
+        return idx
+
+    def encode(self, y: np.ndarray, ctx: Context):
+        """Targets as a ``(n, n_outputs)`` device array of the network's dtype."""
+        xp = ctx.xp
+        if self.kind == "regression":
+            return ctx.asarray(y.reshape(y.shape[0], -1))
+        if y.ndim == 2 and y.shape[1] > 1:
+            return ctx.asarray(y)
+        idx = ctx.asarray(self.indices(y), dtype=xp.int64)
+        if self.kind == "binary":
+            return xp.reshape(xp.astype(idx, ctx.dtype), (-1, 1))
+        classes = xp.arange(self.classes_.shape[0], dtype=xp.int64, device=ctx.device)
+        return xp.astype(idx[:, None] == classes, ctx.dtype)
+
+    # ------------------------------------------------------------------ decoding
+
+    def decode(self, proba_positive_or_scores, xp):
+        """Device array of class indices (or 0/1 matrix for multilabel) from link outputs."""
+        if self.kind == "binary":
+            return xp.astype(proba_positive_or_scores[:, 0] > 0.5, xp.int64)
+        if self.kind == "multilabel":
+            return xp.astype(proba_positive_or_scores > 0.5, xp.int64)
+        return xp.argmax(proba_positive_or_scores, axis=1)
+
+    def labels(self, idx: np.ndarray) -> np.ndarray:
+        """Host labels, in the user's type, for host indices."""
+        if self.kind == "multilabel":
+            return idx
+        return self.classes_[idx]

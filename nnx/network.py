@@ -1,0 +1,427 @@
+"""The Network: layers, a loss, an optimizer and the training loop, on one backend."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import activations as _activations
+from . import initializers
+from . import losses as _losses
+from . import optimizers as _optimizers
+from .backend import get_context, to_device, to_namespace_of, to_numpy
+from .callbacks import Callback, History, ProgressBar
+from .data import TargetEncoder
+from .layers import Dense, Layer
+from .random import Random
+from .validation import (
+    check_batch_size,
+    check_features,
+    check_features_on_device,
+    check_layer_sizes,
+    check_number,
+    check_targets,
+)
+
+
+class Network:
+    """A multi-layer perceptron with hand-written backprop on any array API backend.
+
+    Two ways to describe it::
+
+        nnx.Network([2, 16, 8, 1], activation="relu")              # the lesson's layer sizes
+        nnx.Network([Dense(64, activation="relu"), Dense(10)], input_dim=64)
+
+    In the layer-sizes form every hidden layer uses ``activation`` and every layer, the output
+    layer included, is initialised by that activation's rule (He for the ReLU family, Glorot
+    otherwise), as in the lesson. The last layer always emits logits; the loss applies the
+    output link (sigmoid, softmax or identity).
+
+    Parameters
+    ----------
+    layers : list of int or list of Layer
+        ``[n_inputs, hidden..., n_outputs]`` or layer objects.
+    input_dim : int, optional
+        Number of features, for the layer-object form (else taken from the first ``fit``).
+    activation : str or Activation, default "relu"
+        Hidden activation of the layer-sizes form.
+    kernel_initializer : str or callable, optional
+        Overrides the per-activation default in the layer-sizes form.
+    loss : str or Loss, optional
+        Default: binary cross-entropy for one output, categorical cross-entropy for several.
+    optimizer : str or Optimizer, default "sgd"
+    learning_rate : float or schedule, default 0.01
+        Used when ``optimizer`` is given by name (an optimizer object carries its own).
+    backend : {"numpy", "cupy", "torch", "array_api_strict"}, default "numpy"
+    device : optional
+        Where to compute (``"cuda:0"`` for torch, an int for CuPy, ...).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, optional
+        Makes initial weights, shuffling and dropout reproducible; the same seed gives the same
+        initial weights on every backend.
+
+    Attributes
+    ----------
+    layers : list of Layer
+    loss_ : Loss
+    optimizer : Optimizer
+    ctx : Context
+        Backend namespace, device and dtype, resolved once.
+    classes_ : numpy.ndarray or None
+        Labels seen at the first ``fit`` of a classifier.
+    history_ : History
+        Logs of every epoch of every ``fit`` call.
+    """
+
+    def __init__(self, layers, *, input_dim=None, activation="relu", kernel_initializer=None,
+                 loss=None, optimizer="sgd", learning_rate=0.01, backend="numpy", device=None,
+                 dtype="float32", seed=None):
+        self.ctx = get_context(backend, device, dtype)
+        self.seed = seed
+        self.random = Random(seed, self.ctx)
+        layers = list(layers)
+        if layers and all(isinstance(s, numbers.Integral) for s in layers):
+            sizes = check_layer_sizes(layers)
+            act = _activations.get(activation)
+            init = kernel_initializer or initializers.default_for(act)
+            layers = [Dense(s, activation=act, kernel_initializer=init) for s in sizes[1:-1]]
+            layers.append(Dense(sizes[-1], kernel_initializer=init))
+            input_dim = sizes[0]
+        elif not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise ValueError(
+                "layers must be a list of layer sizes like [2, 16, 1] or a list of nnx.layers "
+                f"objects; got {layers!r}"
+            )
+        if not isinstance(layers[-1], Dense) or layers[-1].activation is not None:
+            raise ValueError(
+                "the last layer must be a Dense layer without activation (it emits logits; the "
+                "loss applies sigmoid/softmax)"
+            )
+        self.layers = layers
+        self.loss_ = None if loss is None else _losses.get(loss)
+        self.optimizer = _optimizers.get(optimizer, learning_rate)
+        self.input_dim = None
+        self.targets_ = None
+        self.history_ = History()
+        self.stop_training = False
+        if input_dim is not None:
+            self.build(check_number("input_dim", input_dim, low=1, integer=True))
+
+    # ------------------------------------------------------------------ construction
+
+    def build(self, input_dim: int) -> "Network":
+        """Create every layer's parameters for ``input_dim`` features and the optimizer state."""
+        dim = input_dim
+        for layer in self.layers:
+            dim = layer.build(dim, self.ctx, self.random)
+        self.input_dim = input_dim
+        self.n_outputs = dim
+        if self.loss_ is None:
+            self.loss_ = _losses.get("binary_crossentropy" if dim == 1 else "categorical_crossentropy")
+        # (name, owning dict, key) of every parameter, so a step never formats a string
+        self._param_refs = [
+            (f"layers.{i}.{key}", layer.params, key)
+            for i, layer in enumerate(self.layers)
+            for key in layer.params
+        ]
+        self._grad_names = [
+            {key: f"layers.{i}.{key}" for key in layer.params} for i, layer in enumerate(self.layers)
+        ]
+        self.optimizer.build(self.parameters(), self.ctx)
+        return self
+
+    @property
+    def built(self) -> bool:
+        return self.input_dim is not None
+
+    @property
+    def classes_(self):
+        return None if self.targets_ is None else self.targets_.classes_
+
+    def _require_built(self, what: str):
+        if not self.built:
+            raise ValueError(f"{what} needs a built network: call fit first or pass input_dim=")
+
+    # ------------------------------------------------------------------ parameters
+
+    def parameters(self) -> dict:
+        """Name -> the live parameter arrays (``"layers.0.W"`` of shape ``(in, out)``, ...)."""
+        self._require_built("parameters()")
+        return {name: owner[key] for name, owner, key in self._param_refs}
+
+    def set_parameters(self, mapping: dict) -> None:
+        """Replace parameters by name; NumPy (or any backend's) arrays are moved to the device.
+
+        Raises
+        ------
+        ValueError
+            Unknown name, or a shape different from the current parameter's.
+        """
+        self._require_built("set_parameters()")
+        refs = {name: (owner, key) for name, owner, key in self._param_refs}
+        for name, value in mapping.items():
+            if name not in refs:
+                raise ValueError(f"unknown parameter {name!r}; known: {', '.join(refs)}")
+            owner, key = refs[name]
+            arr = to_numpy(value)
+            if tuple(arr.shape) != tuple(owner[key].shape):
+                raise ValueError(
+                    f"parameter {name!r} has shape {tuple(owner[key].shape)}; got {arr.shape}"
+                )
+            owner[key] = self.ctx.asarray(np.array(arr, dtype=self.ctx.dtype_name, copy=True))
+
+    # ------------------------------------------------------------------ forward / backward
+
+    def _forward(self, x, training):
+        caches = []
+        for layer in self.layers:
+            x, cache = layer.forward(x, training=training)
+            caches.append(cache)
+        return x, caches
+
+    def _backward(self, caches, dy) -> dict:
+        grads = {}
+        for i in range(len(self.layers) - 1, -1, -1):
+            dy, layer_grads = self.layers[i].backward(caches[i], dy, need_dx=i > 0)
+            names = self._grad_names[i]
+            for key, g in layer_grads.items():
+                grads[names[key]] = g
+        return grads
+
+    def _apply_gradients(self, grads: dict) -> None:
+        updated = self.optimizer.step(self.parameters(), grads)
+        if not self.ctx.writeable:
+            for name, owner, key in self._param_refs:
+                owner[key] = updated[name]
+
+    def _loss_and_grads(self, xb, yb):
+        """Training-mode objective and its gradients on device arrays (no host sync)."""
+        out, caches = self._forward(xb, True)
+        loss, dout = self.loss_.value_and_grad(self.ctx.xp, out, yb)
+        return loss, self._backward(caches, dout)
+
+    def _objective(self, xb, yb, training):
+        """The objective alone (what the gradients differentiate), as a device scalar."""
+        out, _ = self._forward(xb, training)
+        return self.loss_.value(self.ctx.xp, out, yb)
+
+    def _train_step(self, xb, yb, grad_callbacks=()):
+        """One update on device arrays; returns the batch loss as a device scalar (no sync)."""
+        loss, grads = self._loss_and_grads(xb, yb)
+        for cb in grad_callbacks:
+            cb.on_batch_gradients(self.optimizer.iterations, grads)
+        self._apply_gradients(grads)
+        return loss
+
+    # ------------------------------------------------------------------ data crossings
+
+    def _prepare_X(self, X):
+        if isinstance(X, (list, tuple)) or not self.ctx.owns(X):
+            X = check_features(X, n_features=self.input_dim)
+        else:
+            # already on this backend: check shape cheaply; finiteness costs one sync per call
+            check_features_on_device(X, self.ctx, self.input_dim)
+        if not self.built:
+            self.build(int(X.shape[1]))
+        return to_device(X, self.ctx)
+
+    def _prepare_y(self, y, n_samples):
+        y = check_targets(y, n_samples)
+        if self.targets_ is None:
+            self.targets_ = TargetEncoder(self.loss_.task, self.n_outputs).fit(y)
+        return self.targets_.encode(y, self.ctx)
+
+    def _prepare(self, X, y):
+        Xd = self._prepare_X(X)
+        return Xd, self._prepare_y(y, Xd.shape[0])
+
+    # ------------------------------------------------------------------ public math
+
+    def forward(self, X, training=False, return_cache=False):
+        """Logits of ``X``, shape ``(n_samples, n_outputs)``, in the namespace of ``X``.
+
+        With ``return_cache=True`` also returns every layer's cache (for :class:`Dense`, a
+        :class:`~nnx.layers.DenseCache` with ``x``, ``z`` and ``a``), as device arrays.
+        """
+        out, caches = self._forward(self._prepare_X(X), training)
+        out = to_namespace_of(X, out, self.ctx)
+        return (out, caches) if return_cache else out
+
+    def gradients(self, X, y):
+        """Loss and gradients on ``(X, y)`` in training mode, without updating anything.
+
+        Returns
+        -------
+        loss : float
+        grads : dict
+            Keyed like :meth:`parameters`, device arrays.
+        """
+        loss, grads = self._loss_and_grads(*self._prepare(X, y))
+        return float(loss), grads
+
+    def train_step(self, X, y) -> float:
+        """One optimizer update on one batch; returns the batch loss (before the update)."""
+        return float(self._train_step(*self._prepare(X, y)))
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None):
+        """Train with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,) or (n_samples, n_outputs)
+            Labels of any sortable type, one-hot / multilabel 0-1 matrix, or regression values.
+        epochs : int, default 100
+        batch_size : int or None, default 32
+            ``None``: full-batch gradient descent; ``1``: pure stochastic; else mini-batches.
+        shuffle : bool, default True
+            Reshuffle the rows before every epoch (order drawn from the network's seed).
+        verbose : int, default 0
+            ``1`` shows a progress bar (tqdm when installed) with the loss of each epoch.
+        callbacks : list of Callback, optional
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]``: mean training loss of each epoch.
+        """
+        epochs = check_number("epochs", epochs, low=0, integer=True)
+        batch_size = check_batch_size(batch_size)
+        Xd, Yd = self._prepare(X, y)
+        history = History()
+        cbs = [history, self.history_] + list(callbacks or [])
+        if verbose:
+            cbs.append(ProgressBar(epochs))
+        for cb in cbs:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {cb!r}")
+            cb.set_network(self)
+        self._run_epochs(Xd, Yd, epochs, batch_size, shuffle, cbs)
+        return history
+
+    def _run_epochs(self, Xd, Yd, epochs, batch_size, shuffle, cbs):
+        xp = self.ctx.xp
+        n = Xd.shape[0]
+        step = n if batch_size is None else min(batch_size, n)
+        # out-of-range slice stops are not portable: clamp them once
+        bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+        self.stop_training = False
+        grad_cbs = [cb for cb in cbs
+                    if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
+        for cb in cbs:
+            cb.on_train_begin()
+        for epoch in range(epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            Xe, Ye = Xd, Yd
+            if shuffle:
+                perm = self.random.permutation(n)
+                Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
+            total = 0.0
+            for start, stop in bounds:
+                loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs)
+                total = total + loss * float(stop - start)
+            logs = {"loss": float(total) / n}  # the one host sync of the epoch
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+
+    # ------------------------------------------------------------------ inference
+
+    def _require_fitted(self, what):
+        if self.targets_ is None:
+            raise ValueError(f"{what} needs a fitted network: call fit first")
+
+    def _proba_device(self, X):
+        Xd = self._prepare_X(X)
+        out, _ = self._forward(Xd, False)
+        return self.loss_.link.forward(self.ctx.xp, out)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
+
+        A binary network (one sigmoid output) gives two columns ``[1 - p, p]``, as
+        scikit-learn does; a multilabel network one probability per label.
+        """
+        self._require_fitted("predict_proba")
+        if self.targets_.kind == "regression":
+            raise ValueError("predict_proba is for classifiers; this network does regression")
+        p = self._proba_device(X)
+        if self.targets_.kind == "binary":
+            p = self.ctx.xp.concat([1.0 - p, p], axis=1)
+        return to_namespace_of(X, p, self.ctx)
+
+    def predict(self, X):
+        """Labels for classifiers (in the type of ``classes_``), values for regression.
+
+        Regression with one output returns shape ``(n_samples,)``.
+        """
+        self._require_fitted("predict")
+        xp = self.ctx.xp
+        p = self._proba_device(X)
+        if self.targets_.kind == "regression":
+            out = p[:, 0] if p.shape[1] == 1 else p
+            return to_namespace_of(X, out, self.ctx)
+        idx = self.targets_.decode(p, xp)
+        if self.ctx.owns(X) and self.targets_.classes_.dtype.kind in "biuf":
+            if self.targets_.kind == "multilabel":
+                return idx
+            classes = xp.asarray(self.targets_.classes_, device=self.ctx.device)
+            return xp.take(classes, idx, axis=0)
+        return self.targets_.labels(to_numpy(idx))
+
+    def evaluate(self, X, y) -> dict:
+        """Loss (and accuracy for classifiers) on ``(X, y)`` in inference mode, as floats."""
+        self._require_fitted("evaluate")
+        xp = self.ctx.xp
+        Xd, Yd = self._prepare(X, y)
+        out, _ = self._forward(Xd, False)
+        result = {"loss": float(self.loss_.value(xp, out, Yd))}
+        kind = self.targets_.kind
+        if kind != "regression":
+            p = self.loss_.link.forward(xp, out)
+            pred = self.targets_.decode(p, xp)
+            if kind == "binary":
+                truth = xp.astype(Yd[:, 0], xp.int64)
+            elif kind == "multiclass":
+                truth = xp.argmax(Yd, axis=1)
+            else:
+                truth = xp.astype(Yd, xp.int64)
+            result["accuracy"] = float(xp.mean(xp.astype(pred == truth, self.ctx.dtype)))
+        return result
+
+    def score(self, X, y) -> float:
+        """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
+        if self.targets_ is not None and self.targets_.kind == "regression":
+            truth = check_targets(y, np.shape(to_numpy(X))[0]).astype(float)
+            pred = to_numpy(self.predict(X)).astype(float).reshape(truth.shape)
+            ss_res = float(((truth - pred) ** 2).sum())
+            ss_tot = float(((truth - truth.mean(axis=0)) ** 2).sum())
+            return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+        return self.evaluate(X, y)["accuracy"]
+
+    # ------------------------------------------------------------------ display
+
+    def summary(self) -> str:
+        """A table of layers, output widths and parameter counts."""
+        lines = [f"Network on {self.ctx.name} ({self.ctx.dtype_name}), loss={self.loss_!r}"]
+        total = 0
+        for i, layer in enumerate(self.layers):
+            count = sum(int(np.prod(p.shape)) for p in layer.params.values())
+            total += count
+            lines.append(f"  layers.{i:<3d} {layer!r:<60} out={layer.output_dim} params={count}")
+        lines.append(f"  total parameters: {total}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (
+            f"Network(layers={self.layers!r}, backend={self.ctx.name!r}, "
+            f"dtype={self.ctx.dtype_name!r})"
+        )
+

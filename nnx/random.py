@@ -1,0 +1,118 @@
+"""Randomness: the array API standard has none, so nnx brings its own.
+
+Initial weights and shuffle orders are drawn on the host from NumPy generators seeded from the
+user's ``seed`` and moved to the device once, so the same seed gives the same initial network
+and the same batch order on every backend. Per-step masks (dropout) come from the backend's own
+generator where it has one (torch, CuPy) to avoid a host-to-device copy every step; host NumPy
+is the fallback (NumPy itself, array_api_strict).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import Context
+
+
+class Random:
+    """Seeded random streams of one network.
+
+    Three independent streams are spawned from ``seed``: initialization, shuffling and masks,
+    so adding dropout does not change the initial weights or the batch order.
+
+    Parameters
+    ----------
+    seed : int or None
+        ``None`` draws fresh entropy (not reproducible).
+    ctx : Context
+    """
+
+    def __init__(self, seed, ctx: Context):
+        self.ctx = ctx
+        self.seed = seed
+        init_seq, shuffle_seq, mask_seq = np.random.SeedSequence(seed).spawn(3)
+        self.init = np.random.default_rng(init_seq)
+        self.shuffle = np.random.default_rng(shuffle_seq)
+        self._mask_seed = int(mask_seq.generate_state(1)[0])
+        self._native = _native_generator(ctx, self._mask_seed)
+        self._mask_host = np.random.default_rng(mask_seq)
+
+    def host_normal(self, shape, scale: float = 1.0) -> np.ndarray:
+        """Standard normal draws times ``scale`` on the host (float64)."""
+        return self.init.standard_normal(shape) * scale
+
+    def host_uniform(self, shape, limit: float) -> np.ndarray:
+        """Uniform draws on ``[-limit, limit)`` on the host (float64)."""
+        return self.init.uniform(-limit, limit, size=shape)
+
+    def permutation(self, n: int):
+        """A random order of ``n`` rows, drawn on the host, moved once to the device."""
+        return self.ctx.asarray(self.shuffle.permutation(n), dtype=self.ctx.xp.int64)
+
+    def uniform_like(self, shape):
+        """Uniform [0, 1) device array of ``ctx.dtype`` for per-step masks."""
+        if self._native is not None:
+            return self._native(shape)
+        return self.ctx.asarray(self._mask_host.random(shape))
+
+    def state(self) -> dict:
+        """Generator states, so a resumed run continues the same streams."""
+        out = {
+            "init": self.init.bit_generator.state,
+            "shuffle": self.shuffle.bit_generator.state,
+            "mask_host": self._mask_host.bit_generator.state,
+        }
+        native_state = getattr(self._native, "get_state", None)
+        if native_state is not None:
+            out["mask_native"] = native_state()
+        return out
+
+    def set_state(self, state: dict) -> None:
+        self.init.bit_generator.state = state["init"]
+        self.shuffle.bit_generator.state = state["shuffle"]
+        self._mask_host.bit_generator.state = state["mask_host"]
+        if "mask_native" in state and hasattr(self._native, "set_state"):
+            self._native.set_state(state["mask_native"])
+
+
+class _TorchUniform:
+    def __init__(self, ctx: Context, seed: int):
+        import torch
+
+        self._torch = torch
+        self.ctx = ctx
+        self.gen = torch.Generator(device=ctx.device)
+        self.gen.manual_seed(seed)
+
+    def __call__(self, shape):
+        return self._torch.rand(
+            shape, generator=self.gen, device=self.ctx.device, dtype=self.ctx.dtype
+        )
+
+    def get_state(self):
+        return self.gen.get_state().cpu().numpy().tolist()
+
+    def set_state(self, state):
+        self.gen.set_state(self._torch.tensor(state, dtype=self._torch.uint8))
+
+
+class _CupyUniform:
+    def __init__(self, ctx: Context, seed: int):
+        import cupy
+
+        self.ctx = ctx
+        with ctx.device:
+            self.gen = cupy.random.RandomState(seed)
+
+    def __call__(self, shape):
+        with self.ctx.device:
+            return self.gen.random_sample(shape, dtype=self.ctx.dtype)
+
+
+def _native_generator(ctx: Context, seed: int):
+    """The backend's own uniform generator, or ``None`` to use the host fallback."""
+    if ctx.name == "torch":
+        return _TorchUniform(ctx, seed)
+    if ctx.name == "cupy":
+        return _CupyUniform(ctx, seed)
+    return None
