@@ -209,6 +209,11 @@ def _namespace_name(x) -> str | None:
     return None
 
 
+def is_host_array(x) -> bool:
+    """True for NumPy arrays, lists, scalars and DataFrames (anything not on a device)."""
+    return _namespace_name(x) in (None, "numpy")
+
+
 def to_numpy(x) -> np.ndarray:
     """Convert an array of any supported backend (or a list / scalar) to a NumPy array.
 

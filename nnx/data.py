@@ -62,6 +62,10 @@ class TargetEncoder:
             classes = np.unique(labels)
         except TypeError as exc:
             raise ValueError(f"class labels must be sortable (one type); {exc}") from None
+        if self.task == "binary" and classes.dtype.kind in "biuf" and np.all(
+                (classes == 0) | (classes == 1)):
+            # 0/1 targets of a sigmoid output: both classes exist even if a batch has one
+            classes = np.array([0, 1], dtype=classes.dtype)
         if classes.shape[0] < 2:
             raise ValueError(
                 f"y has only one class ({classes[0]!r}); a classifier needs at least two"

@@ -10,7 +10,7 @@ from . import activations as _activations
 from . import initializers
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .backend import get_context, to_device, to_namespace_of, to_numpy
+from .backend import get_context, is_host_array, to_device, to_namespace_of, to_numpy
 from .callbacks import Callback, History, ProgressBar
 from .data import TargetEncoder
 from .layers import Dense, Layer
@@ -217,11 +217,11 @@ class Network:
     # ------------------------------------------------------------------ data crossings
 
     def _prepare_X(self, X):
-        if isinstance(X, (list, tuple)) or not self.ctx.owns(X):
-            X = check_features(X, n_features=self.input_dim)
-        else:
-            # already on this backend: check shape cheaply; finiteness costs one sync per call
+        if self.ctx.owns(X) and not is_host_array(X):
+            # already on the device: checked there (finiteness costs one sync per call)
             check_features_on_device(X, self.ctx, self.input_dim)
+        else:
+            X = check_features(X, n_features=self.input_dim)
         if not self.built:
             self.build(int(X.shape[1]))
         return to_device(X, self.ctx)

@@ -145,6 +145,8 @@ def check_targets(y, n_samples: int, name="y") -> np.ndarray:
 def check_features_on_device(X, ctx, n_features=None):
     """Shape and finiteness checks for an array already on the network's backend."""
     xp = ctx.xp
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise ValueError(f"X must be real and numeric; got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {tuple(X.shape)}")
     if X.shape[0] == 0 or X.shape[1] == 0:

@@ -1,0 +1,95 @@
+"""Backend resolution, boundary crossings and device discipline."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx.backend import get_context, to_device, to_numpy
+
+
+def test_unknown_backend_names_the_choices():
+    with pytest.raises(ValueError, match="unknown backend 'jax'.*numpy, cupy, torch"):
+        nnx.Network([2, 1], backend="jax")
+
+
+def test_bad_dtype_and_device_are_clear_errors():
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
+        get_context("numpy", dtype="float16")
+    with pytest.raises(ValueError, match="CPU only"):
+        get_context("numpy", device="cuda:0")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
+def test_missing_cupy_says_how_to_install():
+    with pytest.raises(ImportError, match="pip install"):
+        nnx.Network([2, 1], backend="cupy")
+
+
+def test_torch_cuda_without_gpu_is_an_import_error(torch):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the error path cannot be exercised")
+    with pytest.raises(ImportError, match="CUDA"):
+        nnx.Network([2, 1], backend="torch", device="cuda:0")
+
+
+def test_available_backends_lists_what_works():
+    names = nnx.available_backends()
+    assert names[0] == "numpy"
+    for name in names:
+        get_context(name)
+
+
+def test_context_is_resolved_once_and_frozen(backend):
+    net = nnx.Network([2, 3, 1], **backend.kwargs)
+    assert net.ctx.name == backend.name
+    assert all(layer.ctx is net.ctx for layer in net.layers)
+    with pytest.raises(AttributeError):
+        net.ctx.name = "numpy"
+
+
+def test_parameters_live_on_the_requested_device_and_dtype(backend):
+    for dtype in ("float32", "float64"):
+        net = nnx.Network([2, 3, 1], dtype=dtype, **backend.kwargs)
+        ctx = net.ctx
+        for p in net.parameters().values():
+            assert p.dtype == ctx.dtype
+            assert str(p.device) == str(ctx.device)
+
+
+def test_to_numpy_and_to_device_round_trip(backend):
+    ctx = backend.context("float64")
+    host = np.arange(6.0).reshape(2, 3)
+    dev = to_device(host, ctx)
+    assert ctx.owns(dev)
+    np.testing.assert_array_equal(to_numpy(dev), host)
+    again = to_device(dev, ctx)
+    np.testing.assert_array_equal(to_numpy(again), host)
+    np.testing.assert_array_equal(to_numpy([[1, 2]]), np.array([[1, 2]]))
+
+
+def test_results_come_back_in_the_namespace_of_the_input(backend):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = (X[:, 0] > 0).astype(int)
+    net = nnx.Network([2, 4, 1], seed=0, **backend.kwargs)
+    net.fit(X, y, epochs=2)
+    # NumPy in -> NumPy out, whatever the backend computes on
+    assert isinstance(net.predict_proba(X), np.ndarray)
+    assert isinstance(net.predict(X), np.ndarray)
+    assert isinstance(net.forward(X), np.ndarray)
+    # backend array in -> backend array out, on the network's device
+    Xd = to_device(X, net.ctx)
+    for out in (net.predict_proba(Xd), net.predict(Xd), net.forward(Xd)):
+        assert net.ctx.owns(out)
+        assert str(out.device) == str(net.ctx.device)
+    np.testing.assert_array_equal(to_numpy(net.predict(Xd)), net.predict(X))
+
+
+def test_torch_tensor_input_to_numpy_network(torch):
+    X = np.random.default_rng(1).normal(size=(20, 2))
+    y = (X[:, 1] > 0).astype(int)
+    net = nnx.Network([2, 4, 1], seed=0)
+    net.fit(torch.tensor(X), torch.tensor(y), epochs=2)
+    out = net.predict_proba(torch.tensor(X))
+    assert isinstance(out, np.ndarray)  # a torch tensor is foreign to a NumPy network

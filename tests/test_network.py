@@ -1,0 +1,205 @@
+"""The Network API: construction, training modes, reproducibility, cross-backend agreement."""
+
+import io
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx.layers import Dense
+
+
+def _moons(n=200, seed=0):
+    from sklearn.datasets import make_moons
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_moons(n_samples=n, noise=0.2, random_state=seed)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_layer_sizes_form_builds_the_lesson_network(backend):
+    net = nnx.Network([2, 16, 8, 1], activation="relu", learning_rate=0.1, seed=0,
+                      **backend.kwargs)
+    shapes = {k: tuple(v.shape) for k, v in net.parameters().items()}
+    assert shapes == {
+        "layers.0.W": (2, 16), "layers.0.b": (16,),
+        "layers.1.W": (16, 8), "layers.1.b": (8,),
+        "layers.2.W": (8, 1), "layers.2.b": (1,),
+    }
+    assert [type(layer.activation).__name__ for layer in net.layers] == ["ReLU", "ReLU", "NoneType"]
+    assert net.loss_.name == "binary_crossentropy"
+    assert nnx.Network([2, 3, 4], **backend.kwargs).loss_.name == "categorical_crossentropy"
+
+
+def test_default_initialization_follows_the_activation():
+    def std(activation, **kw):
+        net = nnx.Network([400, 300, 1], activation=activation, seed=0, **kw)
+        return float(np.std(nnx.to_numpy(net.parameters()["layers.0.W"])))
+
+    assert std("relu") == pytest.approx(np.sqrt(2 / 400), rel=0.02)          # He
+    assert std("tanh") == pytest.approx(np.sqrt(2 / 700), rel=0.02)          # Glorot
+    assert std("tanh", kernel_initializer="lecun_normal") == pytest.approx(np.sqrt(1 / 400), rel=0.02)
+    # the output layer uses the network activation's rule too (as the lesson does)
+    net = nnx.Network([400, 300, 1], activation="relu", seed=0)
+    assert float(np.std(nnx.to_numpy(net.parameters()["layers.1.W"]))) == pytest.approx(
+        np.sqrt(2 / 300), rel=0.1)
+
+
+def test_same_seed_same_initial_weights_on_every_backend(backend):
+    reference = nnx.Network([3, 7, 2], seed=123).parameters()
+    other = nnx.Network([3, 7, 2], seed=123, **backend.kwargs).parameters()
+    for name, p in reference.items():
+        np.testing.assert_array_equal(nnx.to_numpy(other[name]), p)
+
+
+def test_seed_makes_training_bit_reproducible(backend):
+    X, y = _moons(100)
+    runs = []
+    for _ in range(2):
+        net = nnx.Network([2, 8, 1], seed=7, learning_rate=0.1, **backend.kwargs)
+        net.fit(X, y, epochs=5, batch_size=16)
+        runs.append({k: nnx.to_numpy(v) for k, v in net.parameters().items()})
+    for name in runs[0]:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
+def test_cross_backend_predictions_agree(backend):
+    X, y = _moons(120)
+    ref = nnx.Network([2, 16, 8, 1], seed=3, learning_rate=0.1)
+    ref.fit(X, y, epochs=20, batch_size=32)
+    net = nnx.Network([2, 16, 8, 1], seed=3, learning_rate=0.1, **backend.kwargs)
+    net.fit(X, y, epochs=20, batch_size=32)
+    np.testing.assert_allclose(net.predict_proba(X), ref.predict_proba(X), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(net.predict(X), ref.predict(X))
+
+
+@pytest.mark.parametrize("batch_size,steps_per_epoch", [(None, 1), (1, 50), (16, 4), (50, 1),
+                                                        (500, 1)])
+def test_three_gradient_descent_modes(batch_size, steps_per_epoch, backend):
+    X, y = _moons(50)
+    net = nnx.Network([2, 8, 1], seed=0, learning_rate=0.05, **backend.kwargs)
+    history = net.fit(X, y, epochs=3, batch_size=batch_size)
+    assert net.optimizer.iterations == 3 * steps_per_epoch
+    assert len(history.history["loss"]) == 3
+    assert all(isinstance(v, float) for v in history.history["loss"])
+
+
+def test_full_batch_step_equals_the_gradient_descent_formula(backend):
+    X, y = _moons(40)
+    net = nnx.Network([2, 5, 1], seed=1, learning_rate=0.3, dtype="float64", **backend.kwargs)
+    before = {k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()}
+    _, grads = net.gradients(X, y)
+    net.fit(X, y, epochs=1, batch_size=None, shuffle=False)
+    for name, p in net.parameters().items():
+        np.testing.assert_allclose(nnx.to_numpy(p), before[name] - 0.3 * nnx.to_numpy(grads[name]),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_training_reaches_the_lesson_accuracy_on_moons(backend):
+    X, y = _moons(200, seed=42)
+    net = nnx.Network([2, 16, 8, 1], activation="relu", learning_rate=0.1, seed=0,
+                      **backend.kwargs)
+    history = net.fit(X[:140], y[:140], epochs=100, batch_size=32)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 3
+    assert net.evaluate(X[140:], y[140:])["accuracy"] >= 0.9
+
+
+def test_train_step_forward_and_gradients_api(backend):
+    X, y = _moons(32)
+    net = nnx.Network([2, 4, 1], seed=0, learning_rate=0.1, **backend.kwargs)
+    loss0, grads = net.gradients(X, y)
+    assert isinstance(loss0, float) and set(grads) == set(net.parameters())
+    loss_step = net.train_step(X, y)
+    assert loss_step == pytest.approx(loss0, rel=1e-5)
+    assert net.gradients(X, y)[0] < loss0
+    logits, caches = net.forward(X, return_cache=True)
+    assert logits.shape == (32, 1) and len(caches) == 2
+    np.testing.assert_allclose(nnx.to_numpy(caches[0].a),
+                               np.maximum(nnx.to_numpy(caches[0].z), 0), rtol=1e-6)
+
+
+def test_labels_of_any_type_and_proba_columns(backend):
+    X, y = _moons(80)
+    names = np.array(["cat", "dog"])[y]
+    net = nnx.Network([2, 8, 1], seed=0, learning_rate=0.1, **backend.kwargs)
+    net.fit(X, names, epochs=30)
+    assert list(net.classes_) == ["cat", "dog"]
+    pred = net.predict(X)
+    assert pred.dtype.kind == "U" and set(pred) <= {"cat", "dog"}
+    proba = net.predict_proba(X)
+    assert proba.shape == (80, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(np.where(proba[:, 1] > 0.5, "dog", "cat"), pred)
+
+
+def test_multiclass_with_integer_labels(backend):
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 3], [3, 0], [-3, -3]])
+    y = rng.integers(0, 3, size=150) + 5  # labels 5, 6, 7
+    X = centers[y - 5] + rng.normal(size=(150, 2))
+    net = nnx.Network([2, 16, 3], seed=0, learning_rate=0.1, **backend.kwargs)
+    net.fit(X, y, epochs=30)
+    assert list(net.classes_) == [5, 6, 7]
+    assert net.evaluate(X, y)["accuracy"] > 0.9
+    assert net.score(X, y) == net.evaluate(X, y)["accuracy"]
+    assert set(np.unique(net.predict(X))) <= {5, 6, 7}
+
+
+def test_regression_predict_shape(backend):
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ np.array([1.0, -1.0, 2.0])
+    net = nnx.Network([3, 16, 1], loss="mse", seed=0, learning_rate=0.05, **backend.kwargs)
+    net.fit(X, y, epochs=60, batch_size=16)
+    assert net.predict(X).shape == (60,)
+    assert net.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="predict_proba is for classifiers"):
+        net.predict_proba(X)
+
+
+def test_layer_objects_form_with_lazy_build(backend):
+    X, y = _moons(40)
+    net = nnx.Network([Dense(8, activation="tanh"), Dense(1)], seed=0, **backend.kwargs)
+    assert not net.built
+    net.fit(X, y, epochs=1)
+    assert net.input_dim == 2 and net.parameters()["layers.0.W"].shape == (2, 8)
+
+
+def test_verbose_progress_bar_reports_the_loss(backend):
+    X, y = _moons(40)
+    stream = io.StringIO()
+    net = nnx.Network([2, 4, 1], seed=0, **backend.kwargs)
+    cb = nnx.callbacks.ProgressBar(3, stream=stream)
+    net.fit(X, y, epochs=3, callbacks=[cb])
+    assert "loss=" in stream.getvalue()
+
+
+def test_history_and_callbacks_stop_training(backend):
+    X, y = _moons(40)
+
+    class StopAtTwo(nnx.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.network.stop_training = True
+
+    net = nnx.Network([2, 4, 1], seed=0, **backend.kwargs)
+    history = net.fit(X, y, epochs=10, callbacks=[StopAtTwo()])
+    assert history.epoch == [0, 1]
+    net.fit(X, y, epochs=2)
+    assert len(net.history_.history["loss"]) == 4
+
+
+def test_set_parameters_moves_numpy_to_the_device(backend):
+    net = nnx.Network([2, 3, 1], **backend.kwargs)
+    net.set_parameters({"layers.0.W": np.ones((2, 3))})
+    W = net.parameters()["layers.0.W"]
+    assert net.ctx.owns(W) and W.dtype == net.ctx.dtype
+    np.testing.assert_array_equal(nnx.to_numpy(W), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        net.set_parameters({"layers.0.W": np.ones((3, 2))})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        net.set_parameters({"layers.9.W": np.ones((3, 2))})
+
+
+def test_summary_counts_parameters():
+    text = nnx.Network([2, 16, 8, 1]).summary()
+    assert "total parameters: 193" in text
