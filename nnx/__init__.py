@@ -6,17 +6,28 @@ array_api_strict, chosen by ``Network(..., backend=...)``.
 
 __version__ = "0.1.0"
 
-from . import activations, callbacks, initializers, layers, losses, optimizers
+from . import activations, callbacks, initializers, layers, losses, optimizers, regularizers
+from . import schedules
 from .backend import available_backends, get_context, to_numpy
-from .callbacks import History
-from .layers import Dense
+from .callbacks import EarlyStopping, History, ReduceLROnPlateau
+from .layers import BatchNorm, Dense, Dropout, LayerNorm, Residual
+from .lr_finder import lr_find
 from .network import Network
 from .testing import check_gradients
 
 __all__ = [
     "Network",
     "Dense",
+    "Dropout",
+    "BatchNorm",
+    "LayerNorm",
+    "Residual",
+    "EarlyStopping",
+    "ReduceLROnPlateau",
+    "lr_find",
+    "schedules",
     "History",
+    "regularizers",
     "activations",
     "available_backends",
     "callbacks",

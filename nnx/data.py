@@ -45,9 +45,28 @@ class TargetEncoder:
 
     # ------------------------------------------------------------------ learning the labels
 
-    def fit(self, y: np.ndarray) -> "TargetEncoder":
+    def fit(self, y: np.ndarray, classes=None) -> "TargetEncoder":
+        """Learn the target kind and the label set from ``y`` (host NumPy array).
+
+        Parameters
+        ----------
+        y : numpy.ndarray, shape (n_samples,) or (n_samples, k)
+        classes : array-like, optional
+            Every label the classifier will ever see, for training in chunks whose first
+            chunk may lack some classes (scikit-learn's ``partial_fit(..., classes=)``).
+            Default: the labels present in ``y``.
+
+        Raises
+        ------
+        ValueError
+            Fewer than two classes, labels of mixed unsortable types, labels of ``y`` not in
+            ``classes``, a label count that does not fit the network's outputs, a 2-D ``y``
+            that is not 0/1.
+        """
         k = self.n_outputs
         if self.task == "regression":
+            if classes is not None:
+                raise ValueError("classes= is for classifiers; this network does regression")
             if y.dtype.kind not in "biuf":
                 raise ValueError(f"regression targets must be numeric; got dtype {y.dtype}")
             width = 1 if y.ndim == 1 else y.shape[1]
@@ -56,19 +75,26 @@ class TargetEncoder:
             self.kind = "regression"
             return self
         if y.ndim == 2 and y.shape[1] > 1:
+            if classes is not None and len(classes) != y.shape[1]:
+                raise ValueError(
+                    f"classes has {len(classes)} entries but the 2-D y has {y.shape[1]} columns"
+                )
             return self._fit_matrix(y)
         labels = y.ravel()
+        declared = classes is not None
         try:
-            classes = np.unique(labels)
+            classes = np.unique(np.asarray(classes) if declared else labels)
         except TypeError as exc:
             raise ValueError(f"class labels must be sortable (one type); {exc}") from None
-        if self.task == "binary" and classes.dtype.kind in "biuf" and np.all(
-                (classes == 0) | (classes == 1)):
+        if (not declared and self.task == "binary" and classes.dtype.kind in "biuf"
+                and np.all((classes == 0) | (classes == 1))):
             # 0/1 targets of a sigmoid output: both classes exist even if a batch has one
             classes = np.array([0, 1], dtype=classes.dtype)
-        if classes.shape[0] < 2:
+        if classes.ndim != 1 or classes.shape[0] < 2:
+            shown = classes.tolist()
             raise ValueError(
-                f"y has only one class ({classes[0]!r}); a classifier needs at least two"
+                f"y has only one class ({shown[0] if shown else None!r}); a classifier needs at "
+                "least two (pass classes= with every label when training in chunks)"
             )
         if k == 1 and classes.shape[0] == 2:
             self.kind = "binary"
@@ -84,6 +110,7 @@ class TargetEncoder:
                 f"y has {classes.shape[0]} classes but the network has {k} outputs; they must match"
             )
         self.classes_ = classes
+        self.indices(labels)  # every label of y must be one of the declared classes
         return self
 
     def _fit_matrix(self, y):
@@ -107,13 +134,20 @@ class TargetEncoder:
     def indices(self, y: np.ndarray) -> np.ndarray:
         """Integer class index of every label (1-D labels only)."""
         labels = y.ravel()
-        idx = np.searchsorted(self.classes_, labels)
+        try:
+            idx = np.searchsorted(self.classes_, labels)
+        except TypeError:  # labels of another type than the classes (str vs int)
+            raise ValueError(
+                f"y contains labels of type {labels.dtype} but the classes are "
+                f"{self.classes_!r}"
+            ) from None
         idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
         unseen = self.classes_[idx] != labels
         if np.any(unseen):
             raise ValueError(
-                f"y contains labels not seen at the first fit: {np.unique(labels[unseen])[:5]!r}; "
-                f"known classes are {self.classes_!r}"
+                f"y contains labels that are not among the classes learned at the first fit: "
+                f"{np.unique(labels[unseen])[:5]!r}; known classes are {self.classes_!r} "
+                "(declare every class up front with classes= when training in chunks)"
             )
         return idx
 
@@ -123,12 +157,60 @@ class TargetEncoder:
         if self.kind == "regression":
             return ctx.asarray(y.reshape(y.shape[0], -1))
         if y.ndim == 2 and y.shape[1] > 1:
+            if self.kind not in ("multiclass", "multilabel") or y.shape[1] != self.n_outputs:
+                raise ValueError(
+                    f"a 2-D y with {y.shape[1]} columns does not fit this {self.kind} network "
+                    f"with {self.n_outputs} output(s)"
+                )
+            if y.dtype.kind not in "biuf" or not np.all((y == 0) | (y == 1)):
+                raise ValueError("a 2-D y must be a one-hot or multilabel matrix of 0s and 1s")
             return ctx.asarray(y)
+        if self.kind == "multilabel":
+            raise ValueError(
+                f"this multilabel network needs a 2-D 0/1 y with {self.n_outputs} columns; "
+                f"got shape {y.shape}"
+            )
         idx = ctx.asarray(self.indices(y), dtype=xp.int64)
         if self.kind == "binary":
             return xp.reshape(xp.astype(idx, ctx.dtype), (-1, 1))
         classes = xp.arange(self.classes_.shape[0], dtype=xp.int64, device=ctx.device)
         return xp.astype(idx[:, None] == classes, ctx.dtype)
+
+    def class_weights(self, class_weight, y: np.ndarray) -> np.ndarray:
+        """Per-row weight from a ``{label: weight}`` dict or ``"balanced"``.
+
+        ``"balanced"`` is scikit-learn's ``n_samples / (n_classes * count(class))`` over the
+        rows of ``y``. A label missing from the dict weighs 1.
+
+        Raises
+        ------
+        ValueError
+            Regression or multilabel targets, a label that is not a class, a negative weight.
+        """
+        if self.kind not in ("binary", "multiclass"):
+            raise ValueError(f"class_weight needs a binary or multi-class problem, not {self.kind}")
+        idx = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else self.indices(y)
+        k = self.classes_.shape[0]
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
+            counts = np.bincount(idx, minlength=k).astype(np.float64)
+            per_class = np.where(counts > 0, idx.shape[0] / (k * np.maximum(counts, 1)), 0.0)
+        elif isinstance(class_weight, dict):
+            per_class = np.ones(k)
+            for label, weight in class_weight.items():
+                where = np.flatnonzero(self.classes_ == label)
+                if where.size == 0:
+                    raise ValueError(
+                        f"class_weight has a label {label!r} that is not a class; classes are "
+                        f"{self.classes_.tolist()!r}"
+                    )
+                if not (isinstance(weight, (int, float)) and weight >= 0 and np.isfinite(weight)):
+                    raise ValueError(f"class_weight[{label!r}] must be a non-negative number")
+                per_class[where[0]] = float(weight)
+        else:
+            raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
+        return per_class[idx]
 
     # ------------------------------------------------------------------ decoding
 

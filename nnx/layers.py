@@ -18,7 +18,9 @@ from typing import NamedTuple
 
 from . import activations as _activations
 from . import initializers
+from . import regularizers as _regularizers
 from .backend import Context
+from .validation import check_number
 
 
 class DenseCache(NamedTuple):
@@ -57,6 +59,10 @@ class Layer:
         self.ctx, self.input_dim, self.output_dim = ctx, in_dim, in_dim
         return in_dim
 
+    def sublayers(self) -> list:
+        """Layers nested inside this one (for blocks such as :class:`Residual`)."""
+        return []
+
     def forward(self, x, *, training: bool = False):
         raise NotImplementedError("abstract method: subclasses define forward")
 
@@ -88,10 +94,19 @@ class Dense(Layer):
         Default: He normal for the ReLU family, Glorot normal otherwise (see
         :func:`nnx.initializers.default_for`).
     use_bias : bool, default True
+    kernel_regularizer : Regularizer, optional
+        Penalty on ``W`` added to the loss (:mod:`nnx.regularizers`); biases are not penalised.
+    kernel_constraint : callable, optional
+        Applied to ``W`` after every update, e.g. :class:`~nnx.regularizers.MaxNorm`.
     """
 
-    def __init__(self, units: int, activation=None, kernel_initializer=None, use_bias=True):
+    def __init__(self, units: int, activation=None, kernel_initializer=None, use_bias=True,
+                 kernel_regularizer=None, kernel_constraint=None):
         super().__init__()
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        if kernel_constraint is not None and not callable(kernel_constraint):
+            raise ValueError(f"kernel_constraint must be callable (e.g. MaxNorm(3)); got {kernel_constraint!r}")
+        self.kernel_constraint = kernel_constraint
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"Dense units must be a positive integer; got {units!r}")
         self.units = units
@@ -117,7 +132,10 @@ class Dense(Layer):
         p = self.params
         z = x @ p["W"]
         if self.use_bias:
-            z = z + p["b"]
+            if self.ctx.writeable:
+                z += p["b"]  # z is a fresh product: add in place, one temporary less
+            else:
+                z = z + p["b"]
         if self.activation is None:
             return z, DenseCache(x, z, z)
         a = self.activation.forward(self.ctx.xp, z)
@@ -145,6 +163,10 @@ class Dense(Layer):
             if isinstance(self.kernel_initializer, (str, type(None)))
             else initializers.name_of(self.kernel_initializer),
             "use_bias": self.use_bias,
+            "kernel_regularizer": None if self.kernel_regularizer is None
+            else {"name": type(self.kernel_regularizer).__name__, **self.kernel_regularizer.get_config()},
+            "kernel_constraint": None if self.kernel_constraint is None
+            else {"name": type(self.kernel_constraint).__name__, **self.kernel_constraint.get_config()},
         }
 
 
@@ -172,6 +194,228 @@ class Activation(Layer):
 
     def get_config(self):
         return {"activation": _activation_config(self.activation)}
+
+
+class Dropout(Layer):
+    r"""Inverted dropout (Srivastava et al. 2014).
+
+    In training each unit is kept with probability :math:`1 - r` and scaled by
+    :math:`1 / (1 - r)`, so the expected activation is unchanged and prediction needs no
+    rescaling: at ``training=False`` the layer is the identity. Masks come from the backend's
+    own generator where it has one (no host round trip per step on a GPU), seeded from the
+    network's ``seed``.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability of dropping a unit.
+    """
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = check_number("Dropout rate", rate, low=0, high=1, high_open=True)
+
+    def build(self, in_dim, ctx, rng):
+        self.rng = rng
+        return super().build(in_dim, ctx, rng)
+
+    def forward(self, x, *, training=False):
+        if not training or self.rate == 0.0:
+            return x, None
+        keep = self.rng.uniform_like(tuple(x.shape)) >= self.rate
+        mask = self.ctx.xp.astype(keep, x.dtype) * (1.0 / (1.0 - self.rate))
+        return x * mask, mask
+
+    def backward(self, cache, dy, need_dx=True):
+        return (dy if cache is None else dy * cache), {}
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+class _Normalization(Layer):
+    r"""Shared parts of BatchNorm and LayerNorm: the affine map and its gradient.
+
+    With :math:`\hat x` the normalized input, :math:`y = \gamma \hat x + \beta`, and the
+    normalization's backward along the reduced axis is
+
+    .. math:: dx = \frac{1}{\sigma} \left(d\hat x - \overline{d\hat x}
+              - \hat x\, \overline{d\hat x \odot \hat x}\right)
+
+    (bars are means over that axis), which is what both subclasses use in training mode.
+    """
+
+    axis = 0
+
+    def __init__(self, epsilon: float, affine: bool):
+        super().__init__()
+        self.epsilon = check_number("epsilon", epsilon, low=0, low_open=True)
+        self.affine = bool(affine)
+
+    def build(self, in_dim, ctx, rng):
+        super().build(in_dim, ctx, rng)
+        if self.affine:
+            self.params = {"gamma": ctx.ones((in_dim,)), "beta": ctx.zeros((in_dim,))}
+        return in_dim
+
+    def _affine(self, xhat):
+        return xhat * self.params["gamma"] + self.params["beta"] if self.affine else xhat
+
+    def _backward_normalized(self, xhat, inv, dy, batch_stats):
+        xp = self.ctx.xp
+        grads = {}
+        dxhat = dy
+        if self.affine:
+            grads = {"gamma": xp.sum(dy * xhat, axis=0), "beta": xp.sum(dy, axis=0)}
+            dxhat = dy * self.params["gamma"]
+        if not batch_stats:  # fixed statistics: an affine map
+            return dxhat * inv, grads
+        mean_d = xp.mean(dxhat, axis=self.axis, keepdims=True)
+        mean_dx = xp.mean(dxhat * xhat, axis=self.axis, keepdims=True)
+        return inv * (dxhat - mean_d - xhat * mean_dx), grads
+
+
+class BatchNorm(_Normalization):
+    r"""Batch normalization over features (Ioffe & Szegedy 2015), as ``torch.nn.BatchNorm1d``.
+
+    Training: :math:`\hat x = (x - \mu_B) / \sqrt{\sigma_B^2 + \epsilon}` with the batch mean
+    and biased variance; running statistics are updated as
+    :math:`r \leftarrow (1 - m) r + m s` with the *unbiased* batch variance (as torch).
+    Evaluation (``training=False``) normalizes with the running statistics.
+
+    Parameters
+    ----------
+    momentum : float in (0, 1], default 0.1
+    epsilon : float > 0, default 1e-5
+    affine : bool, default True
+        Learn a scale ``gamma`` and shift ``beta`` per feature.
+    """
+
+    def __init__(self, momentum: float = 0.1, epsilon: float = 1e-5, affine: bool = True):
+        super().__init__(epsilon, affine)
+        self.momentum = check_number("BatchNorm momentum", momentum, low=0, high=1, low_open=True)
+
+    #: a training batch must have at least this many rows (checked by ``fit`` up front)
+    min_batch_size = 2
+
+    def build(self, in_dim, ctx, rng):
+        super().build(in_dim, ctx, rng)
+        self.state = {"running_mean": ctx.zeros((in_dim,)), "running_var": ctx.ones((in_dim,))}
+        return in_dim
+
+    def forward(self, x, *, training=False):
+        xp = self.ctx.xp
+        if not training:
+            inv = 1.0 / xp.sqrt(self.state["running_var"] + self.epsilon)
+            xhat = (x - self.state["running_mean"]) * inv
+            return self._affine(xhat), (xhat, inv, False)
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(
+                "BatchNorm needs at least 2 samples per batch in training mode; got 1 "
+                "(change batch_size so that no batch has a single row)"
+            )
+        mean = xp.mean(x, axis=0)
+        centered = x - mean
+        var = xp.mean(centered * centered, axis=0)
+        inv = 1.0 / xp.sqrt(var + self.epsilon)
+        xhat = centered * inv
+        m = self.momentum
+        self.state["running_mean"] = (1.0 - m) * self.state["running_mean"] + m * mean
+        self.state["running_var"] = (1.0 - m) * self.state["running_var"] + (m * n / (n - 1)) * var
+        return self._affine(xhat), (xhat, inv, True)
+
+    def backward(self, cache, dy, need_dx=True):
+        xhat, inv, batch_stats = cache
+        return self._backward_normalized(xhat, inv, dy, batch_stats)
+
+    def get_config(self):
+        return {"momentum": self.momentum, "epsilon": self.epsilon, "affine": self.affine}
+
+
+class LayerNorm(_Normalization):
+    r"""Layer normalization (Ba et al. 2016), as ``torch.nn.LayerNorm(features)``:
+    each sample is normalized over its features,
+    :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}`, the same in training and evaluation.
+
+    Parameters
+    ----------
+    epsilon : float > 0, default 1e-5
+    affine : bool, default True
+    """
+
+    axis = 1
+
+    def __init__(self, epsilon: float = 1e-5, affine: bool = True):
+        super().__init__(epsilon, affine)
+
+    def forward(self, x, *, training=False):
+        xp = self.ctx.xp
+        centered = x - xp.mean(x, axis=1, keepdims=True)
+        var = xp.mean(centered * centered, axis=1, keepdims=True)
+        inv = 1.0 / xp.sqrt(var + self.epsilon)
+        xhat = centered * inv
+        return self._affine(xhat), (xhat, inv)
+
+    def backward(self, cache, dy, need_dx=True):
+        xhat, inv = cache
+        return self._backward_normalized(xhat, inv, dy, True)
+
+    def get_config(self):
+        return {"epsilon": self.epsilon, "affine": self.affine}
+
+
+class Residual(Layer):
+    r"""A skip connection around a block: :math:`y = x + f(x)` (He et al. 2016).
+
+    The gradient reaches the input both through the block and unchanged along the identity
+    path, :math:`dx = dy + J_f^	op dy`, which is why deep residual stacks do not suffer the
+    vanishing gradients of plain deep sigmoid/tanh networks.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The block; its output width must equal its input width. Parameters are named
+        ``"layers.i.layers.j.W"``.
+    """
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise ValueError(f"Residual needs a non-empty list of layers; got {layers!r}")
+
+    def sublayers(self):
+        return self.layers
+
+    def build(self, in_dim, ctx, rng):
+        dim = in_dim
+        for layer in self.layers:
+            dim = layer.build(dim, ctx, rng)
+        if dim != in_dim:
+            raise ValueError(
+                f"Residual block must keep the width: input {in_dim}, output {dim}"
+            )
+        return super().build(in_dim, ctx, rng)
+
+    def forward(self, x, *, training=False):
+        h, caches = x, []
+        for layer in self.layers:
+            h, cache = layer.forward(h, training=training)
+            caches.append(cache)
+        return x + h, caches
+
+    def backward(self, cache, dy, need_dx=True):
+        grads, d = {}, dy
+        for j in range(len(self.layers) - 1, -1, -1):
+            d, layer_grads = self.layers[j].backward(cache[j], d, need_dx=True)
+            for key, g in layer_grads.items():
+                grads[f"layers.{j}.{key}"] = g
+        return dy + d, grads
+
+    def get_config(self):
+        return {"layers": [{"name": type(layer).__name__, **layer.get_config()}
+                           for layer in self.layers]}
 
 
 def _activation_config(activation):

@@ -14,9 +14,11 @@ from .backend import get_context, is_host_array, to_device, to_namespace_of, to_
 from .callbacks import Callback, History, ProgressBar
 from .data import TargetEncoder
 from .layers import Dense, Layer
+from .regularizers import L1L2
 from .random import Random
 from .validation import (
     check_batch_size,
+    check_sample_weight,
     check_features,
     check_features_on_device,
     check_layer_sizes,
@@ -60,6 +62,10 @@ class Network:
     seed : int, optional
         Makes initial weights, shuffling and dropout reproducible; the same seed gives the same
         initial weights on every backend.
+    l1, l2 : float, default 0
+        Network-wide weight penalties: every Dense kernel without its own
+        ``kernel_regularizer`` gets ``L1L2(l1, l2)`` (see :mod:`nnx.regularizers` for how
+        this relates to torch's ``weight_decay`` and scikit-learn's ``alpha``).
 
     Attributes
     ----------
@@ -76,8 +82,10 @@ class Network:
 
     def __init__(self, layers, *, input_dim=None, activation="relu", kernel_initializer=None,
                  loss=None, optimizer="sgd", learning_rate=0.01, backend="numpy", device=None,
-                 dtype="float32", seed=None):
+                 dtype="float32", seed=None, l1=0.0, l2=0.0):
         self.ctx = get_context(backend, device, dtype)
+        self.l1 = check_number("l1", l1, low=0)
+        self.l2 = check_number("l2", l2, low=0)
         self.seed = seed
         self.random = Random(seed, self.ctx)
         layers = list(layers)
@@ -119,17 +127,39 @@ class Network:
         self.n_outputs = dim
         if self.loss_ is None:
             self.loss_ = _losses.get("binary_crossentropy" if dim == 1 else "categorical_crossentropy")
+        leaves = list(self._leaf_layers())
         # (name, owning dict, key) of every parameter, so a step never formats a string
-        self._param_refs = [
-            (f"layers.{i}.{key}", layer.params, key)
-            for i, layer in enumerate(self.layers)
-            for key in layer.params
-        ]
+        self._param_refs = [(f"{prefix}.{key}", layer.params, key)
+                            for prefix, layer in leaves for key in layer.params]
+        self._state_refs = [(f"{prefix}.{key}", layer.state, key)
+                            for prefix, layer in leaves for key in layer.state]
+        # a top-level layer reports gradients under names relative to itself
         self._grad_names = [
-            {key: f"layers.{i}.{key}" for key in layer.params} for i, layer in enumerate(self.layers)
+            {name[len(f"layers.{i}."):]: name for name, _, _ in self._param_refs
+             if name.startswith(f"layers.{i}.")}
+            for i in range(len(self.layers))
         ]
+        shortcut = L1L2(self.l1, self.l2) if (self.l1 or self.l2) else None
+        self._penalties, self._constraints = [], []
+        for prefix, layer in leaves:
+            if not isinstance(layer, Dense):
+                continue
+            if layer.kernel_regularizer is None and shortcut is not None:
+                layer.kernel_regularizer = shortcut
+            if layer.kernel_regularizer is not None:
+                self._penalties.append((f"{prefix}.W", layer.params, layer.kernel_regularizer))
+            if layer.kernel_constraint is not None:
+                self._constraints.append((layer.params, layer.kernel_constraint))
         self.optimizer.build(self.parameters(), self.ctx)
         return self
+
+    def _leaf_layers(self, layers=None, prefix="layers"):
+        """``(name prefix, layer)`` of every layer that holds parameters, nested ones included."""
+        for i, layer in enumerate(self.layers if layers is None else layers):
+            name = f"{prefix}.{i}"
+            yield name, layer
+            if layer.sublayers():
+                yield from self._leaf_layers(layer.sublayers(), f"{name}.layers")
 
     @property
     def built(self) -> bool:
@@ -171,6 +201,25 @@ class Network:
                 )
             owner[key] = self.ctx.asarray(np.array(arr, dtype=self.ctx.dtype_name, copy=True))
 
+    def state(self) -> dict:
+        """Name -> non-trainable arrays (BatchNorm running statistics), live."""
+        self._require_built("state()")
+        return {name: owner[key] for name, owner, key in self._state_refs}
+
+    def _snapshot(self) -> dict:
+        """Copies of every parameter and state array, and the random streams' state."""
+        xp = self.ctx.xp
+        refs = self._param_refs + self._state_refs
+        return {"arrays": {name: xp.asarray(owner[key], copy=True) for name, owner, key in refs},
+                "random": self.random.state()}
+
+    def _restore(self, snapshot: dict) -> None:
+        """Undo everything since :meth:`_snapshot` (optimizer state excepted)."""
+        arrays = snapshot["arrays"]
+        for name, owner, key in self._param_refs + self._state_refs:
+            owner[key] = self.ctx.xp.asarray(arrays[name], copy=True)
+        self.random.set_state(snapshot["random"])
+
     # ------------------------------------------------------------------ forward / backward
 
     def _forward(self, x, training):
@@ -190,28 +239,62 @@ class Network:
         return grads
 
     def _apply_gradients(self, grads: dict) -> None:
-        updated = self.optimizer.step(self.parameters(), grads)
+        # the live arrays by name (parameters() without its per-step built check)
+        params = {name: owner[key] for name, owner, key in self._param_refs}
+        updated = self.optimizer.step(params, grads)
         if not self.ctx.writeable:
             for name, owner, key in self._param_refs:
                 owner[key] = updated[name]
+        for owner, constraint in self._constraints:
+            owner["W"] = constraint(self.ctx.xp, owner["W"])
 
-    def _loss_and_grads(self, xb, yb):
-        """Training-mode objective and its gradients on device arrays (no host sync)."""
+    def _loss_and_grads(self, xb, yb, wb=None):
+        """Training-mode objective and its gradients on device arrays (no host sync).
+
+        The objective is the (weighted) data loss plus every kernel penalty.
+        """
+        xp = self.ctx.xp
         out, caches = self._forward(xb, True)
-        loss, dout = self.loss_.value_and_grad(self.ctx.xp, out, yb)
-        return loss, self._backward(caches, dout)
+        loss, dout = self.loss_.value_and_grad(xp, out, yb, wb)
+        grads = self._backward(caches, dout)
+        for name, owner, reg in self._penalties:
+            loss = loss + reg.penalty(xp, owner["W"])
+            grads[name] = grads[name] + reg.gradient(xp, owner["W"])
+        return loss, grads
 
-    def _objective(self, xb, yb, training):
+    def _objective(self, xb, yb, training, wb=None):
         """The objective alone (what the gradients differentiate), as a device scalar."""
+        xp = self.ctx.xp
         out, _ = self._forward(xb, training)
-        return self.loss_.value(self.ctx.xp, out, yb)
+        loss = self.loss_.value(xp, out, yb, wb)
+        for _, owner, reg in self._penalties:
+            loss = loss + reg.penalty(xp, owner["W"])
+        return loss
 
-    def _train_step(self, xb, yb, grad_callbacks=()):
+    def _train_step(self, xb, yb, grad_callbacks=(), wb=None):
         """One update on device arrays; returns the batch loss as a device scalar (no sync)."""
-        loss, grads = self._loss_and_grads(xb, yb)
+        if self.optimizer.needs_closure:
+            return self._closure_step(xb, yb, wb)
+        loss, grads = self._loss_and_grads(xb, yb, wb)
         for cb in grad_callbacks:
             cb.on_batch_gradients(self.optimizer.iterations, grads)
         self._apply_gradients(grads)
+        return loss
+
+    def _closure_step(self, xb, yb, wb=None):
+        """One step of an optimizer that re-evaluates the objective itself (LBFGS)."""
+        def install(params):
+            for name, owner, key in self._param_refs:
+                owner[key] = params[name]
+
+        def closure(params):
+            install(params)
+            return self._loss_and_grads(xb, yb, wb)
+
+        loss, params = self.optimizer.minimize(closure, self.parameters())
+        install(params)
+        for owner, constraint in self._constraints:
+            owner["W"] = constraint(self.ctx.xp, owner["W"])
         return loss
 
     # ------------------------------------------------------------------ data crossings
@@ -257,7 +340,10 @@ class Network:
         grads : dict
             Keyed like :meth:`parameters`, device arrays.
         """
-        loss, grads = self._loss_and_grads(*self._prepare(X, y))
+        Xd, Yd = self._prepare(X, y)
+        snapshot = self._snapshot()  # running statistics and random streams stay untouched
+        loss, grads = self._loss_and_grads(Xd, Yd)
+        self._restore(snapshot)
         return float(loss), grads
 
     def train_step(self, X, y) -> float:
@@ -266,7 +352,8 @@ class Network:
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None):
+    def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
+            validation_split=None, validation_data=None, sample_weight=None, class_weight=None):
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -277,32 +364,116 @@ class Network:
         epochs : int, default 100
         batch_size : int or None, default 32
             ``None``: full-batch gradient descent; ``1``: pure stochastic; else mini-batches.
+            Ignored by optimizers that re-evaluate the objective (``LBFGS``): they take one
+            full-batch step per epoch.
         shuffle : bool, default True
             Reshuffle the rows before every epoch (order drawn from the network's seed).
         verbose : int, default 0
             ``1`` shows a progress bar (tqdm when installed) with the loss of each epoch.
         callbacks : list of Callback, optional
+            E.g. :class:`~nnx.callbacks.EarlyStopping`.
+        validation_split : float in (0, 1), optional
+            Hold out this fraction of the rows (a random subset drawn from the network's seed)
+            and report ``val_loss`` (and ``val_accuracy``) after every epoch.
+        validation_data : tuple (X_val, y_val), optional
+            Explicit validation set (takes precedence over ``validation_split``).
+        sample_weight : array-like, shape (n_samples,), optional
+            Non-negative weight of every row.
+        class_weight : dict or "balanced", optional
+            Weight per class label; ``"balanced"`` is scikit-learn's
+            ``n_samples / (n_classes * count(class))``. Multiplies ``sample_weight``.
+            Weighted losses follow torch: cross-entropy divides the weighted sum by the sum
+            of weights, element-wise losses (BCE, MSE) by the number of elements.
 
         Returns
         -------
         History
-            ``history.history["loss"]``: mean training loss of each epoch.
+            ``history.history["loss"]``: mean training objective of each epoch (penalties
+            included); ``"val_loss"``, ``"val_accuracy"`` with validation data.
         """
         epochs = check_number("epochs", epochs, low=0, integer=True)
         batch_size = check_batch_size(batch_size)
-        Xd, Yd = self._prepare(X, y)
+        if self.optimizer.needs_closure:
+            batch_size = None  # LBFGS: one full-batch step per epoch
+        for cb in callbacks or []:
+            if not isinstance(cb, Callback):
+                raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {cb!r}")
+        Xd = self._prepare_X(X)
+        n = Xd.shape[0]
+        y_host = check_targets(y, n)
+        Yd = self._prepare_y(y_host, n)
+        Wd = self._sample_weights(sample_weight, class_weight, y_host, n)
+        validation = None
+        if validation_data is not None:
+            validation = self._validation_pair(validation_data)
+        elif validation_split is not None:
+            (Xd, Yd, Wd), validation = self._split(Xd, Yd, Wd, validation_split)
+        self._check_batches(Xd.shape[0], batch_size)
+
         history = History()
         cbs = [history, self.history_] + list(callbacks or [])
         if verbose:
             cbs.append(ProgressBar(epochs))
+        self.metrics_names = ["loss"]
+        if validation is not None:
+            self.metrics_names += ["val_" + key for key in self._metric_keys()]
         for cb in cbs:
-            if not isinstance(cb, Callback):
-                raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {cb!r}")
             cb.set_network(self)
-        self._run_epochs(Xd, Yd, epochs, batch_size, shuffle, cbs)
+        self._run_epochs(Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation)
         return history
 
-    def _run_epochs(self, Xd, Yd, epochs, batch_size, shuffle, cbs):
+    def _metric_keys(self):
+        return ["loss"] if self.targets_.kind == "regression" else ["loss", "accuracy"]
+
+    def _sample_weights(self, sample_weight, class_weight, y_host, n):
+        """Per-row weights as a ``(n, 1)`` device array, or ``None`` (the fast path)."""
+        if sample_weight is None and class_weight is None:
+            return None
+        w = np.ones(n)
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, n)
+        if class_weight is not None:
+            w = w * self.targets_.class_weights(class_weight, y_host)
+        return self.ctx.asarray(w.reshape(n, 1))
+
+    def _validation_pair(self, validation_data):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv = self._prepare_X(validation_data[0])
+        return Xv, self._prepare_y(validation_data[1], Xv.shape[0])
+
+    def _split(self, Xd, Yd, Wd, fraction):
+        """Random train/validation split on the device (the data already crossed once)."""
+        n = Xd.shape[0]
+        fraction = check_number("validation_split", fraction, low=0, high=1, low_open=True,
+                                high_open=True)
+        n_val = int(round(n * fraction))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(
+                f"validation_split={fraction} of {n} rows leaves {n - n_val} for training and "
+                f"{n_val} for validation; both need at least one"
+            )
+        xp = self.ctx.xp
+        order = self.random.shuffle.permutation(n)
+        train_idx = self.ctx.asarray(np.sort(order[n_val:]), dtype=xp.int64)
+        val_idx = self.ctx.asarray(np.sort(order[:n_val]), dtype=xp.int64)
+        take = lambda a, idx: None if a is None else xp.take(a, idx, axis=0)  # noqa: E731
+        train = (take(Xd, train_idx), take(Yd, train_idx), take(Wd, train_idx))
+        return train, (take(Xd, val_idx), take(Yd, val_idx))
+
+    def _check_batches(self, n, batch_size):
+        """Layers that need several rows per batch (BatchNorm) must never get one row."""
+        step = n if batch_size is None else min(batch_size, n)
+        smallest = step if n % step == 0 else n % step
+        for _, layer in self._leaf_layers():
+            need = getattr(layer, "min_batch_size", 1)
+            if smallest < need:
+                raise ValueError(
+                    f"{type(layer).__name__} needs at least {need} rows per training batch, but "
+                    f"{n} rows in batches of {step} leave a batch of {smallest}; change batch_size"
+                )
+
+    def _run_epochs(self, Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation=None):
         xp = self.ctx.xp
         n = Xd.shape[0]
         step = n if batch_size is None else min(batch_size, n)
@@ -316,15 +487,21 @@ class Network:
         for epoch in range(epochs):
             for cb in cbs:
                 cb.on_epoch_begin(epoch)
-            Xe, Ye = Xd, Yd
+            Xe, Ye, We = Xd, Yd, Wd
             if shuffle:
                 perm = self.random.permutation(n)
                 Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
+                if Wd is not None:
+                    We = xp.take(Wd, perm, axis=0)
             total = 0.0
             for start, stop in bounds:
-                loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs)
+                wb = None if We is None else We[start:stop, ...]
+                loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
                 total = total + loss * float(stop - start)
             logs = {"loss": float(total) / n}  # the one host sync of the epoch
+            if validation is not None:
+                scores = self._scores(*validation)
+                logs.update({"val_" + key: value for key, value in scores.items()})
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -377,10 +554,15 @@ class Network:
         return self.targets_.labels(to_numpy(idx))
 
     def evaluate(self, X, y) -> dict:
-        """Loss (and accuracy for classifiers) on ``(X, y)`` in inference mode, as floats."""
+        """Loss (and accuracy for classifiers) on ``(X, y)`` in inference mode, as floats.
+
+        The loss here is the data loss alone (no weight penalties), as Keras reports it.
+        """
         self._require_fitted("evaluate")
+        return self._scores(*self._prepare(X, y))
+
+    def _scores(self, Xd, Yd) -> dict:
         xp = self.ctx.xp
-        Xd, Yd = self._prepare(X, y)
         out, _ = self._forward(Xd, False)
         result = {"loss": float(self.loss_.value(xp, out, Yd))}
         kind = self.targets_.kind
@@ -388,11 +570,11 @@ class Network:
             p = self.loss_.link.forward(xp, out)
             pred = self.targets_.decode(p, xp)
             if kind == "binary":
-                truth = xp.astype(Yd[:, 0], xp.int64)
+                truth = xp.astype(Yd[:, 0] > 0.5, xp.int64)
             elif kind == "multiclass":
                 truth = xp.argmax(Yd, axis=1)
             else:
-                truth = xp.astype(Yd, xp.int64)
+                truth = xp.astype(Yd > 0.5, xp.int64)
             result["accuracy"] = float(xp.mean(xp.astype(pred == truth, self.ctx.dtype)))
         return result
 

@@ -34,7 +34,9 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
     Parameters
     ----------
     net : Network
-        Built (or fittable on ``X``); its parameters are restored afterwards.
+        Built (or fittable on ``X``); its parameters, running statistics and random streams
+        are restored afterwards. Dropout is checked with one fixed mask (the random streams
+        are rewound before every evaluation).
     X, y : array-like
     eps : float
         Finite-difference step.
@@ -57,12 +59,16 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
         When any error exceeds ``rtol`` (unless ``raise_on_error=False``).
     """
     Xd, Yd = net._prepare(X, y)
+    # Every evaluation starts from this snapshot: the same dropout masks and the same
+    # running statistics, so stochastic layers are checked with a fixed mask.
+    snapshot = net._snapshot()
     _, grads = net._loss_and_grads(Xd, Yd)
     analytic = {name: to_numpy(g).astype(np.float64) for name, g in grads.items()}
     original = {name: to_numpy(p).astype(np.float64) for name, p in net.parameters().items()}
     rng = np.random.default_rng(seed)
 
     def objective(params):
+        net._restore(snapshot)
         net.set_parameters(params)
         return float(net._objective(Xd, Yd, True))
 
@@ -79,7 +85,6 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
                 plus[idx] += eps
                 minus[idx] -= eps
                 numeric[j] = (objective({name: plus}) - objective({name: minus})) / (2 * eps)
-                net.set_parameters({name: p0})
             a = analytic[name].ravel()[flat]
             errors[name] = float(np.max(_relative_error(a, numeric, rtol, atol)))
         worst = 0.0
@@ -92,7 +97,7 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
             worst = max(worst, float(_relative_error(exact, numeric, rtol, atol)))
         errors["directional"] = worst
     finally:
-        net.set_parameters(original)
+        net._restore(snapshot)
     failed = {k: v for k, v in errors.items() if v > rtol}
     if failed and raise_on_error:
         raise GradientCheckError(f"gradient check failed (rtol={rtol}): {failed}")

@@ -155,3 +155,18 @@ def check_features_on_device(X, ctx, n_features=None):
         raise ValueError(f"X has {X.shape[1]} features, but the network was built for {n_features}")
     if xp.isdtype(X.dtype, "real floating") and not bool(xp.all(xp.isfinite(X))):
         raise ValueError("X contains NaN or inf; clean or impute it before training")
+
+
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
+    """Per-row weights: 1-D, one per row, finite and non-negative, not all zero."""
+    w = _host(sample_weight, "sample_weight")
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must be numeric; got dtype {w.dtype}")
+    w = w.astype(np.float64).reshape(-1) if w.ndim == 2 and w.shape[1] == 1 else w.astype(np.float64)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must have shape ({n_samples},); got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is zero everywhere")
+    return w

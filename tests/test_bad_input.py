@@ -53,7 +53,7 @@ def test_predict_feature_mismatch_and_before_fit(backend):
         net.predict(np.ones((4, 3)))
     with pytest.raises(ValueError, match="NaN"):
         net.predict(np.full((4, 2), np.nan))
-    with pytest.raises(ValueError, match="labels not seen"):
+    with pytest.raises(ValueError, match="not among the classes"):
         net.evaluate(X_OK, np.array([0, 2] * 5))
 
 
