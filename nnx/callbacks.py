@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from .backend import to_numpy
+
 
 class Callback:
     """Base class; override the hooks you need. ``self.network`` is set before training."""
@@ -91,3 +93,335 @@ class ProgressBar(Callback):
     def on_train_end(self, logs=None):
         if self._bar is not None:
             self._bar.close()
+
+
+class GradientMonitor(Callback):
+    r"""Records the norm of every weight gradient, once per epoch, during ``fit``.
+
+    After each step the Frobenius norm :math:`\lVert \partial L / \partial W \rVert_F` of
+    every watched weight is added to a running sum that stays on the device; at the end of the
+    epoch the sums cross to the host in one transfer (not one per step or per layer) and the
+    **mean norm over the epoch's steps** is appended to :attr:`history`. With full-batch
+    training (``batch_size=None``) an epoch is one step, so this is that step's norm, as in the
+    lesson's gradient-flow plot.
+
+    Parameters
+    ----------
+    names : list of str, optional
+        Parameters to watch, e.g. ``["layers.0.W"]``. Default: every parameter with two or more
+        dimensions (the weight matrices; biases and normalisation scales are left out).
+
+    Attributes
+    ----------
+    history : dict of str -> list of float
+        Per watched parameter, in layer order, the mean gradient norm of every epoch seen
+        (successive ``fit`` calls append).
+
+    Examples
+    --------
+    >>> monitor = GradientMonitor()
+    >>> net.fit(X, y, epochs=50, callbacks=[monitor])          # doctest: +SKIP
+    >>> nnx.plotting.plot_gradient_flow(monitor.history)       # doctest: +SKIP
+    """
+
+    def __init__(self, names=None):
+        self.names = None if names is None else [str(n) for n in names]
+        self.history: dict[str, list[float]] = {}
+        self._watched: list[str] = []
+        self._sums = None
+        self._steps = 0
+
+    def on_train_begin(self, logs=None):
+        params = self.network.parameters()
+        if self.names is None:
+            self._watched = [name for name, p in params.items() if p.ndim >= 2]
+        else:
+            unknown = [name for name in self.names if name not in params]
+            if unknown:
+                raise ValueError(
+                    f"GradientMonitor: unknown parameter(s) {', '.join(unknown)}; "
+                    f"known: {', '.join(params)}"
+                )
+            self._watched = list(self.names)
+        for name in self._watched:
+            self.history.setdefault(name, [])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._sums = None
+        self._steps = 0
+
+    def on_batch_gradients(self, step, grads):
+        xp = self.network.ctx.xp
+        norms = xp.stack([xp.sqrt(xp.sum(grads[name] * grads[name])) for name in self._watched])
+        self._sums = norms if self._sums is None else self._sums + norms
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._steps or not self._watched:
+            return
+        means = to_numpy(self._sums) / self._steps  # the one transfer of the epoch
+        for name, value in zip(self._watched, means):
+            self.history[name].append(float(value))
+
+    def final(self) -> dict:
+        """The last recorded norm of each watched parameter (``name -> float``)."""
+        return {name: values[-1] for name, values in self.history.items() if values}
+
+
+def _resolve_mode(mode: str, monitor: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {mode!r}")
+    if mode == "auto":
+        return "max" if any(k in monitor for k in ("acc", "score", "r2", "f1")) else "min"
+    return mode
+
+
+def _check_monitor(network, monitor: str) -> None:
+    logged = getattr(network, "metrics_names", ["loss"])
+    if monitor not in logged:
+        hint = (" (pass validation_split= or validation_data= to fit)"
+                if monitor.startswith("val_") else "")
+        raise ValueError(
+            f"monitor={monitor!r} is not logged by this fit; logged: {', '.join(logged)}{hint}"
+        )
+
+
+class EarlyStopping(Callback):
+    """Stop training when a monitored quantity has stopped improving.
+
+    An epoch *improves* when the value beats the best so far by more than ``min_delta``
+    (lower for ``mode="min"``, higher for ``"max"``). After ``patience`` epochs without
+    improvement training stops; with ``restore_best_weights`` the parameters and running
+    statistics of the best epoch are put back when training ends (copies are kept on the
+    device, so no host round trip).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs (``"loss"``, ``"val_loss"``, ``"val_accuracy"``).
+    patience : int >= 0, default 10
+    min_delta : float >= 0, default 0
+    mode : {"auto", "min", "max"}, default "auto"
+        ``"auto"``: maximize accuracies and scores, minimize anything else.
+    restore_best_weights : bool, default True
+
+    Attributes
+    ----------
+    best : float
+    best_epoch : int
+    stopped_epoch : int or None
+        The epoch at which training stopped early (``None`` if it ran to the end).
+    """
+
+    def __init__(self, monitor="val_loss", patience=10, min_delta=0.0, mode="auto",
+                 restore_best_weights=True):
+        from .validation import check_number
+
+        self.monitor = monitor
+        self.patience = check_number("patience", patience, low=0, integer=True)
+        self.min_delta = check_number("min_delta", min_delta, low=0)
+        self.mode = _resolve_mode(mode, monitor)
+        self.restore_best_weights = bool(restore_best_weights)
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        _check_monitor(self.network, self.monitor)
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+        self.best_epoch, self.stopped_epoch, self.wait = -1, None, 0
+        self._best_snapshot = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = logs[self.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_snapshot = self.network._snapshot()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.network.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self._best_snapshot is not None:
+            random_state = self.network.random.state()  # keep the streams where they are
+            self.network._restore(self._best_snapshot)
+            self.network.random.set_state(random_state)
+
+
+class ReduceLROnPlateau(Callback):
+    """Lower the learning rate when a monitored quantity stops improving.
+
+    The decisions are ``torch.optim.lr_scheduler.ReduceLROnPlateau``'s, value for value: an
+    epoch is *better* when
+
+    - ``threshold_mode="rel"``: :math:`v < b (1 - \\theta)` (``min``) or
+      :math:`v > b (1 + \\theta)` (``max``);
+    - ``threshold_mode="abs"``: :math:`v < b - \\theta` or :math:`v > b + \\theta`;
+
+    after more than ``patience`` epochs that are not, the rate becomes
+    :math:`\\max(\\eta\\,\\text{factor}, \\text{min\\_lr})` (skipped when that changes it by
+    less than ``eps``) and ``cooldown`` epochs pass before bad epochs count again.
+
+    It changes ``network.optimizer.learning_rate``, so the optimizer needs a number, not a
+    schedule. :meth:`sklearn_adaptive` gives scikit-learn's ``learning_rate="adaptive"``.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs (``"loss"`` when training without validation data).
+    factor : float in (0, 1), default 0.1
+    patience : int >= 0, default 10
+    mode : {"auto", "min", "max"}, default "auto"
+        ``"auto"``: maximize accuracies and scores, minimize anything else.
+    threshold : float >= 0, default 1e-4
+    threshold_mode : {"rel", "abs"}, default "rel"
+    cooldown : int >= 0, default 0
+    min_lr : float >= 0, default 0.0
+    eps : float >= 0, default 1e-8
+    verbose : int, default 0
+        ``1`` prints a line at every reduction.
+
+    Attributes
+    ----------
+    best : float
+    num_bad_epochs : int
+    reductions : list of (epoch, new_rate)
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
+                 threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8,
+                 verbose=0):
+        from .validation import check_choice, check_number
+
+        self.monitor = monitor
+        self.factor = check_number("factor", factor, low=0, high=1, low_open=True,
+                                   high_open=True)
+        self.patience = check_number("patience", patience, low=0, integer=True)
+        self.mode = _resolve_mode(mode, monitor)
+        self.threshold = check_number("threshold", threshold, low=0)
+        self.threshold_mode = check_choice("threshold_mode", threshold_mode, ("rel", "abs"))
+        self.cooldown = check_number("cooldown", cooldown, low=0, integer=True)
+        self.min_lr = check_number("min_lr", min_lr, low=0)
+        self.eps = check_number("eps", eps, low=0)
+        self.verbose = verbose
+        self.reset()
+
+    @classmethod
+    def sklearn_adaptive(cls, tol=1e-4, n_iter_no_change=10, monitor="loss", mode="auto",
+                         verbose=0):
+        """scikit-learn's ``learning_rate="adaptive"`` rule (MLPClassifier/MLPRegressor).
+
+        An epoch counts as bad when it does not beat the best value by at least ``tol``
+        (``loss > best - tol``), while *any* improvement updates the best; after more than
+        ``n_iter_no_change`` bad epochs in a row the rate is divided by 5, or training stops
+        once the rate is already at most ``1e-6``. Monitor ``"val_accuracy"`` to mimic
+        scikit-learn's ``early_stopping=True`` (validation score).
+        """
+        return _SklearnAdaptive(tol=tol, n_iter_no_change=n_iter_no_change, monitor=monitor,
+                                mode=mode, verbose=verbose)
+
+    def reset(self) -> None:
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.stop = False
+        self.reductions = []
+        self._epoch = 0
+
+    def _is_better(self, value: float) -> bool:
+        rel = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return value < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
+        return value > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
+
+    def update(self, value: float, optimizer) -> float:
+        """Feed one epoch's value (torch's ``scheduler.step(metric)``); returns the rate.
+
+        Works on any optimizer whose ``learning_rate`` is a number, inside or outside ``fit``.
+        """
+        value = float(value)
+        self._epoch += 1
+        if self._is_better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            old = _numeric_rate(optimizer)
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self._set_rate(optimizer, new)
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        return optimizer.learning_rate
+
+    def _set_rate(self, optimizer, new: float) -> None:
+        optimizer.learning_rate = new
+        self.reductions.append((self._epoch - 1, new))
+        if self.verbose:
+            print(f"ReduceLROnPlateau: epoch {self._epoch}: learning rate reduced to {new:.4g}",
+                  file=sys.stderr)
+
+    def on_train_begin(self, logs=None):
+        _check_monitor(self.network, self.monitor)
+        _numeric_rate(self.network.optimizer)
+        self.reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.update(logs[self.monitor], self.network.optimizer)
+        if self.stop:
+            self.network.stop_training = True
+
+
+class _SklearnAdaptive(ReduceLROnPlateau):
+    """scikit-learn's adaptive rule; see :meth:`ReduceLROnPlateau.sklearn_adaptive`."""
+
+    def __init__(self, tol=1e-4, n_iter_no_change=10, monitor="loss", mode="auto", verbose=0):
+        from .validation import check_number
+
+        tol = check_number("tol", tol, low=0)
+        n_iter_no_change = check_number("n_iter_no_change", n_iter_no_change, low=1,
+                                        integer=True)
+        super().__init__(monitor=monitor, factor=0.2, patience=n_iter_no_change, mode=mode,
+                         threshold=tol, threshold_mode="abs", verbose=verbose)
+
+    def update(self, value, optimizer):
+        value = float(value)
+        self._epoch += 1
+        tol = self.threshold
+        if self.mode == "min":
+            bad, best = value > self.best - tol, value < self.best
+        else:
+            bad, best = value < self.best + tol, value > self.best
+        self.num_bad_epochs = self.num_bad_epochs + 1 if bad else 0
+        if best:
+            self.best = value
+        if self.num_bad_epochs > self.patience:
+            rate = _numeric_rate(optimizer)
+            if rate <= 1e-6:
+                self.stop = True
+            else:
+                self._set_rate(optimizer, rate / 5.0)
+                self.num_bad_epochs = 0
+        return optimizer.learning_rate
+
+    def __repr__(self):
+        return (f"ReduceLROnPlateau.sklearn_adaptive(tol={self.threshold!r}, "
+                f"n_iter_no_change={self.patience!r}, monitor={self.monitor!r})")
+
+
+def _numeric_rate(optimizer) -> float:
+    rate = optimizer.learning_rate
+    if callable(rate):
+        raise ValueError(
+            "ReduceLROnPlateau changes the optimizer's learning_rate, which is a schedule "
+            f"here ({rate!r}); give the optimizer a number, or drop the callback"
+        )
+    return float(rate)
