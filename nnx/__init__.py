@@ -12,11 +12,13 @@ from .backend import available_backends, get_context, to_numpy
 from .callbacks import EarlyStopping, History, ReduceLROnPlateau
 from .layers import BatchNorm, Dense, Dropout, LayerNorm, Residual
 from .lr_finder import lr_find
-from .network import Network
+from .network import DivergenceError, Network, NonFiniteWarning
 from .testing import check_gradients
 
 __all__ = [
     "Network",
+    "DivergenceError",
+    "NonFiniteWarning",
     "Dense",
     "Dropout",
     "BatchNorm",

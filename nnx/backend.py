@@ -11,6 +11,7 @@ conversions.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,14 @@ class Context:
 
     def ones(self, shape, dtype=None):
         return self.xp.ones(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def errstate(self):
+        """Silence floating-point warnings while training: the divergence guard of
+        ``fit`` turns a NaN/inf into one clear error instead (NumPy-based backends warn per
+        operation; the others never do)."""
+        if self.name in ("numpy", "array_api_strict"):
+            return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        return contextlib.nullcontext()
 
     def owns(self, x) -> bool:
         """True when ``x`` is already an array of this context's namespace."""

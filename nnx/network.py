@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from .regularizers import L1L2
 from .random import Random
 from .validation import (
     check_batch_size,
+    check_choice,
     check_sample_weight,
     check_features,
     check_features_on_device,
@@ -353,7 +356,8 @@ class Network:
     # ------------------------------------------------------------------ training
 
     def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
-            validation_split=None, validation_data=None, sample_weight=None, class_weight=None):
+            validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
+            on_nonfinite="raise"):
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -385,6 +389,13 @@ class Network:
             Weighted losses follow torch: cross-entropy divides the weighted sum by the sum
             of weights, element-wise losses (BCE, MSE) by the number of elements.
 
+        on_nonfinite : {"raise", "warn"}, default "raise"
+            When the loss, a gradient or a parameter becomes NaN or inf, training stops at
+            that step and the last finite parameters are restored; then
+            :class:`DivergenceError` is raised, or a :class:`NonFiniteWarning` issued and the
+            history so far returned. Checked once per epoch (no host synchronisation per
+            step), then the failing epoch is replayed step by step to name the step.
+
         Returns
         -------
         History
@@ -393,6 +404,7 @@ class Network:
         """
         epochs = check_number("epochs", epochs, low=0, integer=True)
         batch_size = check_batch_size(batch_size)
+        check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
         if self.optimizer.needs_closure:
             batch_size = None  # LBFGS: one full-batch step per epoch
         for cb in callbacks or []:
@@ -419,7 +431,9 @@ class Network:
             self.metrics_names += ["val_" + key for key in self._metric_keys()]
         for cb in cbs:
             cb.set_network(self)
-        self._run_epochs(Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation)
+        with self.ctx.errstate():
+            self._run_epochs(Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation,
+                             on_nonfinite)
         return history
 
     def _metric_keys(self):
@@ -473,7 +487,8 @@ class Network:
                     f"{n} rows in batches of {step} leave a batch of {smallest}; change batch_size"
                 )
 
-    def _run_epochs(self, Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation=None):
+    def _run_epochs(self, Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation=None,
+                    on_nonfinite="raise"):
         xp = self.ctx.xp
         n = Xd.shape[0]
         step = n if batch_size is None else min(batch_size, n)
@@ -493,12 +508,18 @@ class Network:
                 Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
                 if Wd is not None:
                     We = xp.take(Wd, perm, axis=0)
+            # the divergence guard's restore point: copies on the device, no host sync
+            restore_point = self._training_snapshot()
             total = 0.0
             for start, stop in bounds:
                 wb = None if We is None else We[start:stop, ...]
                 loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
                 total = total + loss * float(stop - start)
             logs = {"loss": float(total) / n}  # the one host sync of the epoch
+            if not (math.isfinite(logs["loss"]) and self._parameters_finite()):
+                self._handle_divergence(epoch, restore_point, (Xe, Ye, We), bounds,
+                                        on_nonfinite)
+                break
             if validation is not None:
                 scores = self._scores(*validation)
                 logs.update({"val_" + key: value for key, value in scores.items()})
@@ -509,6 +530,73 @@ class Network:
         for cb in cbs:
             cb.on_train_end()
 
+    # ------------------------------------------------------------------ divergence guard
+    #
+    # The guard costs nothing per step: once per epoch the loss (already summed on the
+    # device) and a finiteness reduction over the parameters cross to the host together with
+    # the epoch's loss. When they are not finite, the epoch is replayed from a restore point
+    # taken at its start (device copies of parameters, layer state, optimizer state and the
+    # random streams, so the replay draws the same dropout masks), now checking every step on
+    # the host, to name the exact step and stop right before it.
+
+    def _training_snapshot(self) -> dict:
+        snapshot = self._snapshot()
+        snapshot["optimizer"] = {k: _copy_tree(self.ctx, v)
+                                 for k, v in vars(self.optimizer).items() if k != "ctx"}
+        return snapshot
+
+    def _restore_training(self, snapshot: dict) -> None:
+        self._restore(snapshot)
+        vars(self.optimizer).update(
+            {k: _copy_tree(self.ctx, v) for k, v in snapshot["optimizer"].items()})
+
+    def _parameters_finite(self) -> bool:
+        xp = self.ctx.xp
+        flags = [xp.all(xp.isfinite(p)) for p in self.parameters().values()]
+        return bool(xp.all(xp.stack(flags)))
+
+    def _handle_divergence(self, epoch, restore_point, data, bounds, on_nonfinite):
+        """Replay the epoch step by step, stop before the first non-finite step, then raise
+        :class:`DivergenceError` or warn."""
+        xp = self.ctx.xp
+        Xe, Ye, We = data
+        self._restore_training(restore_point)
+        problem, step = "the loss", len(bounds)  # if the replay cannot reproduce it
+        for k, (start, stop) in enumerate(bounds):
+            before = self._training_snapshot()
+            xb, yb = Xe[start:stop, ...], Ye[start:stop, ...]
+            wb = None if We is None else We[start:stop, ...]
+            if self.optimizer.needs_closure:
+                loss, grads = self._train_step(xb, yb, (), wb), {}
+            else:
+                loss, grads = self._loss_and_grads(xb, yb, wb)
+            bad = [] if math.isfinite(float(loss)) else ["the loss"]
+            bad += [f"the gradient of {name}" for name, g in grads.items()
+                    if not bool(xp.all(xp.isfinite(g)))]
+            if not bad and not self.optimizer.needs_closure:
+                self._apply_gradients(grads)
+            if not bad and not self._parameters_finite():
+                bad = ["the updated parameters"]
+            if bad:
+                self._restore_training(before)
+                problem, step = " and ".join(bad[:3]), k + 1
+                break
+        scale = float(xp.max(xp.abs(Xe)))
+        lr = self.optimizer.current_learning_rate()
+        message = (
+            f"training diverged at epoch {epoch + 1}, step {step} of {len(bounds)}: {problem} "
+            f"became NaN or inf. Likely cause: a learning rate too high for this problem "
+            f"(now {lr:g}; try 10x lower)"
+            + (f", or unscaled inputs (largest |x| is {scale:.3g}; standardize the features)"
+               if scale > 100 else "")
+            + ". The parameters were restored to their last finite values, before that step."
+        )
+        self.diverged_ = {"epoch": epoch, "step": step, "problem": problem}
+        if on_nonfinite == "warn":
+            warnings.warn(message, NonFiniteWarning, stacklevel=4)
+            return
+        raise DivergenceError(message)
+
     # ------------------------------------------------------------------ inference
 
     def _require_fitted(self, what):
@@ -517,8 +605,9 @@ class Network:
 
     def _proba_device(self, X):
         Xd = self._prepare_X(X)
-        out, _ = self._forward(Xd, False)
-        return self.loss_.link.forward(self.ctx.xp, out)
+        with self.ctx.errstate():  # huge logits saturate the link: 0/1, not an error
+            out, _ = self._forward(Xd, False)
+            return self.loss_.link.forward(self.ctx.xp, out)
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
@@ -563,7 +652,8 @@ class Network:
 
     def _scores(self, Xd, Yd) -> dict:
         xp = self.ctx.xp
-        out, _ = self._forward(Xd, False)
+        with self.ctx.errstate():
+            out, _ = self._forward(Xd, False)
         result = {"loss": float(self.loss_.value(xp, out, Yd))}
         kind = self.targets_.kind
         if kind != "regression":
@@ -607,3 +697,28 @@ class Network:
             f"dtype={self.ctx.dtype_name!r})"
         )
 
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss, gradient or parameter.
+
+    ``fit`` raises it after restoring the last finite parameters; the message names the
+    epoch, the step and the likely cause.
+    """
+
+
+class NonFiniteWarning(UserWarning):
+    """``fit(..., on_nonfinite="warn")``: training stopped at a NaN/inf step (see
+    :class:`DivergenceError`); the last finite parameters were restored."""
+
+
+def _copy_tree(ctx, obj):
+    """Copy the arrays inside nested dicts and lists (device arrays on the device)."""
+    if isinstance(obj, dict):
+        return {k: _copy_tree(ctx, v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy_tree(ctx, v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if ctx.owns(obj):
+        return ctx.xp.asarray(obj, copy=True)
+    return obj

@@ -1,0 +1,81 @@
+"""The divergence guard: no NaN model comes out of fit, whatever the backend."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx.layers import Dense, Dropout
+
+
+def _exploding(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(100, 3)) * 1000  # unscaled inputs
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def _assert_finite(net):
+    for name, p in net.parameters().items():
+        assert np.all(np.isfinite(nnx.to_numpy(p))), name
+
+
+def test_divergence_raises_names_epoch_step_and_cause_and_restores(backend):
+    X, y = _exploding()
+    net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=0, **backend.kwargs)
+    with pytest.raises(nnx.DivergenceError,
+                       match=r"epoch \d+, step \d+ of 4.*learning rate.*unscaled inputs"):
+        net.fit(X, y, epochs=50)
+    _assert_finite(net)
+    assert np.all(np.isfinite(net.predict_proba(X[:5])))
+    info = net.diverged_
+    assert info["step"] >= 1 and info["epoch"] == len(net.history_.epoch)
+
+
+def test_restored_parameters_are_those_before_the_bad_step(backend):
+    """Replaying by hand: the restored parameters equal the ones right before the step that
+    first produced a non-finite value."""
+    X, y = _exploding(1)
+    net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=3, **backend.kwargs)
+    with pytest.raises(nnx.DivergenceError):
+        net.fit(X, y, epochs=50, batch_size=None)  # one step per epoch: easy to replay
+    done = net.diverged_["epoch"]  # full-batch: epochs completed = steps completed
+    ref = nnx.Network([3, 16, 1], learning_rate=10.0, seed=3, **backend.kwargs)
+    ref.fit(X, y, epochs=done, batch_size=None)
+    for name, p in net.parameters().items():
+        np.testing.assert_array_equal(nnx.to_numpy(p), nnx.to_numpy(ref.parameters()[name]))
+
+
+def test_warn_mode_returns_the_history_so_far(backend):
+    X, y = _exploding()
+    net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=0, **backend.kwargs)
+    with pytest.warns(nnx.NonFiniteWarning, match="diverged"):
+        history = net.fit(X, y, epochs=50, on_nonfinite="warn")
+    assert len(history.history["loss"]) < 50
+    assert all(np.isfinite(history.history["loss"]))
+    _assert_finite(net)
+
+
+def test_nan_gradient_with_dropout_and_adam_is_caught(backend):
+    X, y = _exploding(2)
+    net = nnx.Network([Dense(32, activation="relu"), Dropout(0.2), Dense(1)], input_dim=3,
+                      optimizer=nnx.optimizers.SGD(50.0, momentum=0.9), seed=1,
+                      **backend.kwargs)
+    with pytest.raises(nnx.DivergenceError):
+        net.fit(X, y, epochs=100, batch_size=16)
+    _assert_finite(net)
+
+
+def test_a_healthy_run_is_untouched(backend):
+    X, y = _exploding()
+    X = X / 1000
+    a = nnx.Network([3, 8, 1], learning_rate=0.1, seed=0, **backend.kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a.fit(X, y, epochs=5)
+    assert not hasattr(a, "diverged_")
+
+
+def test_bad_on_nonfinite_value():
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        nnx.Network([2, 1]).fit(np.ones((4, 2)), [0, 1, 0, 1], on_nonfinite="ignore")
