@@ -26,6 +26,7 @@ from .callbacks import GradientMonitor
 from .layers import Dense, Residual
 from .network import Network
 from .optimizers import SGD
+from .overfitting import regularization
 from .plotting import (
     _TITLES,
     ACTIVATION_NAMES,
@@ -325,6 +326,7 @@ DEMOS = {
     "activation_comparison": activation_comparison,
     "backprop_step_by_step": backprop_step_by_step,
     "gradient_flow": gradient_flow,
+    "regularization": regularization,
 }
 
 

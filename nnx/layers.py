@@ -73,7 +73,9 @@ class Layer:
         return {}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        # defaults (None, use_bias=True) are left out to keep summaries readable
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if v is not None and not (k == "use_bias" and v is True))
         return f"{type(self).__name__}({args})"
 
 
