@@ -515,8 +515,9 @@ class Network:
                 wb = None if We is None else We[start:stop, ...]
                 loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
                 total = total + loss * float(stop - start)
-            logs = {"loss": float(total) / n}  # the one host sync of the epoch
-            if not (math.isfinite(logs["loss"]) and self._parameters_finite()):
+            # the one host sync of the epoch: the loss, NaN if any parameter is not finite
+            logs = {"loss": float(self._finite_check(total)) / n}
+            if not math.isfinite(logs["loss"]):
                 self._handle_divergence(epoch, restore_point, (Xe, Ye, We), bounds,
                                         on_nonfinite)
                 break
@@ -540,20 +541,46 @@ class Network:
     # the host, to name the exact step and stop right before it.
 
     def _training_snapshot(self) -> dict:
-        snapshot = self._snapshot()
-        snapshot["optimizer"] = {k: _copy_tree(self.ctx, v)
-                                 for k, v in vars(self.optimizer).items() if k != "ctx"}
-        return snapshot
+        """Device copies of what a training step changes: parameters, layer state, the
+        optimizer's slots and counters, and (with dropout) the mask stream."""
+        ctx = self.ctx
+        opt = {k: (list(v) if isinstance(v, list) else v)
+               for k, v in vars(self.optimizer).items()}
+        opt["slots"] = _copy_tree(ctx, self.optimizer.slots)
+        return {
+            "arrays": [ctx.xp.asarray(owner[key], copy=True)
+                       for _, owner, key in self._param_refs + self._state_refs],
+            "optimizer": opt,
+            "random": self.random.state() if self._stochastic else None,
+        }
 
     def _restore_training(self, snapshot: dict) -> None:
-        self._restore(snapshot)
-        vars(self.optimizer).update(
-            {k: _copy_tree(self.ctx, v) for k, v in snapshot["optimizer"].items()})
+        ctx = self.ctx
+        for (_, owner, key), saved in zip(self._param_refs + self._state_refs,
+                                          snapshot["arrays"]):
+            owner[key] = ctx.xp.asarray(saved, copy=True)
+        opt = dict(snapshot["optimizer"])
+        opt["slots"] = _copy_tree(ctx, opt["slots"])
+        vars(self.optimizer).update(opt)
+        if snapshot["random"] is not None:
+            self.random.set_state(snapshot["random"])
+
+    @property
+    def _stochastic(self) -> bool:
+        return any(getattr(layer, "rate", 0) for _, layer in self._leaf_layers())
+
+    def _finite_check(self, total):
+        """``total`` turned NaN when any parameter is NaN or inf (``0 * inf`` is NaN), so one
+        host transfer answers both questions. Sums beyond float range (weights ~1e35) count
+        as divergence too."""
+        xp = self.ctx.xp
+        check = total
+        for _, owner, key in self._param_refs:
+            check = check + 0.0 * xp.sum(owner[key])
+        return check
 
     def _parameters_finite(self) -> bool:
-        xp = self.ctx.xp
-        flags = [xp.all(xp.isfinite(p)) for p in self.parameters().values()]
-        return bool(xp.all(xp.stack(flags)))
+        return math.isfinite(float(self._finite_check(0.0)))
 
     def _handle_divergence(self, epoch, restore_point, data, bounds, on_nonfinite):
         """Replay the epoch step by step, stop before the first non-finite step, then raise
