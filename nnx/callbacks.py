@@ -169,6 +169,9 @@ class GradientMonitor(Callback):
 
 
 def _resolve_mode(mode: str, monitor: str) -> str:
+    if not isinstance(monitor, str):
+        raise ValueError(f"monitor must be the name of a logged metric such as 'val_loss'; "
+                         f"got {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {mode!r}")
     if mode == "auto":
@@ -215,13 +218,13 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", patience=10, min_delta=0.0, mode="auto",
                  restore_best_weights=True):
-        from .validation import check_number
+        from .validation import check_bool, check_number
 
         self.monitor = monitor
         self.patience = check_number("patience", patience, low=0, integer=True)
         self.min_delta = check_number("min_delta", min_delta, low=0)
         self.mode = _resolve_mode(mode, monitor)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool("restore_best_weights", restore_best_weights)
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":
@@ -425,3 +428,105 @@ def _numeric_rate(optimizer) -> float:
             f"here ({rate!r}); give the optimizer a number, or drop the callback"
         )
     return float(rate)
+
+
+class ModelCheckpoint(Callback):
+    """Save the network to a file at the end of epochs (see :mod:`nnx.io`), atomically.
+
+    With ``save_best_only=False`` every epoch is saved; with ``save_best_only=True`` only
+    epochs whose monitored value beats the best so far (strictly lower for ``mode="min"``,
+    higher for ``"max"``; NaN never counts). The best value is kept across ``fit`` calls on
+    the same callback, so a later, worse run does not overwrite a better file.
+
+    Each save writes a temporary file next to the destination and renames it over it, so
+    an interrupted run always leaves a complete model behind. Saving copies the parameters
+    to the host: one transfer per saved epoch.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file. It may contain ``{epoch}`` (1-based, counted over every ``fit`` of
+        the network, so a resumed run continues the numbering) and any logged value, e.g.
+        ``"ckpt/model-{epoch:03d}-{val_loss:.3f}.nnx"``.
+    monitor : str, default "val_loss"
+        A key of the epoch logs (``"loss"``, ``"val_loss"``, ``"val_accuracy"``); only
+        consulted with ``save_best_only``.
+    save_best_only : bool, default False
+    mode : {"auto", "min", "max"}, default "auto"
+        ``"auto"``: maximize accuracies and scores, minimize anything else.
+    include_optimizer : bool, default True
+        Save the optimizer state too (needed to resume training exactly).
+
+    Attributes
+    ----------
+    best : float
+        Best monitored value so far (``save_best_only``).
+    saved : list of (int, str)
+        ``(epoch, path)`` of every file written.
+
+    Examples
+    --------
+    >>> ckpt = ModelCheckpoint("best.nnx", monitor="val_loss", save_best_only=True)
+    >>> net.fit(X, y, validation_split=0.2, callbacks=[ckpt])     # doctest: +SKIP
+    >>> best = nnx.load("best.nnx")                              # doctest: +SKIP
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
+                 include_optimizer=True):
+        import os
+
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise ValueError(f"path must be a str or os.PathLike; got {path!r}") from None
+        if not isinstance(self.path, str):
+            raise ValueError(f"path must be a text path; got {path!r}")
+        if not isinstance(monitor, str):
+            raise ValueError(f"monitor must be a log key such as 'val_loss'; got {monitor!r}")
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self.mode = _resolve_mode(mode, monitor)
+        self.include_optimizer = bool(include_optimizer)
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+        self.saved: list[tuple[int, str]] = []
+        self._filename(1, {})  # a malformed template fails here, not after an epoch
+
+    def _filename(self, epoch: int, logs: dict, known=None) -> str:
+        import string
+
+        fields = {"epoch": epoch, **logs}
+        for _, name, _, _ in string.Formatter().parse(self.path):
+            if name is None:
+                continue
+            if name == "":
+                raise ValueError(f"path {self.path!r}: use named fields such as {{epoch}}")
+            if name not in fields and known is not None and name not in known:
+                raise ValueError(
+                    f"path {self.path!r} uses {{{name}}}, which this fit does not log; "
+                    f"available: epoch, {', '.join(known)}"
+                )
+            fields.setdefault(name, 0.0)
+        try:
+            return self.path.format(**fields)
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise ValueError(f"path {self.path!r} is not a valid template: {exc}") from None
+
+    def on_train_begin(self, logs=None):
+        logged = getattr(self.network, "metrics_names", ["loss"])
+        self._filename(1, {}, known=logged)
+        if self.save_best_only:
+            _check_monitor(self.network, self.monitor)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = logs[self.monitor]
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:  # NaN compares False: never "best"
+                return
+            self.best = value
+        # epochs over every fit of the network (its history_ has recorded this one already)
+        number = max(len(self.network.history_.epoch), epoch + 1)
+        path = self._filename(number, logs)
+        self.network.save(path, include_optimizer=self.include_optimizer)
+        self.saved.append((number, path))

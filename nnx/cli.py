@@ -12,7 +12,9 @@ Every mistake of the user (missing file, unknown column, non-numeric or missing 
 CSV, a malformed option, an output folder that cannot be written) ends with one line on stderr
 and exit status 2, never a traceback. ``NNX_DEBUG=1`` shows the traceback instead.
 
-``nnx train`` standardizes the features (mean and deviation of the training rows) and, for
+``nnx train`` writes the trained network to ``--out``/``model.nnx`` (see :mod:`nnx.io`) with
+the feature names, the target and the task; ``nnx predict`` picks those columns of a new CSV
+by name. Training standardizes the features (mean and deviation of the training rows) and, for
 regression, the target; both are then folded into the first and last Dense layers, so the saved
 model takes the raw CSV columns and returns values in the target's own units:
 
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .validation import check_in_range
 
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 
@@ -136,7 +139,7 @@ def read_csv(path):
         raise CLIError(f"{str(path)!r} has a header but no data rows")
     dupes = sorted({name for name in header if header.count(name) > 1})
     if dupes:
-        raise CLIError(f"{str(path)!r} has duplicate column names: {', '.join(dupes)}")
+        raise CLIError(f"{str(path)!r} has duplicate column names: {', '.join(map(repr, dupes))}")
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise CLIError(
@@ -179,6 +182,9 @@ def _numeric_columns(path, header, body, columns) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         j = int(np.argwhere(~np.isfinite(out))[0][1])
         raise CLIError(f"column {header[columns[j]]!r} of {str(path)!r} contains inf or nan")
+    for k, j in enumerate(columns):  # the saved model takes raw columns in float32
+        check_in_range(out[:, k], f"column {header[j]!r} of {str(path)!r}", "float32",
+                       hint="rescale that column")
     return out
 
 
@@ -206,7 +212,7 @@ def load_csv(path, target):
     return X, y, [header[j] for j in features]
 
 
-def _target_task(y_text: np.ndarray, requested: str):
+def _target_task(y_text: np.ndarray, requested: str, name: str = "target"):
     """Decide classification vs regression and convert the target accordingly.
 
     ``auto``: text labels, or integers with at most 20 distinct values, are classes; other
@@ -216,14 +222,21 @@ def _target_task(y_text: np.ndarray, requested: str):
         values = y_text.astype(np.float64)
     except ValueError:
         values = None
+    if values is not None and not np.all(np.isfinite(values)):  # "inf", "1e999"
+        raise CLIError(f"the target column {name!r} contains inf; fix or drop those rows")
     if requested == "regression":
         if values is None:
             raise CLIError("--task regression needs a numeric target column")
-        return "regression", values
-    integral = values is not None and np.all(values == np.round(values))
+        # predictions come out of a float32 network in the target's own units
+        return "regression", check_in_range(values, f"the target column {name!r}", "float32",
+                                            hint="rescale that column")
+    # integers exactly representable as such (2**53), so the int64 labels are the same numbers
+    integral = values is not None and np.all((values == np.round(values))
+                                             & (np.abs(values) < 2.0**53))
     if requested == "auto" and values is not None and not (
             integral and np.unique(values).size <= 20):
-        return "regression", values
+        return "regression", check_in_range(values, f"the target column {name!r}", "float32",
+                                            hint="rescale that column")
     if integral:
         return "classification", values.astype(np.int64)
     return "classification", y_text
@@ -284,7 +297,7 @@ def _training_data(args):
             y = np.asarray(data.target_names)[data.y] if data.name in datasets.SKLEARN else y
         return data.X, y, task, list(data.feature_names), "target", args.data
     X, y_text, features = load_csv(args.csv, args.target)
-    task, y = _target_task(y_text, args.task)
+    task, y = _target_task(y_text, args.task, args.target)
     return X, y, task, features, args.target, str(args.csv)
 
 
@@ -300,7 +313,7 @@ def _build_network(args, n_features, n_outputs, task):
             stack += [layers.Dense(width), layers.BatchNorm(), layers.Activation(args.activation)]
         else:
             stack.append(layers.Dense(width, activation=args.activation))
-        if args.dropout > 0:
+        if args.dropout != 0:  # Dropout checks the range (a negative rate is an error)
             stack.append(layers.Dropout(args.dropout))
     stack.append(layers.Dense(n_outputs))
     lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
@@ -391,9 +404,15 @@ def cmd_train(args) -> int:
         "backend": args.backend, "seed": args.seed, "metrics": metrics,
         "history": history.history,
     }
-    written = [_write_json(out / "metrics.json", report)]
+    # The folded network maps raw CSV columns to labels or target units; the column names
+    # go with it so that `nnx predict` can pick them out of a new CSV. No optimizer state:
+    # its moments belong to the unfolded (standardized) parameters.
+    model = net.save(out / "model.nnx", include_optimizer=False,
+                     metadata={"features": features, "target": target, "task": task,
+                               "source": source})
+    report["model"] = str(model)
+    written = [str(model), _write_json(out / "metrics.json", report)]
     written += _train_plots(net, history, X_test, y_test, task, out, args.dpi)
-    print("(the model itself is not written yet: saving needs nnx.io, not yet available)")
     print("Wrote:\n" + "\n".join(f"  {p}" for p in written))
     return 0
 
@@ -449,7 +468,70 @@ def _savefig(fig, path, dpi) -> str:
 
 
 def cmd_predict(args) -> int:
-    raise CLIError("nnx predict needs saved models (nnx.io), which are not yet available")
+    """Predict every row of a CSV with a model written by ``nnx train`` (or ``Network.save``).
+
+    The model's feature columns are picked by name (other columns, the target included, are
+    ignored for the prediction); the output is the input CSV with a ``predicted_<target>``
+    column, and one ``proba_<label>`` column per class for classifiers.
+    """
+    from .io import load
+
+    if not args.model.is_file():
+        raise CLIError(f"no such model file: {str(args.model)!r}")
+    net = load(args.model, backend=args.backend, device=args.device)
+    header, body = read_csv(args.csv)
+    meta = net.metadata
+    features = meta.get("features")
+    if features is None:  # saved from Python without names: every column, in order
+        if len(header) != net.input_dim:
+            raise CLIError(
+                f"the model has no feature names and takes {net.input_dim} column(s); "
+                f"{str(args.csv)!r} has {len(header)}"
+            )
+        features = header
+    missing = [name for name in features if name not in header]
+    if missing:
+        raise CLIError(
+            f"{str(args.csv)!r} lacks the feature column(s) {', '.join(map(repr, missing))} "
+            f"the model was trained on; its columns are: {', '.join(header)}"
+        )
+    X = _numeric_columns(args.csv, header, body, [header.index(name) for name in features])
+    target = meta.get("target", "target")
+    pred = _host(net.predict(X))
+    columns, names = [], []
+    if pred.ndim == 1:
+        columns.append(pred)
+        names.append(f"predicted_{target}")
+    else:
+        for j in range(pred.shape[1]):
+            columns.append(pred[:, j])
+            names.append(f"predicted_{target}_{j}")
+    if net.targets_.kind != "regression":
+        proba = _host(net.predict_proba(X))
+        for j, label in enumerate(net.classes_.tolist()):
+            columns.append(proba[:, j])
+            names.append(f"proba_{label}")
+    table = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(body)]
+    if args.out is None:
+        _write_csv(sys.stdout, header + names, table)
+    else:
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
+            _write_csv(f, header + names, table)
+        print(f"Wrote {len(table)} predictions to {args.out}")
+    return 0
+
+
+def _cell(value) -> str:
+    """Labels as they were given; numbers with float32's precision (8 significant digits)."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.8g}"
+    return str(value)
+
+
+def _write_csv(stream, header, rows):
+    writer = csv.writer(stream)
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 # --------------------------------------------------------------------------- parser
@@ -548,7 +630,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (CLIError, ValueError, ImportError, OSError) as exc:
+    except (CLIError, ValueError, ImportError, OSError, FloatingPointError) as exc:
+        # FloatingPointError: nnx.DivergenceError, e.g. a --lr far too high
         if os.environ.get("NNX_DEBUG"):
             raise
         prefix = f"{type(exc).__name__}: " if isinstance(exc, (ImportError, OSError)) else ""

@@ -20,6 +20,12 @@ from .regularizers import L1L2
 from .random import Random
 from .validation import (
     check_batch_size,
+    check_bool,
+    check_callbacks,
+    check_finite_result,
+    check_regression_targets,
+    check_seed,
+    check_sequence,
     check_choice,
     check_sample_weight,
     check_features,
@@ -89,9 +95,10 @@ class Network:
         self.ctx = get_context(backend, device, dtype)
         self.l1 = check_number("l1", l1, low=0)
         self.l2 = check_number("l2", l2, low=0)
-        self.seed = seed
-        self.random = Random(seed, self.ctx)
-        layers = list(layers)
+        self.seed = check_seed(seed)
+        self.random = Random(self.seed, self.ctx)
+        layers = check_sequence("layers", layers, "a list of layer sizes like [2, 16, 1] or a "
+                                "list of nnx.layers objects")
         if layers and all(isinstance(s, numbers.Integral) for s in layers):
             sizes = check_layer_sizes(layers)
             act = _activations.get(activation)
@@ -307,7 +314,7 @@ class Network:
             # already on the device: checked there (finiteness costs one sync per call)
             check_features_on_device(X, self.ctx, self.input_dim)
         else:
-            X = check_features(X, n_features=self.input_dim)
+            X = check_features(X, n_features=self.input_dim, dtype=self.ctx.dtype_name)
         if not self.built:
             self.build(int(X.shape[1]))
         return to_device(X, self.ctx)
@@ -345,8 +352,11 @@ class Network:
         """
         Xd, Yd = self._prepare(X, y)
         snapshot = self._snapshot()  # running statistics and random streams stay untouched
-        loss, grads = self._loss_and_grads(Xd, Yd)
+        with self.ctx.errstate():  # overflow is reported below, once
+            loss, grads = self._loss_and_grads(Xd, Yd)
         self._restore(snapshot)
+        check_finite_result([loss, *grads.values()], self.ctx,
+                            "the loss or a gradient", Xd, self.parameters())
         return float(loss), grads
 
     def train_step(self, X, y) -> float:
@@ -407,9 +417,8 @@ class Network:
         check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
         if self.optimizer.needs_closure:
             batch_size = None  # LBFGS: one full-batch step per epoch
-        for cb in callbacks or []:
-            if not isinstance(cb, Callback):
-                raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {cb!r}")
+        callbacks = check_callbacks(callbacks)
+        shuffle = check_bool("shuffle", shuffle)
         Xd = self._prepare_X(X)
         n = Xd.shape[0]
         y_host = check_targets(y, n)
@@ -445,9 +454,11 @@ class Network:
             return None
         w = np.ones(n)
         if sample_weight is not None:
-            w = check_sample_weight(sample_weight, n)
+            w = check_sample_weight(sample_weight, n, self.ctx.dtype_name)
         if class_weight is not None:
             w = w * self.targets_.class_weights(class_weight, y_host)
+            # the product must still weigh something and fit the dtype
+            w = check_sample_weight(w, n, self.ctx.dtype_name, "sample_weight * class_weight")
         return self.ctx.asarray(w.reshape(n, 1))
 
     def _validation_pair(self, validation_data):
@@ -634,6 +645,9 @@ class Network:
         Xd = self._prepare_X(X)
         with self.ctx.errstate():  # huge logits saturate the link: 0/1, not an error
             out, _ = self._forward(Xd, False)
+            # ...but overflowed ones (inf, NaN) would give silent garbage: refuse them
+            check_finite_result(out, self.ctx, "the network's output for X", Xd,
+                                self.parameters())
             return self.loss_.link.forward(self.ctx.xp, out)
 
     def predict_proba(self, X):
@@ -675,7 +689,12 @@ class Network:
         The loss here is the data loss alone (no weight penalties), as Keras reports it.
         """
         self._require_fitted("evaluate")
-        return self._scores(*self._prepare(X, y))
+        Xd, Yd = self._prepare(X, y)
+        with self.ctx.errstate():  # an overflowing loss is reported below, once
+            scores = self._scores(Xd, Yd)
+        check_finite_result(scores["loss"], self.ctx, "the evaluated loss", Xd,
+                            self.parameters())
+        return scores
 
     def _scores(self, Xd, Yd) -> dict:
         xp = self.ctx.xp
@@ -698,12 +717,45 @@ class Network:
     def score(self, X, y) -> float:
         """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
         if self.targets_ is not None and self.targets_.kind == "regression":
-            truth = check_targets(y, np.shape(to_numpy(X))[0]).astype(float)
+            truth = check_targets(y, np.shape(to_numpy(X))[0])
+            truth = check_regression_targets(truth, dtype=self.ctx.dtype_name).astype(float)
             pred = to_numpy(self.predict(X)).astype(float).reshape(truth.shape)
             ss_res = float(((truth - pred) ** 2).sum())
             ss_tot = float(((truth - truth.mean(axis=0)) ** 2).sum())
             return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
         return self.evaluate(X, y)["accuracy"]
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path, include_optimizer=True, metadata=None):
+        """Write the network to one file (no pickle), atomically; reload with :func:`nnx.load`.
+
+        The file holds the architecture and hyperparameters (JSON), the parameters, the
+        running statistics, the labels, the random streams and, with ``include_optimizer``,
+        the optimizer's state, so that training resumes exactly. See :mod:`nnx.io` for the
+        format.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        include_optimizer : bool, default True
+        metadata : dict, optional
+            JSON-serializable notes, given back as ``loaded.metadata``.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        ValueError
+            Unbuilt network, or a custom piece (layer, loss, activation, initializer, a
+            learning rate that is a plain function) that cannot be rebuilt without running
+            code.
+        """
+        from . import io
+
+        return io.save(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
     # ------------------------------------------------------------------ display
 

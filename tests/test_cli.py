@@ -169,10 +169,98 @@ def test_demo_subset(tmp_path, capsys):
 # --------------------------------------------------------------------------- predict
 
 
-def test_predict_needs_saved_models(tmp_path, capsys):
-    path = write_csv(tmp_path / "x.csv", ["a"], [[1]])
-    code, _, err = run(["predict", "--model", tmp_path / "m", "--csv", path], capsys)
-    assert code == 2 and "not yet available" in err
+def _read_table(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def test_train_then_predict_round_trip(tmp_path, capsys):
+    """``nnx train`` writes the folded model with its column names; ``nnx predict`` picks
+    those columns by name from a CSV in another order, on another backend, and gives the
+    labels and probabilities of the trained network."""
+    X, y = datasets.make_spiral(120, n_classes=3, seed=2)
+    names = np.array(["apple", "kiwi", "plum"])[y]
+    path = write_csv(tmp_path / "fruit.csv", ["a", "fruit", "b"],
+                     [[f"{r[0]:.6f}", n, f"{r[1]:.6f}"] for r, n in zip(X, names)])
+    code, out, err = run(["train", "--csv", path, "--target", "fruit", "--hidden", "16",
+                          "--epochs", "20", "--lr", "0.01", "--dpi", "30",
+                          "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    model = tmp_path / "o" / "model.nnx"
+    assert f"  {model}" in out
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["model"] == str(model)
+    net = nnx.load(model)
+    assert net.metadata["features"] == ["a", "b"] and net.metadata["target"] == "fruit"
+    assert net.metadata["task"] == "classification"
+    assert nnx.io.read_header(model)["optimizer_state"] is None
+
+    new = write_csv(tmp_path / "new.csv", ["b", "id", "a"],
+                    [[f"{r[1]:.6f}", i, f"{r[0]:.6f}"] for i, r in enumerate(X[:30])])
+    backend = "torch" if "torch" in nnx.available_backends() else "numpy"
+    code, out, err = run(["predict", "--model", model, "--csv", new, "--backend", backend,
+                          "--out", tmp_path / "pred.csv"], capsys)
+    assert code == 0, err
+    assert "Wrote 30 predictions" in out
+    header, rows = _read_table(tmp_path / "pred.csv")
+    assert header == ["b", "id", "a", "predicted_fruit", "proba_apple", "proba_kiwi",
+                      "proba_plum"]
+    X_new = np.round(X[:30], 6)
+    assert [r[3] for r in rows] == net.predict(X_new).tolist()
+    proba = np.array([[float(v) for v in r[4:]] for r in rows])
+    np.testing.assert_allclose(proba, net.predict_proba(X_new), rtol=1e-6, atol=1e-7)
+    assert [r[1] for r in rows] == [str(i) for i in range(30)]  # input rows kept, in order
+
+    code, out, err = run(["predict", "--model", model, "--csv", new], capsys)  # to stdout
+    assert code == 0, err
+    assert out.splitlines()[0] == ",".join(header) and len(out.splitlines()) == 31
+
+
+def test_predict_regression_in_target_units(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2)) * [10.0, 0.1] + [50.0, -3.0]
+    y = 3.0 * X[:, 0] - 200.0 * X[:, 1] + 1000.0
+    path = write_csv(tmp_path / "r.csv", ["x1", "x2", "price"],
+                     [[*row, t] for row, t in zip(X, y)])
+    code, _, err = run(["train", "--csv", path, "--target", "price", "--hidden", "8",
+                        "--epochs", "30", "--lr", "0.01", "--dpi", "30",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    code, out, err = run(["predict", "--model", tmp_path / "o" / "model.nnx", "--csv", path],
+                         capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "x1,x2,price,predicted_price"
+    pred = np.array([float(line.split(",")[-1]) for line in lines[1:]])
+    expected = nnx.load(tmp_path / "o" / "model.nnx").predict(X)
+    np.testing.assert_allclose(pred, expected, rtol=1e-7)
+    assert np.mean(np.abs(pred - y)) < 40.0  # in the target's units (sd ~ 35), not z-scores
+
+
+def test_predict_mistakes_are_one_line(tmp_path, capsys):
+    model = nnx.Network([nnx.Dense(4, activation="relu"), nnx.Dense(1)], input_dim=2, seed=0)
+    model.fit(np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]), [0, 1, 1, 0],
+              epochs=1)
+    named = model.save(tmp_path / "named.nnx", metadata={"features": ["x1", "x2"],
+                                                         "target": "y"})
+    unnamed = model.save(tmp_path / "unnamed.nnx")
+    data = write_csv(tmp_path / "d.csv", ["x1", "z", "w"], [[1, 2, 3]])
+    text = write_csv(tmp_path / "t.csv", ["x1", "x2"], [[1, "high"]])
+    cases = [
+        (["predict", "--model", tmp_path / "nope.nnx", "--csv", data], "no such model file"),
+        (["predict", "--model", data, "--csv", data], "is not an nnx model file"),
+        (["predict", "--model", named, "--csv", data],
+         r"lacks the feature column\(s\) 'x2' the model was trained on; its columns are: "
+         "x1, z, w"),
+        (["predict", "--model", unnamed, "--csv", data],
+         r"no feature names and takes 2 column\(s\); .* has 3"),
+        (["predict", "--model", named, "--csv", text], "non-numeric feature column.*'x2'"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(argv, capsys)
+        assert code == 2, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert re.search(message, err), (argv, err)
 
 
 # --------------------------------------------------------------------------- user mistakes
