@@ -125,7 +125,10 @@ class GradientMonitor(Callback):
     """
 
     def __init__(self, names=None):
-        self.names = None if names is None else [str(n) for n in names]
+        from .validation import check_sequence
+
+        self.names = None if names is None else [
+            str(n) for n in check_sequence("names", names, "a list of parameter names")]
         self.history: dict[str, list[float]] = {}
         self._watched: list[str] = []
         self._sums = None
