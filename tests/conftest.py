@@ -16,6 +16,13 @@ import pytest
 
 import nnx
 
+if importlib.util.find_spec("torch") is not None:
+    import torch as _torch
+
+    # The tests run small tensors: torch's thread pool on a 2-core machine shared with
+    # OpenBLAS costs far more than it saves (a 40 ms stall for a 5 us matmul was measured).
+    _torch.set_num_threads(1)
+
 
 def _strict_device():
     import array_api_strict
