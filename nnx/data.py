@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import Context
+from .validation import check_number, check_regression_targets
 
 
 class TargetEncoder:
@@ -67,8 +68,7 @@ class TargetEncoder:
         if self.task == "regression":
             if classes is not None:
                 raise ValueError("classes= is for classifiers; this network does regression")
-            if y.dtype.kind not in "biuf":
-                raise ValueError(f"regression targets must be numeric; got dtype {y.dtype}")
+            check_regression_targets(y)
             width = 1 if y.ndim == 1 else y.shape[1]
             if width != k:
                 raise ValueError(f"y has {width} target column(s) but the network has {k} output(s)")
@@ -154,7 +154,12 @@ class TargetEncoder:
     def encode(self, y: np.ndarray, ctx: Context):
         """Targets as a ``(n, n_outputs)`` device array of the network's dtype."""
         xp = ctx.xp
-        if self.kind == "regression":
+        if self.kind == "regression":  # values cross as floats: they must fit the dtype
+            y = check_regression_targets(y, dtype=ctx.dtype_name)
+            width = 1 if y.ndim == 1 else y.shape[1]
+            if width != self.n_outputs:  # else the loss would broadcast (n, 1) - (n, k)
+                raise ValueError(f"y has {width} target column(s) but the network has "
+                                 f"{self.n_outputs} output(s)")
             return ctx.asarray(y.reshape(y.shape[0], -1))
         if y.ndim == 2 and y.shape[1] > 1:
             if self.kind not in ("multiclass", "multilabel") or y.shape[1] != self.n_outputs:
@@ -205,9 +210,7 @@ class TargetEncoder:
                         f"class_weight has a label {label!r} that is not a class; classes are "
                         f"{self.classes_.tolist()!r}"
                     )
-                if not (isinstance(weight, (int, float)) and weight >= 0 and np.isfinite(weight)):
-                    raise ValueError(f"class_weight[{label!r}] must be a non-negative number")
-                per_class[where[0]] = float(weight)
+                per_class[where[0]] = check_number(f"class_weight[{label!r}]", weight, low=0)
         else:
             raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
         return per_class[idx]

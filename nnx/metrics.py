@@ -428,7 +428,8 @@ def precision_recall_fscore_support(y_true, y_pred, *, beta=1.0, labels=None, po
     fn, fp = true - tp, pred - tp
     fscore = _divide((1 + b2) * tp, (1 + b2) * tp + b2 * fn + fp, zd)
     if average is None:
-        return precision, recall, fscore, true if sample_weight is not None else true.astype(np.int64)
+        support = true if sample_weight is not None else true.astype(np.int64)
+        return precision, recall, fscore, support
     if average == "weighted":
         weights = true
         if weights.sum() == 0:
