@@ -18,6 +18,8 @@ import math
 
 from array_api_compat import array_namespace
 
+from .validation import check_number
+
 
 def _sigmoid(xp, x):
     # exp(-|x|) is in (0, 1]: never overflows, and keeps relative precision in both tails.
@@ -109,8 +111,10 @@ class ReLU(Activation):
         return xp.maximum(x, 0.0)
 
     def backward(self, xp, x, y, dy):
-        # A multiply by a cast mask is ~10x faster than xp.where on a random mask.
-        return dy * xp.astype(y > 0, dy.dtype)
+        # y = max(x, 0) >= 0, so sign(y) is the mask [x > 0] already in dy's dtype: two
+        # array calls, where a cast mask takes three (NumPy's bool->float cast alone costs
+        # ~2 us on a 32x64 batch) and xp.where ~10x more on a random mask.
+        return dy * xp.sign(y)
 
 
 class LeakyReLU(Activation):
@@ -125,9 +129,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        if not alpha > 0:
-            raise ValueError(f"LeakyReLU alpha must be > 0; got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_number("LeakyReLU alpha", alpha, low=0, low_open=True)
 
     def forward(self, xp, x):
         return xp.where(x > 0, x, self.alpha * x)
@@ -148,9 +150,7 @@ class ELU(Activation):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        if not alpha > 0:
-            raise ValueError(f"ELU alpha must be > 0; got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = check_number("ELU alpha", alpha, low=0, low_open=True)
 
     def forward(self, xp, x):
         return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0.0)))

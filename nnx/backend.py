@@ -130,7 +130,13 @@ def _resolve_device(name: str, xp, device):
     if name == "torch":
         import torch
 
-        dev = torch.device("cpu" if device is None else device)
+        try:
+            dev = torch.device("cpu" if device is None else device)
+        except (RuntimeError, TypeError) as exc:  # "foo", 1.5: torch's own message says why
+            raise ValueError(f"backend='torch' cannot use device={device!r}: {exc}") from None
+        if dev.type not in ("cpu", "cuda", "mps", "xpu"):  # meta tensors hold no values
+            raise ValueError(f"backend='torch' computes on cpu, cuda, mps or xpu devices; "
+                             f"got device={device!r}")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ImportError(
                 f"device={device!r} needs a CUDA build of torch and a GPU; none is available here"

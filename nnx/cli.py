@@ -356,6 +356,11 @@ def cmd_train(args) -> int:
     X, y, task, features, target, source = _training_data(args)
     X_train, X_test, y_train, y_test = datasets.train_test_split(
         X, y, test_size=args.test_size, seed=args.seed)
+    if task == "regression" and X_test.shape[0] < 2:  # else the test R^2 would be NaN
+        raise CLIError(
+            f"{X.shape[0]} rows leave {X_test.shape[0]} test row(s) and R^2 needs at least 2: "
+            "add rows or raise --test-size"
+        )
     if task == "classification":
         unseen = np.setdiff1d(np.unique(y_test), np.unique(y_train))
         if unseen.size:

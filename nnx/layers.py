@@ -20,7 +20,7 @@ from . import activations as _activations
 from . import initializers
 from . import regularizers as _regularizers
 from .backend import Context
-from .validation import check_number
+from .validation import check_bool, check_number
 
 
 class DenseCache(NamedTuple):
@@ -109,16 +109,14 @@ class Dense(Layer):
         if kernel_constraint is not None and not callable(kernel_constraint):
             raise ValueError(f"kernel_constraint must be callable (e.g. MaxNorm(3)); got {kernel_constraint!r}")
         self.kernel_constraint = kernel_constraint
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"Dense units must be a positive integer; got {units!r}")
-        self.units = units
+        self.units = check_number("Dense units", units, low=1, integer=True)
         self.activation = _activations.get(activation)
         if isinstance(self.activation, _activations.Identity):
             self.activation = None
         if kernel_initializer is not None:
             initializers.get(kernel_initializer)  # fail early on an unknown name
         self.kernel_initializer = kernel_initializer
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
 
     def build(self, in_dim, ctx, rng):
         self.ctx, self.input_dim, self.output_dim = ctx, in_dim, self.units
@@ -252,7 +250,7 @@ class _Normalization(Layer):
     def __init__(self, epsilon: float, affine: bool):
         super().__init__()
         self.epsilon = check_number("epsilon", epsilon, low=0, low_open=True)
-        self.affine = bool(affine)
+        self.affine = check_bool("affine", affine)
 
     def build(self, in_dim, ctx, rng):
         super().build(in_dim, ctx, rng)

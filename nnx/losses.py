@@ -75,7 +75,9 @@ class Loss:
             scale = 1.0 / (l.shape[0] * l.shape[1])
             return xp.sum(l) * scale, dl * scale
         if self.normalize_by_weight:
-            scale = 1.0 / xp.sum(weight)
+            # a batch whose rows all weigh 0 contributes 0, not 0/0 = NaN
+            tiny = float(xp.finfo(weight.dtype).smallest_normal)
+            scale = 1.0 / xp.maximum(xp.sum(weight), tiny)
         else:
             scale = 1.0 / (l.shape[0] * l.shape[1])
         return xp.sum(weight * l) * scale, (weight * scale) * dl
@@ -124,9 +126,7 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta: float = 1.0):
-        if not delta > 0:
-            raise ValueError(f"Huber delta must be > 0; got {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_number("Huber delta", delta, low=0, low_open=True)
 
     def terms(self, xp, z, y):
         d = z - y

@@ -360,8 +360,22 @@ class Network:
         return float(loss), grads
 
     def train_step(self, X, y) -> float:
-        """One optimizer update on one batch; returns the batch loss (before the update)."""
-        return float(self._train_step(*self._prepare(X, y)))
+        """One optimizer update on one batch; returns the batch loss (before the update).
+
+        Guarded like ``fit``: a step that makes the loss or a parameter NaN or inf is undone
+        and raises :class:`DivergenceError`.
+        """
+        Xd, Yd = self._prepare(X, y)
+        before = self._training_snapshot()
+        with self.ctx.errstate():
+            loss = float(self._finite_check(self._train_step(Xd, Yd)))
+        if not math.isfinite(loss):
+            self._restore_training(before)
+            raise DivergenceError(
+                "train_step produced a NaN or infinite loss or parameter; the step was undone. "
+                "Likely cause: a learning rate too high, or unscaled inputs."
+            )
+        return loss
 
     # ------------------------------------------------------------------ training
 
@@ -510,37 +524,39 @@ class Network:
                     if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
         for cb in cbs:
             cb.on_train_begin()
-        for epoch in range(epochs):
+        try:
+            for epoch in range(epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                Xe, Ye, We = Xd, Yd, Wd
+                if shuffle:
+                    perm = self.random.permutation(n)
+                    Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
+                    if Wd is not None:
+                        We = xp.take(Wd, perm, axis=0)
+                # the divergence guard's restore point: copies on the device, no host sync
+                restore_point = self._training_snapshot()
+                total = 0.0
+                for start, stop in bounds:
+                    wb = None if We is None else We[start:stop, ...]
+                    loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
+                    total = total + loss * float(stop - start)
+                # the one host sync of the epoch: the loss, NaN if any parameter is not finite
+                logs = {"loss": float(self._finite_check(total)) / n}
+                if not math.isfinite(logs["loss"]):
+                    self._handle_divergence(epoch, restore_point, (Xe, Ye, We), bounds,
+                                            on_nonfinite)
+                    break
+                if validation is not None:
+                    scores = self._scores(*validation)
+                    logs.update({"val_" + key: value for key, value in scores.items()})
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:  # progress bars close and EarlyStopping restores, even on divergence
             for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            Xe, Ye, We = Xd, Yd, Wd
-            if shuffle:
-                perm = self.random.permutation(n)
-                Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
-                if Wd is not None:
-                    We = xp.take(Wd, perm, axis=0)
-            # the divergence guard's restore point: copies on the device, no host sync
-            restore_point = self._training_snapshot()
-            total = 0.0
-            for start, stop in bounds:
-                wb = None if We is None else We[start:stop, ...]
-                loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
-                total = total + loss * float(stop - start)
-            # the one host sync of the epoch: the loss, NaN if any parameter is not finite
-            logs = {"loss": float(self._finite_check(total)) / n}
-            if not math.isfinite(logs["loss"]):
-                self._handle_divergence(epoch, restore_point, (Xe, Ye, We), bounds,
-                                        on_nonfinite)
-                break
-            if validation is not None:
-                scores = self._scores(*validation)
-                logs.update({"val_" + key: value for key, value in scores.items()})
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
+                cb.on_train_end()
 
     # ------------------------------------------------------------------ divergence guard
     #
@@ -645,10 +661,10 @@ class Network:
         Xd = self._prepare_X(X)
         with self.ctx.errstate():  # huge logits saturate the link: 0/1, not an error
             out, _ = self._forward(Xd, False)
-            # ...but overflowed ones (inf, NaN) would give silent garbage: refuse them
-            check_finite_result(out, self.ctx, "the network's output for X", Xd,
-                                self.parameters())
-            return self.loss_.link.forward(self.ctx.xp, out)
+            out = self.loss_.link.forward(self.ctx.xp, out)
+        # ...but NaN (overflow in the layers, softmax of inf) would be silent garbage
+        check_finite_result(out, self.ctx, "the network's output for X", Xd, self.parameters())
+        return out
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
@@ -717,9 +733,13 @@ class Network:
     def score(self, X, y) -> float:
         """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
         if self.targets_ is not None and self.targets_.kind == "regression":
-            truth = check_targets(y, np.shape(to_numpy(X))[0])
+            pred = to_numpy(self.predict(X)).astype(float)  # checks X first
+            truth = check_targets(y, pred.shape[0])
             truth = check_regression_targets(truth, dtype=self.ctx.dtype_name).astype(float)
-            pred = to_numpy(self.predict(X)).astype(float).reshape(truth.shape)
+            if truth.size != pred.size:
+                raise ValueError(f"y has {truth.size // pred.shape[0]} target column(s) but the "
+                                 f"network has {self.n_outputs} output(s)")
+            pred = pred.reshape(truth.shape)
             ss_res = float(((truth - pred) ** 2).sum())
             ss_tot = float(((truth - truth.mean(axis=0)) ** 2).sum())
             return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0

@@ -204,8 +204,9 @@ class InverseTime(Schedule):
         self.power = check_number("power", power, low=0, low_open=True)
 
     def rate(self, step):
-        return self.initial_learning_rate / (
-            1.0 + self.decay_rate * step / self.decay_steps) ** self.power
+        # a negative power underflows to 0.0 where a positive one would overflow (raise)
+        return self.initial_learning_rate * (
+            1.0 + self.decay_rate * step / self.decay_steps) ** -self.power
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
@@ -227,6 +228,7 @@ class InvScaling(InverseTime):
     """
 
     def __init__(self, initial_learning_rate=1e-3, power_t=0.5):
+        power_t = check_number("power_t", power_t, low=0, low_open=True)  # named as given
         super().__init__(initial_learning_rate, 1.0, 1, power_t)
         self.power_t = self.power
 

@@ -79,3 +79,15 @@ def test_a_healthy_run_is_untouched(backend):
 def test_bad_on_nonfinite_value():
     with pytest.raises(ValueError, match="on_nonfinite"):
         nnx.Network([2, 1]).fit(np.ones((4, 2)), [0, 1, 0, 1], on_nonfinite="ignore")
+
+
+def test_train_step_is_guarded_too(backend):
+    X, y = _exploding()
+    net = nnx.Network([3, 16, 1], learning_rate=1e30, seed=0, **backend.kwargs)
+    before = {k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()}
+    with pytest.raises(nnx.DivergenceError, match="train_step"):
+        for _ in range(5):
+            net.train_step(X, y)
+            before = {k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()}
+    for name, p in net.parameters().items():
+        np.testing.assert_array_equal(nnx.to_numpy(p), before[name])

@@ -176,7 +176,7 @@ def test_gradient_flow(tmp_path, capsys, backend):
 def test_run_all_writes_every_figure(tmp_path, capsys):
     out = run_example("run_all", tmp_path, capsys)
     names = {"decision_boundaries.png", "activations.png", "activation_comparison.png",
-             "gradient_flow.png"}
+             "gradient_flow.png", "regularization.png"}
     assert {p.name for p in tmp_path.iterdir()} == names
     for name in names:
         assert_png(tmp_path / name)
