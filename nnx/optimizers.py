@@ -545,7 +545,25 @@ class Adadelta(Optimizer):
                             weight_decay=self.weight_decay)
 
 
-class Adam(Optimizer):
+
+class _Moments(Optimizer):
+    """Shared parts of the Adam family: moment rates ``beta_1``, ``beta_2``, ``epsilon`` and
+    coupled weight decay (:math:`g \\leftarrow g + \\lambda p`), validated once here."""
+
+    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, *, clip_norm=None,
+                 clip_value=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+        self.beta_1 = _check_beta("beta_1", beta_1)
+        self.beta_2 = _check_beta("beta_2", beta_2)
+        self.epsilon = check_number("epsilon", epsilon, low=0)
+        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+
+    def _moments_config(self, **extra) -> dict:
+        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                            weight_decay=self.weight_decay, **extra)
+
+
+class Adam(_Moments):
     r"""Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``.
 
     .. math::
@@ -580,11 +598,8 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
+                         clip_norm=clip_norm, clip_value=clip_value)
         self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def init_slots(self, xp, p):
@@ -615,8 +630,7 @@ class Adam(Optimizer):
         return u, new
 
     def get_config(self):
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay, amsgrad=self.amsgrad)
+        return self._moments_config(amsgrad=self.amsgrad)
 
 
 class AdamW(Adam):
@@ -654,7 +668,7 @@ class AdamW(Adam):
                          clip_norm=clip_norm, clip_value=clip_value)
 
 
-class NAdam(Optimizer):
+class NAdam(_Moments):
     r"""Adam with Nesterov momentum (Dozat, 2016), as ``torch.optim.NAdam``.
 
     The momentum coefficient warms up, :math:`\mu_t = \beta_1 (1 - \tfrac12
@@ -691,11 +705,8 @@ class NAdam(Optimizer):
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
+                         clip_norm=clip_norm, clip_value=clip_value)
         self.momentum_decay = check_number("momentum_decay", momentum_decay, low=0)
         self.mu_product = 1.0
 
@@ -731,11 +742,10 @@ class NAdam(Optimizer):
         self.mu_product = float(extra["mu_product"])
 
     def get_config(self):
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay, momentum_decay=self.momentum_decay)
+        return self._moments_config(momentum_decay=self.momentum_decay)
 
 
-class RAdam(Optimizer):
+class RAdam(_Moments):
     r"""Rectified Adam (Liu et al., 2020), as ``torch.optim.RAdam``.
 
     While the variance of the adaptive rate is intractable (early steps) the update is
@@ -767,11 +777,8 @@ class RAdam(Optimizer):
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
+                         clip_norm=clip_norm, clip_value=clip_value)
 
     def init_slots(self, xp, p):
         return {"m": xp.zeros_like(p), "v": xp.zeros_like(p)}
@@ -800,11 +807,10 @@ class RAdam(Optimizer):
         return u, {"m": m, "v": v}
 
     def get_config(self):
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay)
+        return self._moments_config()
 
 
-class Adamax(Optimizer):
+class Adamax(_Moments):
     r"""Adamax, Adam with an infinity norm (Kingma & Ba, 2015), as ``torch.optim.Adamax``.
 
     .. math::
@@ -832,11 +838,8 @@ class Adamax(Optimizer):
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
+                         clip_norm=clip_norm, clip_value=clip_value)
 
     def init_slots(self, xp, p):
         return {"m": xp.zeros_like(p), "u": xp.zeros_like(p)}
@@ -851,8 +854,7 @@ class Adamax(Optimizer):
         return u, {"m": m, "u": norm}
 
     def get_config(self):
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay)
+        return self._moments_config()
 
 
 class Lion(Optimizer):
