@@ -51,10 +51,9 @@ or a kill in the middle of a save leaves the previous file intact (and at worst 
 
 Exact resume: with the optimizer state (the default) and the random streams saved, training
 10 epochs, saving, loading on the same backend and training 10 more gives bit-identical
-parameters to 20 uninterrupted epochs (shuffling and dropout masks included). Two limits: the
-dropout masks of the ``cupy`` backend come from a CuPy generator whose state cannot be read,
-so a resumed CuPy run draws different masks; and the native generator's state is only
-restored on the backend (and device type) that saved it.
+parameters to 20 uninterrupted epochs (shuffling and dropout masks included). One limit: the
+native generator's state (torch's, CuPy's) is only restored on the backend (and device type)
+that saved it. (CuPy's exact resume is written but untested: no GPU was available.)
 
 Pickle
 ------
@@ -667,8 +666,10 @@ def _rebuild(header, reader, ctx):
                         and str(saved_on.get("device", "")).split(":")[0]
                         == str(ctx.device).split(":")[0])
     if native is not None and same_device_kind:
-        # the backend's own generator (torch): its state only fits the same kind of device
-        random_state["mask_native"] = np.asarray(native, dtype=np.uint8).tolist()
+        # the backend's own generator: torch's state (bytes) only fits the same kind of
+        # device; CuPy's is a host NumPy stream's state (a dict)
+        random_state["mask_native"] = (native if isinstance(native, dict)
+                                       else np.asarray(native, dtype=np.uint8).tolist())
     net.random.set_state(random_state)
 
     history = History()

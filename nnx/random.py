@@ -97,16 +97,33 @@ class _TorchUniform:
 
 
 class _CupyUniform:
+    """CuPy's Philox generator, re-seeded before every draw from a host NumPy stream.
+
+    Re-seeding Philox only sets a key (no state initialisation on the GPU) and passes the seed
+    as a kernel argument, so no data crosses to the device; in exchange the generator's whole
+    state is the host stream's, which can be saved and restored for an exact resume (CuPy's
+    own generator state cannot be read back).
+    """
+
     def __init__(self, ctx: Context, seed: int):
         import cupy
+        from cupy.cuda import curand
 
         self.ctx = ctx
+        self.host = np.random.default_rng(seed)
         with ctx.device:
-            self.gen = cupy.random.RandomState(seed)
+            self.gen = cupy.random.RandomState(seed, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
 
     def __call__(self, shape):
         with self.ctx.device:
+            self.gen.seed(int(self.host.integers(2**63)))
             return self.gen.random_sample(shape, dtype=self.ctx.dtype)
+
+    def get_state(self):
+        return self.host.bit_generator.state
+
+    def set_state(self, state):
+        self.host.bit_generator.state = state
 
 
 def _native_generator(ctx: Context, seed: int):
