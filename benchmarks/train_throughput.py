@@ -53,7 +53,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 _OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -1169,7 +1169,7 @@ def markdown(results):
     out = [f"# nnx training throughput — {results['title']}", "",
            f"Command: `{env['command']}`  ", f"Date: {env['date']}  ",
            f"Machine: {env['cpu_model']}, {env['cpus']} CPUs, {env['platform']}  ",
-           f"NumPy BLAS: " + ", ".join(
+           "NumPy BLAS: " + ", ".join(
                f"{p['internal_api']} {p['version']} kernel={p['architecture']} "
                f"threads={p['num_threads']}" for p in env["threadpools"]
                if p["user_api"] == "blas"),
@@ -1194,7 +1194,7 @@ def markdown(results):
         for name, e in thr["configs"].items():
             if "skipped" in e:
                 out.append(f"| {name} | – | " + " | ".join(["not yet measured"] * len(cols))
-                           + f" | – | – |")
+                           + " | – | – |")
                 continue
             opts = sorted({k.split(":")[0] for k in e["step_s"] if ":" in k},
                           key=["sgd", "adam"].index)

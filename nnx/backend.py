@@ -301,3 +301,22 @@ def device_info() -> dict:
     except ImportError:
         pass
     return info
+
+
+def common_namespace(*arrays):
+    """``(xp, arrays)`` with every non-None input in one array API namespace.
+
+    Arrays that already share a device namespace (all torch, all CuPy, ...) stay where they
+    are; anything else (NumPy, lists, pandas, a mix of backends) becomes host NumPy, computed
+    with NumPy itself rather than the compat wrapper.
+    """
+    from array_api_compat import array_namespace, is_numpy_namespace
+
+    present = [a for a in arrays if a is not None]
+    try:
+        xp = array_namespace(*present)
+    except TypeError:  # lists, pandas, mixed backends
+        xp = np
+    if xp is np or is_numpy_namespace(xp):
+        return np, tuple(None if a is None else np.asarray(to_numpy(a)) for a in arrays)
+    return xp, arrays

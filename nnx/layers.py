@@ -369,7 +369,7 @@ class Residual(Layer):
     r"""A skip connection around a block: :math:`y = x + f(x)` (He et al. 2016).
 
     The gradient reaches the input both through the block and unchanged along the identity
-    path, :math:`dx = dy + J_f^	op dy`, which is why deep residual stacks do not suffer the
+    path, :math:`dx = dy + J_f^\top dy`, which is why deep residual stacks do not suffer the
     vanishing gradients of plain deep sigmoid/tanh networks.
 
     Parameters

@@ -25,10 +25,9 @@ import numbers
 import warnings
 
 import numpy as np
-from array_api_compat import array_namespace, is_numpy_namespace
 from array_api_compat import device as _device
 
-from .backend import to_numpy
+from .backend import common_namespace, to_numpy
 
 __all__ = [
     "accuracy_score",
@@ -52,19 +51,8 @@ _AVERAGES = (None, "binary", "micro", "macro", "weighted")
 
 
 def _common(*arrays):
-    """``(xp, arrays)`` with every non-None input in one array API namespace.
-
-    Arrays that already share a namespace (all torch, all CuPy, ...) stay where they are;
-    anything else (lists, pandas, a mix of backends) is brought to host NumPy.
-    """
-    present = [a for a in arrays if a is not None]
-    try:
-        xp = array_namespace(*present)
-    except TypeError:  # lists, pandas, mixed backends
-        xp = np
-    if xp is np or is_numpy_namespace(xp):
-        return np, tuple(None if a is None else np.asarray(to_numpy(a)) for a in arrays)
-    return xp, arrays
+    """``(xp, arrays)`` in one namespace: see :func:`nnx.backend.common_namespace`."""
+    return common_namespace(*arrays)
 
 
 def _host(x):

@@ -62,8 +62,10 @@ class Network:
     loss : str or Loss, optional
         Default: binary cross-entropy for one output, categorical cross-entropy for several.
     optimizer : str or Optimizer, default "sgd"
-    learning_rate : float or schedule, default 0.01
+    learning_rate : float or schedule, optional
         Used when ``optimizer`` is given by name (an optimizer object carries its own).
+        Default: 0.01 for ``"sgd"`` (the lesson's), else the optimizer's own default
+        (torch's: 1e-3 for Adam, 1e-4 for Lion, ...).
     backend : {"numpy", "cupy", "torch", "array_api_strict"}, default "numpy"
     device : optional
         Where to compute (``"cuda:0"`` for torch, an int for CuPy, ...).
@@ -90,7 +92,7 @@ class Network:
     """
 
     def __init__(self, layers, *, input_dim=None, activation="relu", kernel_initializer=None,
-                 loss=None, optimizer="sgd", learning_rate=0.01, backend="numpy", device=None,
+                 loss=None, optimizer="sgd", learning_rate=None, backend="numpy", device=None,
                  dtype="float32", seed=None, l1=0.0, l2=0.0):
         self.ctx = get_context(backend, device, dtype)
         self.l1 = check_number("l1", l1, low=0)
@@ -118,6 +120,8 @@ class Network:
             )
         self.layers = layers
         self.loss_ = None if loss is None else _losses.get(loss)
+        if learning_rate is None and isinstance(optimizer, str) and optimizer.lower() == "sgd":
+            learning_rate = 0.01  # the lesson's default rate
         self.optimizer = _optimizers.get(optimizer, learning_rate)
         self.input_dim = None
         self.targets_ = None
@@ -216,19 +220,27 @@ class Network:
         self._require_built("state()")
         return {name: owner[key] for name, owner, key in self._state_refs}
 
-    def _snapshot(self) -> dict:
-        """Copies of every parameter and state array, and the random streams' state."""
+    def _snapshot(self, parameters=True, optimizer=False) -> dict:
+        """A restore point: device copies of the parameters (optional), the layer state and
+        (optionally) the optimizer's state, plus the random streams' state. No host sync."""
         xp = self.ctx.xp
-        refs = self._param_refs + self._state_refs
-        return {"arrays": {name: xp.asarray(owner[key], copy=True) for name, owner, key in refs},
-                "random": self.random.state()}
+        refs = (self._param_refs if parameters else []) + self._state_refs
+        snapshot = {"arrays": {name: xp.asarray(owner[key], copy=True)
+                               for name, owner, key in refs},
+                    "random": self.random.state()}
+        if optimizer:
+            snapshot["optimizer"] = self.optimizer.snapshot()
+        return snapshot
 
     def _restore(self, snapshot: dict) -> None:
-        """Undo everything since :meth:`_snapshot` (optimizer state excepted)."""
+        """Go back to a :meth:`_snapshot` (the parts it holds)."""
         arrays = snapshot["arrays"]
         for name, owner, key in self._param_refs + self._state_refs:
-            owner[key] = self.ctx.xp.asarray(arrays[name], copy=True)
+            if name in arrays:
+                owner[key] = self.ctx.xp.asarray(arrays[name], copy=True)
         self.random.set_state(snapshot["random"])
+        if "optimizer" in snapshot:
+            self.optimizer.restore(snapshot["optimizer"])
 
     # ------------------------------------------------------------------ forward / backward
 
@@ -351,7 +363,8 @@ class Network:
             Keyed like :meth:`parameters`, device arrays.
         """
         Xd, Yd = self._prepare(X, y)
-        snapshot = self._snapshot()  # running statistics and random streams stay untouched
+        # running statistics and random streams stay untouched; parameters stay the live arrays
+        snapshot = self._snapshot(parameters=False)
         with self.ctx.errstate():  # overflow is reported below, once
             loss, grads = self._loss_and_grads(Xd, Yd)
         self._restore(snapshot)
@@ -366,11 +379,11 @@ class Network:
         and raises :class:`DivergenceError`.
         """
         Xd, Yd = self._prepare(X, y)
-        before = self._training_snapshot()
+        before = self._snapshot(optimizer=True)
         with self.ctx.errstate():
             loss = float(self._finite_check(self._train_step(Xd, Yd)))
         if not math.isfinite(loss):
-            self._restore_training(before)
+            self._restore(before)
             raise DivergenceError(
                 "train_step produced a NaN or infinite loss or parameter; the step was undone. "
                 "Likely cause: a learning rate too high, or unscaled inputs."
@@ -535,7 +548,7 @@ class Network:
                     if Wd is not None:
                         We = xp.take(Wd, perm, axis=0)
                 # the divergence guard's restore point: copies on the device, no host sync
-                restore_point = self._training_snapshot()
+                restore_point = self._snapshot(optimizer=True)
                 total = 0.0
                 for start, stop in bounds:
                     wb = None if We is None else We[start:stop, ...]
@@ -567,35 +580,6 @@ class Network:
     # random streams, so the replay draws the same dropout masks), now checking every step on
     # the host, to name the exact step and stop right before it.
 
-    def _training_snapshot(self) -> dict:
-        """Device copies of what a training step changes: parameters, layer state, the
-        optimizer's slots and counters, and (with dropout) the mask stream."""
-        ctx = self.ctx
-        opt = {k: (list(v) if isinstance(v, list) else v)
-               for k, v in vars(self.optimizer).items()}
-        opt["slots"] = _copy_tree(ctx, self.optimizer.slots)
-        return {
-            "arrays": [ctx.xp.asarray(owner[key], copy=True)
-                       for _, owner, key in self._param_refs + self._state_refs],
-            "optimizer": opt,
-            "random": self.random.state() if self._stochastic else None,
-        }
-
-    def _restore_training(self, snapshot: dict) -> None:
-        ctx = self.ctx
-        for (_, owner, key), saved in zip(self._param_refs + self._state_refs,
-                                          snapshot["arrays"]):
-            owner[key] = ctx.xp.asarray(saved, copy=True)
-        opt = dict(snapshot["optimizer"])
-        opt["slots"] = _copy_tree(ctx, opt["slots"])
-        vars(self.optimizer).update(opt)
-        if snapshot["random"] is not None:
-            self.random.set_state(snapshot["random"])
-
-    @property
-    def _stochastic(self) -> bool:
-        return any(getattr(layer, "rate", 0) for _, layer in self._leaf_layers())
-
     def _finite_check(self, total):
         """``total`` turned NaN when any parameter is NaN or inf (``0 * inf`` is NaN), so one
         host transfer answers both questions. Sums beyond float range (weights ~1e35) count
@@ -614,10 +598,10 @@ class Network:
         :class:`DivergenceError` or warn."""
         xp = self.ctx.xp
         Xe, Ye, We = data
-        self._restore_training(restore_point)
+        self._restore(restore_point)
         problem, step = "the loss", len(bounds)  # if the replay cannot reproduce it
         for k, (start, stop) in enumerate(bounds):
-            before = self._training_snapshot()
+            before = self._snapshot(optimizer=True)
             xb, yb = Xe[start:stop, ...], Ye[start:stop, ...]
             wb = None if We is None else We[start:stop, ...]
             if self.optimizer.needs_closure:
@@ -632,7 +616,7 @@ class Network:
             if not bad and not self._parameters_finite():
                 bad = ["the updated parameters"]
             if bad:
-                self._restore_training(before)
+                self._restore(before)
                 problem, step = " and ".join(bad[:3]), k + 1
                 break
         scale = float(xp.max(xp.abs(Xe)))
@@ -727,7 +711,11 @@ class Network:
                 truth = xp.argmax(Yd, axis=1)
             else:
                 truth = xp.astype(Yd > 0.5, xp.int64)
-            result["accuracy"] = float(xp.mean(xp.astype(pred == truth, self.ctx.dtype)))
+            correct = pred == truth
+            if kind == "multilabel":  # subset accuracy, as scikit-learn: every label right
+                correct = xp.all(correct, axis=1)
+            # an integer count: exact at any size (a float32 mean is not beyond 2**24 rows)
+            result["accuracy"] = int(xp.sum(xp.astype(correct, xp.int64))) / correct.shape[0]
         return result
 
     def score(self, X, y) -> float:
@@ -808,16 +796,3 @@ class DivergenceError(FloatingPointError):
 class NonFiniteWarning(UserWarning):
     """``fit(..., on_nonfinite="warn")``: training stopped at a NaN/inf step (see
     :class:`DivergenceError`); the last finite parameters were restored."""
-
-
-def _copy_tree(ctx, obj):
-    """Copy the arrays inside nested dicts and lists (device arrays on the device)."""
-    if isinstance(obj, dict):
-        return {k: _copy_tree(ctx, v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_copy_tree(ctx, v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.copy()
-    if ctx.owns(obj):
-        return ctx.xp.asarray(obj, copy=True)
-    return obj

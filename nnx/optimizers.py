@@ -36,7 +36,6 @@ import numpy as np
 from .backend import to_numpy
 from .validation import check_bool, check_choice, check_learning_rate, check_number
 
-_check_learning_rate = check_learning_rate  # the rule lives in nnx.validation
 
 
 def _check_beta(name, value):
@@ -90,7 +89,7 @@ class Optimizer:
     needs_closure = False
 
     def __init__(self, learning_rate, *, clip_norm=None, clip_value=None):
-        self.learning_rate = _check_learning_rate(learning_rate)
+        self.learning_rate = check_learning_rate(learning_rate)
         self.clip_norm = _optional_positive("clip_norm", clip_norm)
         self.clip_value = _optional_positive("clip_value", clip_value)
         self.iterations = 0
@@ -249,6 +248,29 @@ class Optimizer:
         if "learning_rate" in state and not callable(self.learning_rate):
             self.learning_rate = float(state["learning_rate"])
         self._load_extra_state(state.get("extra", {}))
+
+    def snapshot(self) -> dict:
+        """An in-memory restore point on the device (no host transfer): copies of the slots,
+        and the other attributes as they are (counters, host scalars; lists are copied).
+
+        An optimizer that updates an array outside ``slots`` in place must override this.
+        """
+        state = {k: (list(v) if isinstance(v, list) else v)
+                 for k, v in vars(self).items() if k not in ("ctx", "slots")}
+        state["slots"] = self._copy_slots(self.slots)
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Go back to a :meth:`snapshot` (which stays reusable)."""
+        state = dict(state)
+        state["slots"] = self._copy_slots(state["slots"])
+        vars(self).update(state)
+
+    def _copy_slots(self, slots: dict) -> dict:
+        xp = self.ctx.xp
+        return {name: {k: (xp.asarray(v, copy=True) if hasattr(v, "shape") else v)
+                       for k, v in per_param.items()}
+                for name, per_param in slots.items()}
 
     def _to_device(self, arr, dtype=None):
         if arr is None:

@@ -37,14 +37,6 @@ class Random:
         self._native = _native_generator(ctx, self._mask_seed)
         self._mask_host = np.random.default_rng(mask_seq)
 
-    def host_normal(self, shape, scale: float = 1.0) -> np.ndarray:
-        """Standard normal draws times ``scale`` on the host (float64)."""
-        return self.init.standard_normal(shape) * scale
-
-    def host_uniform(self, shape, limit: float) -> np.ndarray:
-        """Uniform draws on ``[-limit, limit)`` on the host (float64)."""
-        return self.init.uniform(-limit, limit, size=shape)
-
     def permutation(self, n: int):
         """A random order of ``n`` rows, drawn on the host, moved once to the device."""
         return self.ctx.asarray(self.shuffle.permutation(n), dtype=self.ctx.xp.int64)

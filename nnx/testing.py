@@ -9,6 +9,8 @@ to prove anything.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .backend import to_numpy
@@ -58,6 +60,11 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
     GradientCheckError
         When any error exceeds ``rtol`` (unless ``raise_on_error=False``).
     """
+    if net.ctx.dtype_name != "float64":
+        warnings.warn(
+            "check_gradients on a float32 network: a perturbation of eps=1e-6 is mostly "
+            "rounded away, so the comparison is noise; build the network with dtype='float64'",
+            UserWarning, stacklevel=2)
     Xd, Yd = net._prepare(X, y)
     # Every evaluation starts from this snapshot: the same dropout masks and the same
     # running statistics, so stochastic layers are checked with a fixed mask.

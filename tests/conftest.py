@@ -72,10 +72,11 @@ class Backend:
 
 def _backend_params():
     params = [pytest.param(("numpy", None), id="numpy")]
-    if importlib.util.find_spec("array_api_strict") is not None:
-        params.append(pytest.param(("array_api_strict", "device1"), id="array_api_strict"))
-    if importlib.util.find_spec("torch") is not None:
-        params.append(pytest.param(("torch", "cpu"), id="torch"))
+    # shown as skipped (never silently dropped) where the test extra is not installed
+    for name, device in (("array_api_strict", "device1"), ("torch", "cpu")):
+        missing = importlib.util.find_spec(name) is None
+        params.append(pytest.param((name, device), id=name, marks=pytest.mark.skipif(
+            missing, reason=f"{name} is not installed (pip install -e '.[test]')")))
     params.append(
         pytest.param(("cupy", None), id="cupy",
                      marks=[pytest.mark.gpu,

@@ -113,5 +113,7 @@ def test_bad_layers():
 
 def test_integer_and_bool_features_are_accepted(backend):
     net = _net(backend)
-    net.fit(np.array([[0, 1], [1, 0]] * 5), Y_OK, epochs=1)
-    net.predict(np.array([[True, False]]))
+    history = net.fit(np.array([[0, 1], [1, 0]] * 5), Y_OK, epochs=1)
+    assert np.isfinite(history.history["loss"][0])
+    pred = net.predict(np.array([[True, False], [False, True]]))
+    assert pred.shape == (2,) and set(pred) <= {0, 1}

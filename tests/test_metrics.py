@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-import nnx
 from nnx import metrics
 
 

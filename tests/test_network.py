@@ -203,3 +203,38 @@ def test_set_parameters_moves_numpy_to_the_device(backend):
 def test_summary_counts_parameters():
     text = nnx.Network([2, 16, 8, 1]).summary()
     assert "total parameters: 193" in text
+
+
+@pytest.mark.parametrize("name,default", [("adam", 1e-3), ("lion", 1e-4), ("adadelta", 1.0),
+                                          ("sgd", 0.01), ("nadam", 2e-3)])
+def test_named_optimizers_keep_their_own_default_rate(name, default):
+    assert nnx.Network([2, 1], optimizer=name).optimizer.learning_rate == default
+    assert nnx.Network([2, 1], optimizer=name, learning_rate=0.5).optimizer.learning_rate == 0.5
+
+
+def test_multilabel_accuracy_is_subset_accuracy_like_sklearn(backend):
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    Y = (X[:, :3] + 0.8 * rng.normal(size=(60, 3)) > 0).astype(int)
+    net = nnx.Network([4, 8, 3], loss="binary_crossentropy", seed=0, **backend.kwargs)
+    net.fit(X, Y, epochs=5)
+    expected = accuracy_score(Y, net.predict(X))
+    assert net.evaluate(X, Y)["accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_gradients_leave_parameters_live(backend):
+    X, y = _moons(20)
+    net = nnx.Network([2, 4, 1], seed=0, **backend.kwargs)
+    W = net.parameters()["layers.0.W"]
+    net.gradients(X, y)
+    assert net.parameters()["layers.0.W"] is W
+
+
+def test_accuracy_is_an_exact_fraction():
+    X, y = _moons(30)
+    net = nnx.Network([2, 8, 1], seed=0, learning_rate=0.1)
+    net.fit(X, y, epochs=5)
+    correct = int(np.sum(net.predict(X) == y))
+    assert net.evaluate(X, y)["accuracy"] == correct / 30
