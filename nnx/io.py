@@ -253,11 +253,7 @@ def _classes_entry(classes, writer):
 
 
 def _random_state(net, writer):
-    state = dict(net.random.state())
-    native = state.get("mask_native")
-    if isinstance(native, list):  # torch's generator state: a few thousand bytes
-        state["mask_native"] = np.asarray(native, dtype=np.uint8)
-    return writer.tree(state, "random")
+    return writer.tree(net.random.export_state(), "random")
 
 
 def _check_metadata(metadata):
@@ -659,18 +655,9 @@ def _rebuild(header, reader, ctx):
             raise ModelFileError("the target kind and the class labels disagree")
         net.targets_ = encoder
 
-    random_state = reader.tree(header["random"])
-    native = random_state.pop("mask_native", None)
     saved_on = header.get("saved_on", {})
-    same_device_kind = (saved_on.get("backend") == ctx.name
-                        and str(saved_on.get("device", "")).split(":")[0]
-                        == str(ctx.device).split(":")[0])
-    if native is not None and same_device_kind:
-        # the backend's own generator: torch's state (bytes) only fits the same kind of
-        # device; CuPy's is a host NumPy stream's state (a dict)
-        random_state["mask_native"] = (native if isinstance(native, dict)
-                                       else np.asarray(native, dtype=np.uint8).tolist())
-    net.random.set_state(random_state)
+    net.random.import_state(reader.tree(header["random"]), saved_on.get("backend"),
+                            saved_on.get("device"))
 
     history = History()
     history.epoch = [int(e) for e in header["history"]["epoch"]]

@@ -59,6 +59,30 @@ class Random:
             out["mask_native"] = native_state()
         return out
 
+    def export_state(self) -> dict:
+        """:meth:`state` with the native generator's state as an array (for saving)."""
+        state = dict(self.state())
+        native = state.get("mask_native")
+        if isinstance(native, list):  # torch's generator state: a few thousand bytes
+            state["mask_native"] = np.asarray(native, dtype=np.uint8)
+        return state
+
+    def import_state(self, state: dict, backend=None, device=None) -> None:
+        """Restore an :meth:`export_state` saved on ``backend``/``device``.
+
+        The host streams always apply; the native generator's state only on the same backend
+        and kind of device (a CPU torch generator's state does not fit a CUDA one); elsewhere
+        the native stream simply continues from this network's seed.
+        """
+        state = dict(state)
+        native = state.pop("mask_native", None)
+        same_kind = (backend == self.ctx.name
+                     and str(device or "").split(":")[0] == str(self.ctx.device).split(":")[0])
+        if native is not None and same_kind:
+            state["mask_native"] = (native if isinstance(native, dict)
+                                    else np.asarray(native, dtype=np.uint8).tolist())
+        self.set_state(state)
+
     def set_state(self, state: dict) -> None:
         self.init.bit_generator.state = state["init"]
         self.shuffle.bit_generator.state = state["shuffle"]
