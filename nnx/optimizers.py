@@ -173,12 +173,19 @@ class Optimizer:
     def direction(self, xp, p, g, slots, t):
         raise NotImplementedError("abstract method: subclasses define direction")
 
-    def _scale_add(self, buf, a: float, x, b: float):
-        """``a * buf + b * x``, computed in ``buf`` itself where the backend allows it."""
+    def _scale_add(self, buf, a: float, x, b: float, x_is_temporary=False):
+        """``a * buf + b * x``, computed in ``buf`` itself where the backend allows it (and
+        in ``x`` too when the caller made it for this call): large arrays then cost no
+        fresh allocations, whose page faults dominate a memory-bound update."""
         if self.ctx.writeable:
             if a != 1.0:
                 buf *= a
-            buf += x if b == 1.0 else b * x
+            if b != 1.0:
+                if x_is_temporary:
+                    x *= b
+                else:
+                    x = b * x
+            buf += x
             return buf
         return a * buf + b * x
 
@@ -642,11 +649,17 @@ class Adam(_Moments):
             g = g + self.weight_decay * p
         b1, b2 = self.beta_1, self.beta_2
         m = self._scale_add(slots["m"], b1, g, 1.0 - b1)
-        v = self._scale_add(slots["v"], b2, g * g, 1.0 - b2)
+        v = self._scale_add(slots["v"], b2, g * g, 1.0 - b2, x_is_temporary=True)
         new = {"m": m, "v": v}
         if self.amsgrad:
             v = new["v_max"] = xp.maximum(slots["v_max"], v)
-        u = m / (xp.sqrt(v) * self._denom_scale + self._denom_eps)
+        denom = xp.sqrt(v)
+        if self.ctx.writeable:  # the same arithmetic, without two temporaries
+            denom *= self._denom_scale
+            denom += self._denom_eps
+        else:
+            denom = denom * self._denom_scale + self._denom_eps
+        u = m / denom
         if self.weight_decay and self._decoupled:
             u = u + self.weight_decay * p
         return u, new
