@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -22,20 +21,6 @@ from nnx import schedules as S
 from nnx.backend import to_numpy
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _torch_on_one_thread():
-    """These tensors are tiny: on a busy machine torch's thread pool made each of these tests
-    up to 100x slower (measured: 40 ms instead of 5 us per small matmul). Restored after."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 _rng = np.random.default_rng(0)

@@ -8,7 +8,6 @@ OneCycle, cosine and step schedules against torch).
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
@@ -18,19 +17,6 @@ from nnx import optimizers as O
 from nnx import schedules as S
 from nnx.backend import to_numpy
 from nnx.callbacks import ReduceLROnPlateau
-
-
-@pytest.fixture(autouse=True)
-def _torch_on_one_thread():
-    """Tiny tensors: torch's thread pool only costs time here (see test_optimizers.py)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- vs torch
