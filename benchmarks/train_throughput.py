@@ -244,10 +244,20 @@ class Side:
         self.block(1)
 
     def block(self, epochs) -> float:
-        raise NotImplementedError
+        raise NotImplementedError("abstract method: each side times its own block")
 
     def sync(self):
         pass
+
+    def _time_steps(self, step, X, Y, epochs) -> float:
+        """Seconds for ``epochs`` passes of ``step`` over the batches, synchronised at the end."""
+        bounds = self.bounds
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            for s, e in bounds:
+                step(X[s:e, ...], Y[s:e, ...])
+        self.sync()
+        return time.perf_counter() - t0
 
 
 def _nnx_optimizer(name):
@@ -287,13 +297,7 @@ class NnxStep(Side):
         self._sync()
 
     def block(self, epochs):
-        step, Xd, Yd, bounds = self.net._train_step, self.Xd, self.Yd, self.bounds
-        t0 = time.perf_counter()
-        for _ in range(epochs):
-            for s, e in bounds:
-                step(Xd[s:e, ...], Yd[s:e, ...])
-        self._sync()
-        return time.perf_counter() - t0
+        return self._time_steps(self.net._train_step, self.Xd, self.Yd, epochs)
 
 
 class NnxFit(NnxStep):
@@ -343,13 +347,7 @@ class Hand(Side):
             self.xp.cuda.get_current_stream().synchronize()
 
     def block(self, epochs):
-        step, X, Y, bounds = self.mlp.step, self.X, self.Y, self.bounds
-        t0 = time.perf_counter()
-        for _ in range(epochs):
-            for s, e in bounds:
-                step(X[s:e], Y[s:e])
-        self.sync()
-        return time.perf_counter() - t0
+        return self._time_steps(self.mlp.step, self.X, self.Y, epochs)
 
 
 class Torch(Side):
@@ -403,13 +401,7 @@ class Torch(Side):
         return loss
 
     def block(self, epochs):
-        step, X, Y, bounds = self.one_step, self.X, self.Y, self.bounds
-        t0 = time.perf_counter()
-        for _ in range(epochs):
-            for s, e in bounds:
-                step(X[s:e], Y[s:e])
-        self.sync()
-        return time.perf_counter() - t0
+        return self._time_steps(self.one_step, self.X, self.Y, epochs)
 
 
 class Sklearn(Side):
@@ -1346,7 +1338,7 @@ def main(argv=None):
             import sklearn.neural_network  # noqa: F401
         except ImportError:
             pass
-        limiter = threadpoolctl.threadpool_limits(args.threads)
+        threadpoolctl.threadpool_limits(args.threads)  # applies the cap for the whole process
         try:
             import torch
 

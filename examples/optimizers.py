@@ -21,13 +21,13 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 import nnx
+from nnx.demos import run_example
 from nnx import optimizers as O
 from nnx import schedules as S
 
@@ -185,29 +185,22 @@ def run(out="nnx-output", backend="numpy", device=None, quick=False, dpi=100) ->
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
-    print("Loss curves (every optimizer, its own rate):")
-    loss_curves(a, b, backend, device, quick)
-    fig.tight_layout()
-    written.append(out / "optimizers_loss_curves.png")
-    fig.savefig(written[-1], dpi=dpi)
-    plt.close(fig)
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5.5))
-    print("Paths on two surfaces:")
-    optimizer_paths(a, b, backend, device, quick)
-    fig.tight_layout()
-    written.append(out / "optimizers_paths.png")
-    fig.savefig(written[-1], dpi=dpi)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    print("Learning-rate range test:")
-    lr_range_test(ax, backend, device, quick)
-    fig.tight_layout()
-    written.append(out / "optimizers_lr_find.png")
-    fig.savefig(written[-1], dpi=dpi)
-    plt.close(fig)
+    figures = [
+        ("optimizers_loss_curves.png", "Loss curves (every optimizer, its own rate):",
+         (1, 2, (13, 5)), lambda axes: loss_curves(*axes, backend, device, quick)),
+        ("optimizers_paths.png", "Paths on two surfaces:",
+         (1, 2, (13, 5.5)), lambda axes: optimizer_paths(*axes, backend, device, quick)),
+        ("optimizers_lr_find.png", "Learning-rate range test:",
+         (1, 1, (6, 4)), lambda axes: lr_range_test(*axes, backend, device, quick)),
+    ]
+    for name, title, (rows, cols, size), draw in figures:
+        fig, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
+        print(title)
+        draw(list(axes.ravel()))
+        fig.tight_layout()
+        written.append(out / name)
+        fig.savefig(written[-1], dpi=dpi)
+        plt.close(fig)
 
     for path in written:
         print(f"wrote {path}")
@@ -215,18 +208,7 @@ def run(out="nnx-output", backend="numpy", device=None, quick=False, dpi=100) ->
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", default="numpy", choices=nnx.backend.BACKENDS,
-                        help="array backend nnx computes on (default: numpy)")
-    parser.add_argument("--device", default=None, help="e.g. cuda:0 (default: the backend's)")
-    parser.add_argument("--out", default="nnx-output", help="folder for the figures")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller data, fewer epochs and steps (for tests)")
-    parser.add_argument("--dpi", type=int, default=100, help="figure resolution")
-    args = parser.parse_args(argv)
-    run(args.out, args.backend, args.device, args.quick, args.dpi)
-    return 0
-
+    return run_example(run, argv, description=__doc__.split("\n")[0])
 
 if __name__ == "__main__":
     sys.exit(main())
