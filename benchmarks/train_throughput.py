@@ -1328,7 +1328,6 @@ def main(argv=None):
         _rss_child(args.rss_child, args.configs[0], args.rss_epochs)
         return
     WARMUP_SECONDS[0] = args.warmup_seconds
-    limiter = None
     if args.threads:
         # On a shared machine a second BLAS thread that loses its core turns a 10 us matmul
         # into a multi-millisecond wait; one thread everywhere keeps the comparison fair.
