@@ -264,9 +264,10 @@ class Network:
         # the live arrays by name (parameters() without its per-step built check)
         params = {name: owner[key] for name, owner, key in self._param_refs}
         updated = self.optimizer.step(params, grads)
-        if not self.ctx.writeable:
-            for name, owner, key in self._param_refs:
-                owner[key] = updated[name]
+        # the updated arrays are the parameters from now on: in place they are the same
+        # objects, but a packed optimizer hands out slices of its packed vector
+        for name, owner, key in self._param_refs:
+            owner[key] = updated[name]
         for owner, constraint in self._constraints:
             owner["W"] = constraint(self.ctx.xp, owner["W"])
 

@@ -34,8 +34,12 @@ import math
 import numpy as np
 
 from .backend import to_numpy
+from .packing import FlatLayout
 from .validation import check_bool, check_choice, check_learning_rate, check_number
 
+
+
+_PACKED = "*packed*"  # the one slots key of a rule running on packed parameters
 
 
 def _check_beta(name, value):
@@ -73,6 +77,14 @@ class Optimizer:
         Clamp every gradient entry to ``[-clip_value, clip_value]``
         (``torch.nn.utils.clip_grad_value_``, Keras ``clipvalue``). Applied before
         ``clip_norm`` when both are given.
+    foreach : bool, optional
+        Run the rule once over all parameters packed into one vector
+        (:class:`~nnx.packing.FlatLayout`) instead of once per parameter: the same
+        arithmetic on every entry, in a dozen array calls per step instead of a dozen per
+        parameter (torch's ``foreach``). ``None`` (default) packs when the parameters average
+        at most :attr:`FOREACH_MAX_MEAN_SIZE` elements, where the calls' fixed cost dominates;
+        packing costs one copy of the gradients per step, which large layers do not repay.
+        Only rules marked :attr:`elementwise` can pack.
 
     Attributes
     ----------
@@ -83,17 +95,34 @@ class Optimizer:
     needs_closure : bool
         ``True`` for optimizers that must re-evaluate the objective inside a step (LBFGS);
         they provide ``minimize(closure, params)`` instead of ``step``.
+    elementwise : bool
+        ``True`` for rules whose update of an entry depends on that entry alone (its
+        gradient, its value, its own state) and on host scalars: these may pack
+        (``foreach``). A custom rule that looks across entries (a per-matrix norm) leaves it
+        ``False``, the default.
     """
 
     name = "optimizer"
     needs_closure = False
+    elementwise = False
+    #: ``foreach=None`` packs when the parameters average at most this many elements
+    #: (measured by ``benchmarks/foreach_threshold.py``)
+    FOREACH_MAX_MEAN_SIZE = 2**13
 
-    def __init__(self, learning_rate, *, clip_norm=None, clip_value=None):
+    def __init__(self, learning_rate, *, clip_norm=None, clip_value=None, foreach=None):
         self.learning_rate = check_learning_rate(learning_rate)
         self.clip_norm = _optional_positive("clip_norm", clip_norm)
         self.clip_value = _optional_positive("clip_value", clip_value)
+        self.foreach = None if foreach is None else check_bool("foreach", foreach)
+        if self.foreach and not self.elementwise:
+            raise ValueError(
+                f"foreach=True packs all parameters into one vector, which only element-wise "
+                f"rules allow; {type(self).__name__} is not element-wise"
+            )
         self.iterations = 0
-        self.slots: dict = {}
+        self._slots: dict = {}
+        self._packing: FlatLayout | None = None  # set by build when the rule runs packed
+        self._packed_params = None  # the packed parameters the last step handed out
         self.ctx = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -102,8 +131,56 @@ class Optimizer:
         """Create the per-parameter state for ``params`` (name -> array); resets the count."""
         self.ctx = ctx
         self.iterations = 0
-        self.slots = {name: self.init_slots(ctx.xp, p) for name, p in params.items()}
+        self._packing = FlatLayout(params) if self._packs(params) else None
+        self._packed_params = None
+        if self._packing is None:
+            self._slots = {name: self.init_slots(ctx.xp, p) for name, p in params.items()}
+        else:
+            self._slots = {_PACKED: self.init_slots(ctx.xp, self._packing.pack(ctx.xp, params))}
         self.reset()
+
+    def _packs(self, params: dict) -> bool:
+        """Whether this rule runs on the packed parameters (see ``foreach``)."""
+        if not self.elementwise or self.foreach is False or len(params) < 2:
+            return False
+        if self.foreach:
+            return True
+        total = sum(math.prod(p.shape) for p in params.values())
+        return total <= self.FOREACH_MAX_MEAN_SIZE * len(params)
+
+    @property
+    def packed(self) -> bool:
+        """True when the rule runs once over all parameters packed (``foreach``)."""
+        return self._packing is not None
+
+    @property
+    def slots(self) -> dict:
+        """Parameter name -> that parameter's state (slot name -> array or ``None``).
+
+        When the rule runs packed, these are the parameter's slices of the packed state
+        (views on NumPy, CuPy and torch); read them, do not replace them.
+        """
+        if self._packing is None:
+            return self._slots
+        xp, layout = self.ctx.xp, self._packing
+        per_slot = {k: None if v is None else layout.unpack(xp, v)
+                    for k, v in self._slots[_PACKED].items()}
+        return {name: {k: None if parts is None else parts[name]
+                       for k, parts in per_slot.items()}
+                for name in layout.names}
+
+    def _set_slots(self, per_parameter: dict) -> None:
+        """Install per-parameter slots (``load_state_dict``), packing them when needed."""
+        if self._packing is None:
+            self._slots = per_parameter
+            return
+        xp, layout = self.ctx.xp, self._packing
+        first = per_parameter[layout.names[0]]
+        self._slots = {_PACKED: {
+            k: None if first[k] is None
+            else layout.pack(xp, {name: per_parameter[name][k] for name in layout.names})
+            for k in first}}
+        self._packed_params = None
 
     def reset(self) -> None:
         """Reset optimizer-level state (beyond the slots); called by ``build``."""
@@ -124,24 +201,41 @@ class Optimizer:
     # ------------------------------------------------------------------ the step
 
     def step(self, params: dict, grads: dict) -> dict:
-        """Apply one update to every parameter; returns name -> updated array."""
+        """Apply one update to every parameter; returns name -> updated array.
+
+        Install the returned arrays as the parameters: when the rule runs packed they are
+        slices of the packed vector, not the arrays passed in.
+        """
         xp = self.ctx.xp
         lr = self.current_learning_rate()
         self.iterations += 1
         t = self.iterations
+        layout = self._packing
+        if layout is not None:
+            # the packed parameters stay current while the arrays handed out last step come
+            # back unchanged; anything else (set_parameters, a restore, a constraint that
+            # rebinds) means pack again
+            if self._packed_params is None or not layout.holds(params):
+                self._packed_params = layout.pack(xp, params)
+            params = {_PACKED: self._packed_params}
+            grads = {_PACKED: layout.pack(xp, grads)}
         if self.clip_value is not None or self.clip_norm is not None:
             grads = self.clip_gradients(grads)
         self.begin_step(t)
         writeable = self.ctx.writeable
+        slots = self._slots
         out = {}
         for name, p in params.items():
-            u, self.slots[name] = self.direction(xp, p, grads[name], self.slots[name], t)
+            u, slots[name] = self.direction(xp, p, grads[name], slots[name], t)
             if writeable:
                 p -= lr * u
                 out[name] = p
             else:
                 out[name] = p - lr * u
-        return out
+        if layout is None:
+            return out
+        self._packed_params = out[_PACKED]
+        return layout.hand_out(xp, self._packed_params)
 
     def clip_gradients(self, grads: dict) -> dict:
         """Apply ``clip_value`` then ``clip_norm``; returns new gradient arrays.
@@ -230,15 +324,15 @@ class Optimizer:
                 f"this state was saved by optimizer {state.get('optimizer')!r}; "
                 f"cannot load it into {self.name!r}"
             )
-        slots = state["slots"]
-        if set(slots) != set(self.slots):
+        slots, expected = state["slots"], self.slots
+        if set(slots) != set(expected):
             raise ValueError(
                 f"state holds slots for parameters {sorted(slots)}; this optimizer has "
-                f"{sorted(self.slots)}"
+                f"{sorted(expected)}"
             )
         new = {}
         for pname, saved in slots.items():
-            current = self.slots[pname]
+            current = expected[pname]
             if set(saved) != set(current):
                 raise ValueError(f"slots of {pname!r} differ: saved {sorted(saved)}, "
                                  f"expected {sorted(current)}")
@@ -250,7 +344,7 @@ class Optimizer:
                         f"slot {pname}.{k} has shape {tuple(ref.shape)}; saved {arr.shape}"
                     )
                 new[pname][k] = self._to_device(arr, None if ref is None else ref.dtype)
-        self.slots = new
+        self._set_slots(new)
         self.iterations = int(state["iterations"])
         if "learning_rate" in state and not callable(self.learning_rate):
             self.learning_rate = float(state["learning_rate"])
@@ -262,16 +356,17 @@ class Optimizer:
 
         An optimizer that updates an array outside ``slots`` in place must override this.
         """
-        state = {k: (list(v) if isinstance(v, list) else v)
-                 for k, v in vars(self).items() if k not in ("ctx", "slots")}
-        state["slots"] = self._copy_slots(self.slots)
+        state = {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()
+                 if k not in ("ctx", "_slots", "_packing", "_packed_params")}
+        state["_slots"] = self._copy_slots(self._slots)
         return state
 
     def restore(self, state: dict) -> None:
         """Go back to a :meth:`snapshot` (which stays reusable)."""
         state = dict(state)
-        state["slots"] = self._copy_slots(state["slots"])
+        state["_slots"] = self._copy_slots(state["_slots"])
         vars(self).update(state)
+        self._packed_params = None  # the parameters are packed again from the network's
 
     def _copy_slots(self, slots: dict) -> dict:
         xp = self.ctx.xp
@@ -301,6 +396,8 @@ class Optimizer:
             config["clip_norm"] = self.clip_norm
         if self.clip_value is not None:
             config["clip_value"] = self.clip_value
+        if self.foreach is not None:
+            config["foreach"] = self.foreach
         return config
 
     def _config(self, **kwargs) -> dict:
@@ -347,10 +444,13 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    elementwise = True
 
     def __init__(self, learning_rate=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
+                 foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
         self.dampening = check_number("dampening", dampening, low=0, high=1)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
@@ -365,8 +465,16 @@ class SGD(Optimizer):
         # None until the first step, which copies the gradient (torch: buf = grad.clone())
         return {"momentum": None} if self.momentum else {}
 
+    def _packs(self, params):
+        if self.foreach is None and not (self.momentum or self.weight_decay or self.clip_value
+                                         or self.clip_norm):
+            # plain SGD takes two array calls per parameter: packing costs more than that
+            return False
+        return super()._packs(params)
+
     def step(self, params, grads):
-        if self.momentum or self.weight_decay or self.clip_value or self.clip_norm:
+        if (self.momentum or self.weight_decay or self.clip_value or self.clip_norm
+                or self._packing is not None):
             return super().step(params, grads)
         # Plain SGD, p <- p - lr g, without a direction() call per parameter: on a small
         # network the Python overhead of the general path is ~3% of the whole step.
@@ -423,11 +531,13 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
+    elementwise = True
 
     def __init__(self, learning_rate=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, epsilon=1e-10, *, clip_norm=None,
-                 clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 clip_value=None, foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.lr_decay = check_number("lr_decay", lr_decay, low=0)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
         self.initial_accumulator_value = check_number(
@@ -486,10 +596,13 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
+    elementwise = True
 
     def __init__(self, learning_rate=1e-2, rho=0.99, epsilon=1e-8, momentum=0.0,
-                 centered=False, weight_decay=0.0, *, clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 centered=False, weight_decay=0.0, *, clip_norm=None, clip_value=None,
+                 foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.rho = _check_beta("rho", rho)
         self.epsilon = check_number("epsilon", epsilon, low=0)
         self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
@@ -549,10 +662,13 @@ class Adadelta(Optimizer):
     """
 
     name = "adadelta"
+    elementwise = True
 
     def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 clip_norm=None, clip_value=None,
+                 foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.rho = _check_beta("rho", rho)
         self.epsilon = check_number("epsilon", epsilon, low=0)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
@@ -579,9 +695,12 @@ class _Moments(Optimizer):
     """Shared parts of the Adam family: moment rates ``beta_1``, ``beta_2``, ``epsilon`` and
     coupled weight decay (:math:`g \\leftarrow g + \\lambda p`), validated once here."""
 
+    elementwise = True
+
     def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, *, clip_norm=None,
-                 clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 clip_value=None, foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.beta_1 = _check_beta("beta_1", beta_1)
         self.beta_2 = _check_beta("beta_2", beta_2)
         self.epsilon = check_number("epsilon", epsilon, low=0)
@@ -626,9 +745,11 @@ class Adam(_Moments):
     _decoupled = False
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None):
+                 weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None,
+                 foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value)
+                         clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def init_slots(self, xp, p):
@@ -698,9 +819,11 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=1e-2, amsgrad=False, *, clip_norm=None, clip_value=None):
+                 weight_decay=1e-2, amsgrad=False, *, clip_norm=None, clip_value=None,
+                 foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad,
-                         clip_norm=clip_norm, clip_value=clip_value)
+                         clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
 
 
 class NAdam(_Moments):
@@ -739,9 +862,11 @@ class NAdam(_Moments):
     name = "nadam"
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
+                 weight_decay=0.0, momentum_decay=4e-3, *, clip_norm=None, clip_value=None,
+                 foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value)
+                         clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.momentum_decay = check_number("momentum_decay", momentum_decay, low=0)
         self.mu_product = 1.0
 
@@ -811,9 +936,11 @@ class RAdam(_Moments):
     name = "radam"
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None):
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
+                 foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value)
+                         clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
 
     def init_slots(self, xp, p):
         return {"m": xp.zeros_like(p), "v": xp.zeros_like(p)}
@@ -872,9 +999,11 @@ class Adamax(_Moments):
     name = "adamax"
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None):
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
+                 foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value)
+                         clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
 
     def init_slots(self, xp, p):
         return {"m": xp.zeros_like(p), "u": xp.zeros_like(p)}
@@ -921,10 +1050,13 @@ class Lion(Optimizer):
     """
 
     name = "lion"
+    elementwise = True
 
     def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value)
+                 clip_norm=None, clip_value=None,
+                 foreach=None):
+        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
+                         foreach=foreach)
         self.beta_1 = _check_beta("beta_1", beta_1)
         self.beta_2 = _check_beta("beta_2", beta_2)
         self.weight_decay = check_number("weight_decay", weight_decay, low=0)
@@ -1024,7 +1156,7 @@ class LBFGS(Optimizer):
 
     def build(self, params, ctx):
         super().build(params, ctx)
-        self._layout = [(name, tuple(p.shape), math.prod(p.shape)) for name, p in params.items()]
+        self._vector = FlatLayout(params)
 
     def step(self, params, grads):
         raise ValueError(
@@ -1035,16 +1167,10 @@ class LBFGS(Optimizer):
     # ---- flat vector views of the parameter dict
 
     def _flatten(self, tree):
-        xp = self.ctx.xp
-        return xp.concat([xp.reshape(tree[name], (-1,)) for name, _, _ in self._layout])
+        return self._vector.pack(self.ctx.xp, tree)
 
     def _unflatten(self, flat):
-        xp = self.ctx.xp
-        out, offset = {}, 0
-        for name, shape, size in self._layout:
-            out[name] = xp.reshape(flat[offset:offset + size], shape)
-            offset += size
-        return out
+        return self._vector.unpack(self.ctx.xp, flat)
 
     def minimize(self, closure, params: dict):
         """Run one L-BFGS step (up to ``max_iter`` iterations).

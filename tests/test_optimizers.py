@@ -234,9 +234,13 @@ def _torch_lbfgs(case, steps=LBFGS_STEPS):
 # ----------------------------------------------------------------------------- oracle
 
 
+@pytest.mark.parametrize("foreach", [False, True], ids=["per-parameter", "packed"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_matches_torch_optim(case, backend, torch):
-    net = small_net(CASES[case][0](), backend)
+def test_matches_torch_optim(case, foreach, backend, torch):
+    optimizer = CASES[case][0]()
+    optimizer.foreach = foreach  # both ways of running a rule follow torch
+    net = small_net(optimizer, backend)
+    assert net.optimizer.packed is foreach
     start = host_params(net)
     for name, value in _initial_params().items():
         np.testing.assert_array_equal(start[name], value)  # same starting point everywhere

@@ -1,0 +1,222 @@
+"""Packed ("foreach") optimizers: the same trajectory as per-parameter updates, bit for bit.
+
+An element-wise rule run once over all parameters laid end to end must give exactly the numbers
+of the rule run parameter by parameter (every operation is correctly rounded and sees the same
+operands), through replaced parameters, constraints, divergence replays and save/resume.
+Against torch.optim both ways are checked in ``test_optimizers.test_matches_torch_optim``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx import optimizers as O
+from nnx.backend import to_numpy
+from nnx.packing import FlatLayout
+
+_rng = np.random.default_rng(7)
+X = _rng.normal(size=(40, 4))
+Y = (X[:, 0] - X[:, 1] * X[:, 2] > 0).astype(np.int64)
+# every element-wise rule with each of its options that touches the slots
+RULES = {
+    "sgd": lambda: O.SGD(0.1),
+    "momentum-wd": lambda: O.SGD(0.1, momentum=0.9, weight_decay=1e-2),
+    "nesterov": lambda: O.SGD(0.1, momentum=0.9, nesterov=True),
+    "adagrad": lambda: O.Adagrad(0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    "rmsprop-centered": lambda: O.RMSprop(0.01, momentum=0.5, centered=True),
+    "adadelta": lambda: O.Adadelta(0.5, weight_decay=1e-3),
+    "adam-amsgrad": lambda: O.Adam(0.01, amsgrad=True, clip_value=0.5),
+    "adamw": lambda: O.AdamW(0.01),
+    "nadam": lambda: O.NAdam(0.01),
+    "radam": lambda: O.RAdam(0.01),
+    "adamax": lambda: O.Adamax(0.01),
+    "lion": lambda: O.Lion(1e-3, weight_decay=0.1),
+}
+
+
+def _net(rule, foreach, backend, **kwargs):
+    optimizer = RULES[rule]()
+    optimizer.foreach = foreach
+    return nnx.Network([4, 6, 5, 2], activation="tanh", optimizer=optimizer, dtype="float64",
+                       seed=1, **backend.kwargs, **kwargs)
+
+
+def _host(net):
+    return {k: np.array(to_numpy(v)) for k, v in net.parameters().items()}
+
+
+def _assert_same(a, b):
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- the layout
+
+
+def test_layout_packs_and_unpacks_in_order(backend):
+    ctx = backend.context("float64")
+    xp = ctx.xp
+    arrays = {"W": ctx.asarray(np.arange(6.0).reshape(2, 3)), "b": ctx.asarray([10.0, 11.0]),
+              "V": ctx.asarray(np.arange(4.0).reshape(4, 1))}
+    layout = FlatLayout(arrays)
+    assert layout.size == 12 and layout.bounds == [(0, 6), (6, 8), (8, 12)]
+    flat = layout.pack(xp, arrays)
+    np.testing.assert_array_equal(to_numpy(flat), [0, 1, 2, 3, 4, 5, 10, 11, 0, 1, 2, 3])
+    back = layout.unpack(xp, flat)
+    for name, value in arrays.items():
+        assert tuple(back[name].shape) == tuple(value.shape)
+        np.testing.assert_array_equal(to_numpy(back[name]), to_numpy(value))
+    # a pack is a copy: changing it leaves the arrays alone
+    flat *= 0.0
+    assert float(xp.sum(arrays["b"])) == 21.0
+
+
+def test_layout_recognises_only_what_it_handed_out(backend):
+    ctx = backend.context("float64")
+    xp = ctx.xp
+    arrays = {"a": ctx.asarray([1.0, 2.0]), "b": ctx.asarray([[3.0]])}
+    layout = FlatLayout(arrays)
+    assert not layout.holds(arrays)
+    out = layout.hand_out(xp, layout.pack(xp, arrays))
+    assert layout.holds(out)
+    assert not layout.holds({**out, "b": xp.asarray(out["b"], copy=True)})
+    layout.forget()
+    assert not layout.holds(out)
+
+
+def test_a_single_array_packs_as_a_copy(backend):
+    ctx = backend.context("float64")
+    w = ctx.asarray(np.ones((2, 2)))
+    flat = FlatLayout({"w": w}).pack(ctx.xp, {"w": w})
+    flat *= 3.0
+    np.testing.assert_array_equal(to_numpy(w), np.ones((2, 2)))
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_packed_and_per_parameter_trajectories_are_identical(rule, backend):
+    per_param, packed = _net(rule, False, backend), _net(rule, True, backend)
+    for net in (per_param, packed):
+        net.fit(X, Y, epochs=6, batch_size=8, shuffle=True)
+    assert packed.optimizer.packed and not per_param.optimizer.packed
+    _assert_same(_host(packed), _host(per_param))
+    start = _host(_net(rule, True, backend))
+    assert any(np.max(np.abs(start[k] - v)) > 1e-3 for k, v in _host(packed).items())
+    # the per-parameter view of the packed state equals the per-parameter state
+    slots_a, slots_b = packed.optimizer.slots, per_param.optimizer.slots
+    assert set(slots_a) == set(slots_b) == set(start)
+    for name in slots_a:
+        assert set(slots_a[name]) == set(slots_b[name])
+        for key, value in slots_a[name].items():
+            ref = slots_b[name][key]
+            if ref is None:
+                assert value is None
+            else:
+                assert tuple(value.shape) == tuple(ref.shape)
+                np.testing.assert_array_equal(to_numpy(value), to_numpy(ref))
+
+
+def test_clip_norm_packed_matches_per_parameter_to_rounding(backend):
+    nets = []
+    for foreach in (False, True):
+        net = nnx.Network([4, 6, 2], optimizer=O.Adam(0.05, clip_norm=0.01, foreach=foreach),
+                          dtype="float64", seed=2, **backend.kwargs)
+        net.fit(X, Y, epochs=5, batch_size=10)
+        nets.append(_host(net))
+    for name in nets[0]:  # one norm over the packed vector: summed in another order
+        np.testing.assert_allclose(nets[1][name], nets[0][name], rtol=1e-12, atol=1e-14)
+
+
+def test_replaced_parameters_are_packed_again(backend):
+    """set_parameters between steps: the packed copy must not overwrite the new values."""
+    nets = [_net("adam-amsgrad", foreach, backend) for foreach in (False, True)]
+    for net in nets:
+        net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+        net.set_parameters({"layers.0.W": np.full((4, 6), 0.1)})
+        assert np.all(to_numpy(net.parameters()["layers.0.W"]) == 0.1)
+        net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+    _assert_same(_host(nets[1]), _host(nets[0]))
+
+
+def test_constraints_and_divergence_replay_stay_identical(backend):
+    """MaxNorm rebinds W after every step; a diverging epoch is replayed from a restore
+    point. Both replace the parameters under the packed optimizer."""
+    results = []
+    for foreach in (False, True):
+        net = nnx.Network([nnx.layers.Dense(6, "relu", kernel_constraint=nnx.regularizers.MaxNorm(0.5)),
+                           nnx.layers.Dense(2)], input_dim=4,
+                          optimizer=O.SGD(0.2, momentum=0.9, foreach=foreach), dtype="float64",
+                          seed=4, **backend.kwargs)
+        net.fit(X, Y, epochs=3, batch_size=8, shuffle=False)
+        big = X * 1e200  # overflows on the first step of the next epoch
+        with pytest.warns(nnx.NonFiniteWarning):
+            net.fit(big, Y, epochs=1, batch_size=8, shuffle=False, on_nonfinite="warn")
+        net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)  # continues from the restore
+        results.append(_host(net))
+    _assert_same(results[1], results[0])
+    assert np.all(np.linalg.norm(results[1]["layers.0.W"], axis=0) <= 0.5 + 1e-12)
+
+
+@pytest.mark.parametrize("saved_packed", [False, True])
+def test_state_saved_one_way_resumes_the_other_way(saved_packed, backend):
+    straight = _net("adam-amsgrad", saved_packed, backend)
+    straight.fit(X, Y, epochs=8, batch_size=None, shuffle=False)
+
+    first = _net("adam-amsgrad", saved_packed, backend)
+    first.fit(X, Y, epochs=4, batch_size=None, shuffle=False)
+    state = first.optimizer.state_dict()
+    assert set(state["slots"]) == set(first.parameters())  # per parameter, either way
+    for name, p in first.parameters().items():
+        assert state["slots"][name]["m"].shape == tuple(p.shape)
+
+    resumed = _net("adam-amsgrad", not saved_packed, backend)
+    assert resumed.optimizer.packed is (not saved_packed)
+    resumed.set_parameters(_host(first))
+    resumed.optimizer.load_state_dict(state)
+    resumed.fit(X, Y, epochs=4, batch_size=None, shuffle=False)
+    _assert_same(_host(resumed), _host(straight))
+
+
+def test_saved_model_keeps_the_foreach_choice(tmp_path, backend):
+    net = _net("adamw", False, backend)
+    net.fit(X, Y, epochs=2, batch_size=8)
+    net.save(tmp_path / "m.npz")
+    loaded = nnx.load(tmp_path / "m.npz", **backend.kwargs)
+    assert loaded.optimizer.foreach is False and not loaded.optimizer.packed
+    assert "foreach=False" in repr(loaded.optimizer)
+
+
+# ----------------------------------------------------------------------------- the choice
+
+
+def test_auto_packs_small_networks_only():
+    small = nnx.Network([4, 8, 2], optimizer="adam", seed=0)
+    assert small.optimizer.packed
+    wide = nnx.Network([784, 512, 10], optimizer="adam", seed=0)  # ~200k entries per kernel
+    assert not wide.optimizer.packed
+    plain = nnx.Network([4, 8, 2], optimizer=O.SGD(0.1), seed=0)  # two calls per parameter
+    assert not plain.optimizer.packed
+    assert nnx.Network([4, 8, 2], optimizer=O.SGD(0.1, foreach=True), seed=0).optimizer.packed
+    assert nnx.Network([4, 8, 2], optimizer="momentum", seed=0).optimizer.packed
+    lbfgs = nnx.Network([4, 8, 2], optimizer="lbfgs", seed=0)
+    assert not lbfgs.optimizer.packed
+
+
+def test_foreach_is_validated():
+    with pytest.raises(ValueError, match="foreach"):
+        O.Adam(foreach="yes")
+
+    class PerMatrix(O.Optimizer):  # not element-wise: may never pack
+        def direction(self, xp, p, g, slots, t):
+            return g / xp.linalg.vector_norm(g), slots
+
+    with pytest.raises(ValueError, match="PerMatrix is not element-wise"):
+        PerMatrix(0.1, foreach=True)
+    net = nnx.Network([4, 8, 2], optimizer=PerMatrix(0.1), seed=0)
+    assert not net.optimizer.packed
+    net.fit(X, Y, epochs=1)
