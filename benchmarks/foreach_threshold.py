@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-import nnx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, not an install
+import nnx  # noqa: E402
 
 # (layer sizes, batch): parameters averaging ~1k, 5k, 9k, 20k, 45k and 90k entries
 NETWORKS = [

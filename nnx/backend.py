@@ -46,6 +46,11 @@ class Context:
         Floating dtype of parameters and data (``xp.float32`` by default).
     writeable : bool
         Whether arrays of this backend can be updated in place (``p -= u``).
+    views : bool
+        Whether a basic slice or reshape of a contiguous array shares its memory, so that
+        in-place updates of the array show through it (NumPy, CuPy, torch). The standard
+        leaves this to each library; array_api_strict counts as not sharing, so that the code
+        path which never relies on it runs in the tests.
     """
 
     name: str
@@ -53,6 +58,7 @@ class Context:
     device: Any
     dtype: Any
     writeable: bool
+    views: bool = False
 
     @property
     def dtype_name(self) -> str:
@@ -239,7 +245,9 @@ def get_context(backend: str | Context = "numpy", device=None, dtype: str = "flo
     probe = xp.zeros(1, dtype=getattr(xp, dtype_name), device=dev)
     from array_api_compat import is_writeable_array
 
-    return Context(backend, xp, dev, getattr(xp, dtype_name), bool(is_writeable_array(probe)))
+    writeable = bool(is_writeable_array(probe))
+    return Context(backend, xp, dev, getattr(xp, dtype_name), writeable,
+                   views=writeable and backend in ("numpy", "cupy", "torch"))
 
 
 def available_backends() -> list[str]:

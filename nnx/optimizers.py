@@ -60,8 +60,10 @@ class Optimizer:
 
     Subclasses define ``init_slots(xp, p) -> dict`` (per-parameter state) and
     ``direction(xp, p, g, slots, t) -> (u, slots)``: the update before the learning rate is
-    applied, :math:`p \leftarrow p - \eta_t u`, where ``t`` is the 1-based step number.
-    Per-step host scalars shared by all parameters (bias corrections) go in ``begin_step(t)``.
+    applied, :math:`p \leftarrow p - \eta_t c_t u`, where ``t`` is the 1-based step number.
+    Per-step host scalars shared by all parameters (bias corrections) go in ``begin_step(t)``,
+    which may also set the host factor :math:`c_t` (``self._rate_factor``, default 1): a
+    scalar folded into the rate costs no array operation.
 
     Parameters
     ----------
@@ -108,6 +110,7 @@ class Optimizer:
     #: ``foreach=None`` packs when the parameters average at most this many elements
     #: (measured by ``benchmarks/foreach_threshold.py``)
     FOREACH_MAX_MEAN_SIZE = 2**13
+    _rate_factor = 1.0
 
     def __init__(self, learning_rate, *, clip_norm=None, clip_value=None, foreach=None):
         self.learning_rate = check_learning_rate(learning_rate)
@@ -222,6 +225,7 @@ class Optimizer:
         if self.clip_value is not None or self.clip_norm is not None:
             grads = self.clip_gradients(grads)
         self.begin_step(t)
+        lr = lr * self._rate_factor
         writeable = self.ctx.writeable
         slots = self._slots
         out = {}
@@ -235,7 +239,7 @@ class Optimizer:
         if layout is None:
             return out
         self._packed_params = out[_PACKED]
-        return layout.hand_out(xp, self._packed_params)
+        return layout.hand_out(xp, self._packed_params, self.ctx.views)
 
     def clip_gradients(self, grads: dict) -> dict:
         """Apply ``clip_value`` then ``clip_norm``; returns new gradient arrays.
@@ -433,6 +437,10 @@ class SGD(Optimizer):
         Coupled L2: :math:`\lambda p` is added to the gradient (as torch).
     clip_norm, clip_value : float, optional
         See :class:`Optimizer`.
+    foreach : bool, optional
+        Pack the parameters into one vector (see :class:`Optimizer`). ``None`` never packs
+        for SGD: at two to five array calls per parameter, the packing copy costs as much as
+        it saves (``benchmarks/foreach_threshold.py``).
 
     Notes
     -----
@@ -466,11 +474,9 @@ class SGD(Optimizer):
         return {"momentum": None} if self.momentum else {}
 
     def _packs(self, params):
-        if self.foreach is None and not (self.momentum or self.weight_decay or self.clip_value
-                                         or self.clip_norm):
-            # plain SGD takes two array calls per parameter: packing costs more than that
-            return False
-        return super()._packs(params)
+        # SGD takes two to five array calls per parameter: measured, packing never repays
+        # its copy of the gradients here (benchmarks/foreach_threshold.py), so only on request
+        return bool(self.foreach) and super()._packs(params)
 
     def step(self, params, grads):
         if (self.momentum or self.weight_decay or self.clip_value or self.clip_norm
@@ -523,6 +529,8 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float >= 0, default 0
     epsilon : float >= 0, default 1e-10
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -587,6 +595,8 @@ class RMSprop(Optimizer):
     weight_decay : float >= 0, default 0
         Coupled L2 (added to the gradient).
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -655,6 +665,8 @@ class Adadelta(Optimizer):
     epsilon : float >= 0, default 1e-6
     weight_decay : float >= 0, default 0
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -732,6 +744,8 @@ class Adam(_Moments):
         :class:`AdamW` for decoupled decay.
     amsgrad : bool, default False
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -759,11 +773,12 @@ class Adam(_Moments):
         return slots
 
     def begin_step(self, t):
-        # m_hat / (sqrt(v_hat) + eps) = m / (sqrt(v) * a + b) with host floats a, b: the
-        # bias corrections fold into the denominator, one array operation less per parameter
-        bc1 = 1.0 - self.beta_1**t
-        self._denom_scale = bc1 / math.sqrt(1.0 - self.beta_2**t)
-        self._denom_eps = bc1 * self.epsilon
+        # m_hat / (sqrt(v_hat) + eps) = (sqrt(bc2) / bc1) m / (sqrt(v) + sqrt(bc2) eps): the
+        # bias corrections become a factor of the rate and a shifted epsilon, two array
+        # operations less per parameter than correcting m and v
+        root_bc2 = math.sqrt(1.0 - self.beta_2**t)
+        self._rate_factor = root_bc2 / (1.0 - self.beta_1**t)
+        self._denom_eps = root_bc2 * self.epsilon
 
     def direction(self, xp, p, g, slots, t):
         if self.weight_decay and not self._decoupled:
@@ -775,14 +790,13 @@ class Adam(_Moments):
         if self.amsgrad:
             v = new["v_max"] = xp.maximum(slots["v_max"], v)
         denom = xp.sqrt(v)
-        if self.ctx.writeable:  # the same arithmetic, without two temporaries
-            denom *= self._denom_scale
+        if self.ctx.writeable:  # the same arithmetic, without a temporary
             denom += self._denom_eps
         else:
-            denom = denom * self._denom_scale + self._denom_eps
+            denom = denom + self._denom_eps
         u = m / denom
-        if self.weight_decay and self._decoupled:
-            u = u + self.weight_decay * p
+        if self.weight_decay and self._decoupled:  # p -= lr wd p, through the rate factor
+            u = u + (self.weight_decay / self._rate_factor) * p
         return u, new
 
     def get_config(self):
@@ -808,6 +822,8 @@ class AdamW(Adam):
     weight_decay : float >= 0, default 1e-2
     amsgrad : bool, default False
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -850,6 +866,8 @@ class NAdam(_Moments):
         Coupled L2.
     momentum_decay : float >= 0, default 4e-3
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -989,6 +1007,8 @@ class Adamax(_Moments):
     weight_decay : float >= 0, default 0
         Coupled L2.
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----
@@ -1042,6 +1062,8 @@ class Lion(Optimizer):
     weight_decay : float >= 0, default 0
         Decoupled (multiplied by the rate, not passed through the sign).
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
 
     Notes
     -----

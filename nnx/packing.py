@@ -7,8 +7,10 @@ rule once over all parameters packed end to end instead of once per parameter: P
 ``foreach`` optimizers and apex's flat buffers make the same trade. :class:`FlatLayout`
 records where each parameter lives in that vector; L-BFGS uses it too, for its dot products.
 
-Only standard calls are used (``reshape``, ``concat``, slicing), and the result never relies
-on views aliasing their base: :meth:`FlatLayout.unpack` is called again after every update.
+Only standard calls are used (``reshape``, ``concat``, slicing). Whether slices share memory
+with the packed vector is the library's choice (the standard leaves it open), so the arrays
+handed out are unpacked again after every update, except where the backend is known to make
+views (``Context.views``): then the slices handed out last time already show the update.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class FlatLayout:
             self.bounds.append((start, start + math.prod(shape)))
             start += math.prod(shape)
         self.size = start
-        self._handed_out: list | None = None
+        self._handed_out: dict | None = None
+        self._handed_from = None  # the packed vector they were sliced from
 
     def pack(self, xp, arrays: dict):
         """``(size,)`` vector of ``arrays`` (keyed like the layout) laid end to end: a copy."""
@@ -61,12 +64,19 @@ class FlatLayout:
             out[name] = part if len(shape) == 1 else xp.reshape(part, shape)
         return out
 
-    def hand_out(self, xp, flat) -> dict:
+    def hand_out(self, xp, flat, views=False) -> dict:
         """:meth:`unpack`, remembering the arrays returned so :meth:`holds` can recognise
-        them when they come back."""
-        out = self.unpack(xp, flat)
-        self._handed_out = list(out.values())
-        return out
+        them when they come back.
+
+        With ``views=True`` (the namespace's slices share memory with ``flat``) and the same
+        ``flat`` object as last time (updated in place), last time's arrays are returned: they
+        show the update already.
+        """
+        if views and flat is self._handed_from and self._handed_out is not None:
+            return self._handed_out
+        self._handed_out = self.unpack(xp, flat)
+        self._handed_from = flat
+        return self._handed_out
 
     def holds(self, arrays: dict) -> bool:
         """True when ``arrays`` are exactly the arrays of the last :meth:`hand_out` (the
@@ -74,8 +84,11 @@ class FlatLayout:
         last = self._handed_out
         if last is None:
             return False
-        return all(arrays[name] is a for name, a in zip(self.names, last))
+        for name, a in last.items():
+            if arrays[name] is not a:
+                return False
+        return True
 
     def forget(self) -> None:
         """Make :meth:`holds` false until the next :meth:`hand_out`."""
-        self._handed_out = None
+        self._handed_out = self._handed_from = None

@@ -87,6 +87,22 @@ def test_layout_recognises_only_what_it_handed_out(backend):
     assert not layout.holds(out)
 
 
+def test_hand_out_reuses_views_only_of_the_same_vector(backend):
+    ctx = backend.context("float64")
+    xp = ctx.xp
+    arrays = {"a": ctx.asarray([1.0, 2.0]), "b": ctx.asarray([[3.0, 4.0]])}
+    layout = FlatLayout(arrays)
+    flat = layout.pack(xp, arrays)
+    first = layout.hand_out(xp, flat, views=ctx.views)
+    flat *= 2.0  # an in-place update of the packed vector
+    again = layout.hand_out(xp, flat, views=ctx.views)
+    np.testing.assert_array_equal(to_numpy(again["b"]), [[6.0, 8.0]])
+    assert (again is first) is ctx.views
+    other = layout.hand_out(xp, layout.pack(xp, arrays), views=ctx.views)
+    assert other is not first
+    np.testing.assert_array_equal(to_numpy(other["b"]), [[3.0, 4.0]])
+
+
 def test_a_single_array_packs_as_a_copy(backend):
     ctx = backend.context("float64")
     w = ctx.asarray(np.ones((2, 2)))
@@ -202,7 +218,8 @@ def test_auto_packs_small_networks_only():
     plain = nnx.Network([4, 8, 2], optimizer=O.SGD(0.1), seed=0)  # two calls per parameter
     assert not plain.optimizer.packed
     assert nnx.Network([4, 8, 2], optimizer=O.SGD(0.1, foreach=True), seed=0).optimizer.packed
-    assert nnx.Network([4, 8, 2], optimizer="momentum", seed=0).optimizer.packed
+    assert not nnx.Network([4, 8, 2], optimizer="momentum", seed=0).optimizer.packed
+    assert nnx.Network([4, 8, 2], optimizer="rmsprop", seed=0).optimizer.packed
     lbfgs = nnx.Network([4, 8, 2], optimizer="lbfgs", seed=0)
     assert not lbfgs.optimizer.packed
 
