@@ -526,9 +526,40 @@ class Network:
                     f"{n} rows in batches of {step} leave a batch of {smallest}; change batch_size"
                 )
 
+    #: shuffled data sets larger than this are gathered batch by batch (see _epoch_data)
+    GATHER_PER_BATCH_BYTES = 16 * 2**20
+
+    def _epoch_data(self, Xd, Yd, Wd, shuffle):
+        """One epoch's rows: ``(X, Y, W, order)``, batch ``k`` being rows
+        ``order[start:stop]`` of the arrays, or rows ``start:stop`` when ``order`` is None.
+
+        A shuffled data set is gathered into its new order here in one ``take`` when it is
+        small (one call per epoch instead of one per batch), and batch by batch when larger
+        than :attr:`GATHER_PER_BATCH_BYTES`: no second copy of the data set per epoch (on a
+        GPU that is memory a large set may not have), and each batch is gathered right before
+        its forward pass, still in cache (measured: 2.7% of the large benchmark's step).
+        """
+        if not shuffle:
+            return Xd, Yd, Wd, None
+        xp = self.ctx.xp
+        order = self.random.permutation(Xd.shape[0])
+        itemsize = 8 if self.ctx.dtype_name == "float64" else 4
+        if math.prod(Xd.shape) * itemsize > self.GATHER_PER_BATCH_BYTES:
+            return Xd, Yd, Wd, order
+        Wd = None if Wd is None else xp.take(Wd, order, axis=0)
+        return xp.take(Xd, order, axis=0), xp.take(Yd, order, axis=0), Wd, None
+
+    def _batch(self, data, start, stop):
+        """``(xb, yb, wb)``: rows ``start:stop`` of an epoch's :meth:`_epoch_data`."""
+        X, Y, W, order = data
+        if order is None:
+            return X[start:stop, ...], Y[start:stop, ...], None if W is None else W[start:stop, ...]
+        xp, rows = self.ctx.xp, order[start:stop]
+        W = None if W is None else xp.take(W, rows, axis=0)
+        return xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0), W
+
     def _run_epochs(self, Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation=None,
                     on_nonfinite="raise"):
-        xp = self.ctx.xp
         n = Xd.shape[0]
         step = n if batch_size is None else min(batch_size, n)
         # out-of-range slice stops are not portable: clamp them once
@@ -542,24 +573,18 @@ class Network:
             for epoch in range(epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(epoch)
-                Xe, Ye, We = Xd, Yd, Wd
-                if shuffle:
-                    perm = self.random.permutation(n)
-                    Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
-                    if Wd is not None:
-                        We = xp.take(Wd, perm, axis=0)
+                data = self._epoch_data(Xd, Yd, Wd, shuffle)
                 # the divergence guard's restore point: copies on the device, no host sync
                 restore_point = self._snapshot(optimizer=True)
                 total = 0.0
                 for start, stop in bounds:
-                    wb = None if We is None else We[start:stop, ...]
-                    loss = self._train_step(Xe[start:stop, ...], Ye[start:stop, ...], grad_cbs, wb)
+                    xb, yb, wb = self._batch(data, start, stop)
+                    loss = self._train_step(xb, yb, grad_cbs, wb)
                     total = total + loss * float(stop - start)
                 # the one host sync of the epoch: the loss, NaN if any parameter is not finite
                 logs = {"loss": float(self._finite_check(total)) / n}
                 if not math.isfinite(logs["loss"]):
-                    self._handle_divergence(epoch, restore_point, (Xe, Ye, We), bounds,
-                                            on_nonfinite)
+                    self._handle_divergence(epoch, restore_point, data, bounds, on_nonfinite)
                     break
                 if validation is not None:
                     scores = self._scores(*validation)
@@ -586,10 +611,10 @@ class Network:
         host transfer answers both questions. Sums beyond float range (weights ~1e35) count
         as divergence too."""
         xp = self.ctx.xp
-        check = total
-        for _, owner, key in self._param_refs:
-            check = check + 0.0 * xp.sum(owner[key])
-        return check
+        # one reduction over all parameters laid end to end: a small network's epoch pays
+        # for two array calls here instead of three per parameter
+        flat = xp.concat([xp.reshape(owner[key], (-1,)) for _, owner, key in self._param_refs])
+        return total + 0.0 * xp.sum(flat)
 
     def _parameters_finite(self) -> bool:
         return math.isfinite(float(self._finite_check(0.0)))
@@ -598,13 +623,11 @@ class Network:
         """Replay the epoch step by step, stop before the first non-finite step, then raise
         :class:`DivergenceError` or warn."""
         xp = self.ctx.xp
-        Xe, Ye, We = data
         self._restore(restore_point)
         problem, step = "the loss", len(bounds)  # if the replay cannot reproduce it
         for k, (start, stop) in enumerate(bounds):
             before = self._snapshot(optimizer=True)
-            xb, yb = Xe[start:stop, ...], Ye[start:stop, ...]
-            wb = None if We is None else We[start:stop, ...]
+            xb, yb, wb = self._batch(data, start, stop)
             if self.optimizer.needs_closure:
                 loss, grads = self._train_step(xb, yb, (), wb), {}
             else:
@@ -620,7 +643,7 @@ class Network:
                 self._restore(before)
                 problem, step = " and ".join(bad[:3]), k + 1
                 break
-        scale = float(xp.max(xp.abs(Xe)))
+        scale = float(xp.max(xp.abs(data[0])))
         lr = self.optimizer.current_learning_rate()
         message = (
             f"training diverged at epoch {epoch + 1}, step {step} of {len(bounds)}: {problem} "

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nnx
+from nnx.backend import to_numpy
 from nnx.layers import Dense
 
 
@@ -238,3 +239,43 @@ def test_accuracy_is_an_exact_fraction():
     net.fit(X, y, epochs=5)
     correct = int(np.sum(net.predict(X) == y))
     assert net.evaluate(X, y)["accuracy"] == correct / 30
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_large_data_sets_gathered_batch_by_batch_train_identically(weighted, backend):
+    """Above GATHER_PER_BATCH_BYTES a shuffled epoch gathers each batch instead of the whole
+    set: the same rows in the same order, so the same numbers bit for bit."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(90, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+    weight = rng.uniform(0.5, 2.0, size=90) if weighted else None
+    nets = []
+    for per_batch in (False, True):
+        net = nnx.Network([4, 8, 1], optimizer="adam", learning_rate=0.05, dtype="float64",
+                          seed=2, **backend.kwargs)
+        if per_batch:
+            net.GATHER_PER_BATCH_BYTES = 0
+        net.fit(X, y, epochs=4, batch_size=16, sample_weight=weight)
+        assert (net._epoch_data(*net._prepare(X, y), None, True)[3] is not None) is per_batch
+        nets.append(net)
+    for name, p in nets[0].parameters().items():
+        np.testing.assert_array_equal(to_numpy(nets[1].parameters()[name]), to_numpy(p))
+    assert nets[0].history_.history["loss"] == nets[1].history_.history["loss"]
+
+
+def test_divergence_replay_gathers_the_same_batches(backend):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3)) * 1000
+    y = (X[:, 0] > 0).astype(int)
+    infos, params = [], []
+    for per_batch in (False, True):
+        net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=0, **backend.kwargs)
+        if per_batch:
+            net.GATHER_PER_BATCH_BYTES = 0
+        with pytest.raises(nnx.DivergenceError, match="unscaled inputs"):
+            net.fit(X, y, epochs=50)
+        infos.append(net.diverged_)
+        params.append({k: to_numpy(v) for k, v in net.parameters().items()})
+    assert infos[0] == infos[1]
+    for name in params[0]:
+        np.testing.assert_array_equal(params[1][name], params[0][name])
