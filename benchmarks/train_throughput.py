@@ -249,13 +249,21 @@ class Side:
     def sync(self):
         pass
 
-    def _time_steps(self, step, X, Y, epochs) -> float:
-        """Seconds for ``epochs`` passes of ``step`` over the batches, synchronised at the end."""
+    def _time_steps(self, step, X, Y, epochs, permutation=None) -> float:
+        """Seconds for ``epochs`` passes of ``step`` over the batches, synchronised at the end.
+
+        With ``permutation`` (a callable returning a new row order), every epoch first puts
+        the rows in that order, ``X[perm]``: what a training loop written by hand does.
+        """
         bounds = self.bounds
         t0 = time.perf_counter()
         for _ in range(epochs):
+            Xe, Ye = X, Y
+            if permutation is not None:
+                perm = permutation()
+                Xe, Ye = X[perm], Y[perm]
             for s, e in bounds:
-                step(X[s:e, ...], Y[s:e, ...])
+                step(Xe[s:e, ...], Ye[s:e, ...])
         self.sync()
         return time.perf_counter() - t0
 
@@ -331,10 +339,16 @@ def initial_params(prob):
 
 
 class Hand(Side):
+    """The hand-written step; ``shuffle=True`` (side ``hand.fit``) reorders the rows every
+    epoch, like ``nnx.fit``."""
+
     name = "hand"
 
-    def __init__(self, prob, optimizer, xp):
+    def __init__(self, prob, optimizer, xp, shuffle=False):
         self.xp = xp
+        self.shuffle = shuffle
+        if shuffle:
+            self.name = "hand.fit"
         self.mlp = HandMLP(xp, initial_params(prob), prob.binary, optimizer,
                            LEARNING_RATE[optimizer])
         self.X = xp.asarray(prob.X)
@@ -347,19 +361,26 @@ class Hand(Side):
             self.xp.cuda.get_current_stream().synchronize()
 
     def block(self, epochs):
-        return self._time_steps(self.mlp.step, self.X, self.Y, epochs)
+        n = self.X.shape[0]
+        permutation = (lambda: self.xp.random.permutation(n)) if self.shuffle else None
+        return self._time_steps(self.mlp.step, self.X, self.Y, epochs, permutation)
 
 
 class Torch(Side):
-    """Eager PyTorch: nn.Sequential + torch.optim (Adam with ``foreach=True``)."""
+    """Eager PyTorch: nn.Sequential + torch.optim (Adam with ``foreach=True``);
+    ``shuffle=True`` (side ``torch.fit``) reorders the rows every epoch with
+    ``torch.randperm``, like ``nnx.fit``."""
 
     name = "torch"
 
-    def __init__(self, prob, optimizer, device):
+    def __init__(self, prob, optimizer, device, shuffle=False):
         import torch
         from torch import nn
 
         self.torch = torch
+        self.shuffle = shuffle
+        if shuffle:
+            self.name = "torch.fit"
         self.device = torch.device(device)
         sizes = prob.config.sizes
         mods = []
@@ -401,7 +422,10 @@ class Torch(Side):
         return loss
 
     def block(self, epochs):
-        return self._time_steps(self.one_step, self.X, self.Y, epochs)
+        n, torch = self.X.shape[0], self.torch
+        permutation = ((lambda: torch.randperm(n, device=self.device)) if self.shuffle
+                       else None)
+        return self._time_steps(self.one_step, self.X, self.Y, epochs, permutation)
 
 
 class Sklearn(Side):
@@ -617,9 +641,10 @@ def run_throughput(args, ctx_info, log):
             group = [NnxStep(prob, opt, args.backend, args.device),
                      NnxFit(prob, opt, args.backend, args.device)]
             if hand_xp is not None:
-                group.append(Hand(prob, opt, hand_xp))
+                group += [Hand(prob, opt, hand_xp), Hand(prob, opt, hand_xp, shuffle=True)]
             if torch_device is not None:
-                group.append(Torch(prob, opt, torch_device))
+                group += [Torch(prob, opt, torch_device),
+                          Torch(prob, opt, torch_device, shuffle=True)]
             if not gpu and not args.no_sklearn:
                 group += [Sklearn(prob, opt, np.float32), Sklearn(prob, opt, np.float64)]
             for s in group:
@@ -645,7 +670,10 @@ def run_throughput(args, ctx_info, log):
             entry["samples_per_s"][k] = cfg.batch / float(np.median(v))
         for opt in optimizers:
             for a in ("nnx.step", "nnx.fit"):
-                for b in ("hand", "torch", "sk32", "sk64"):
+                # like for like: the raw step against the raw loops, fit (which reorders the
+                # rows every epoch) against the loops that do too; sklearn's fit shuffles
+                refs = ("hand", "torch") if a == "nnx.step" else ("hand.fit", "torch.fit")
+                for b in refs + ("sk32", "sk64"):
                     r = pair_ratios(times, f"{opt}:{a}", f"{opt}:{b}")
                     if r is not None:
                         entry["ratios"][f"{opt}:{a}/{b}"] = r
@@ -656,7 +684,8 @@ def run_throughput(args, ctx_info, log):
                 entry["ratios"][f"{opt}:torch/gemm"] = r
         if "adam" in optimizers and "sgd" in optimizers:
             entry["adam_overhead_s"] = {}
-            for side in ("nnx.step", "nnx.fit", "hand", "torch", "sk32", "sk64"):
+            for side in ("nnx.step", "nnx.fit", "hand", "hand.fit", "torch", "torch.fit",
+                         "sk32", "sk64"):
                 a, s = times.get(f"adam:{side}"), times.get(f"sgd:{side}")
                 if a and s:
                     entry["adam_overhead_s"][side] = summary([x - y for x, y in zip(a, s)])
@@ -1092,6 +1121,11 @@ TARGETS = [
 ]
 
 
+def _fit_side(side):
+    """The side ``nnx.fit`` is compared with: the shuffling variant of hand and torch."""
+    return side + ".fit" if side in ("hand", "torch") else side
+
+
 def target_rows(results):
     rows = []
     thr = results.get("throughput", {}).get("configs", {})
@@ -1104,22 +1138,22 @@ def target_rows(results):
         if not entry or "ratios" not in entry:
             continue
         for opt in ("sgd", "adam"):
-            for mode in (a, a.replace("step", "fit")):
-                r = entry["ratios"].get(f"{opt}:{mode}/{b}")
+            for mode, ref in ((a, b), (a.replace("step", "fit"), _fit_side(b))):
+                r = entry["ratios"].get(f"{opt}:{mode}/{ref}")
                 if r is None:
                     continue
                 value = r["median"] if kind == "le" else 1 / r["median"]
                 ok = value <= bound if kind == "le" else value >= bound
-                text = (f"{mode} / {b} <= {bound}" if kind == "le"
-                        else f"{b} / {mode} >= {bound}")
+                text = (f"{mode} / {ref} <= {bound}" if kind == "le"
+                        else f"{ref} / {mode} >= {bound}")
                 rows.append((cfg, opt, text, f"{value:.3f}", "met" if ok else "**missed**"))
-        if False:
-            pass
     for cfg, entry in thr.items():
         ov = entry.get("adam_overhead_s") if isinstance(entry, dict) else None
         if ov and "nnx.step" in ov and "torch" in ov:
             for mode in ("nnx.step", "nnx.fit"):
-                mine, theirs = ov[mode]["median"], ov["torch"]["median"]
+                mine = ov[mode]["median"]
+                theirs = ov.get(_fit_side("torch") if mode == "nnx.fit" else "torch",
+                                ov["torch"])["median"]
                 rows.append((cfg, "adam", f"Adam overhead {mode} <= torch foreach",
                              f"{_us(mine)} vs {_us(theirs)}",
                              "met" if mine <= theirs else "**missed**"))
@@ -1180,8 +1214,11 @@ def markdown(results):
                 ""]
         if thr.get("adam_pending"):
             out += ["Adam pending: `nnx.optimizers.Adam` did not exist when this ran.", ""]
-        cols = ["nnx.step", "nnx.fit", "hand", "torch", "sk32", "sk64"]
-        out += ["| config | opt | " + " | ".join(cols) + " | GEMM only | floor (peak) |",
+        cols = ["nnx.step", "nnx.fit", "hand", "hand.fit", "torch", "torch.fit", "sk32", "sk64"]
+        out += ["`.fit` columns reorder the rows every epoch (nnx: `Network.fit(shuffle=True)`, "
+                "hand: `X[perm]`, torch: `X[torch.randperm(n)]`), as scikit-learn's `fit` does; "
+                "the others run the batches in a fixed order.", "",
+                "| config | opt | " + " | ".join(cols) + " | GEMM only | floor (peak) |",
                 "|---" * (len(cols) + 4) + "|"]
         for name, e in thr["configs"].items():
             if "skipped" in e:
@@ -1196,8 +1233,8 @@ def markdown(results):
                            + f" | {_fmt(e['step_s']['gemm'])} | {_us(e['floor_at_peak_s'])} |")
         out += ["", "## Ratios, paired within each repetition: median (min–max)", "",
                 "`a/b` < 1 means nnx is faster. `x faster` columns are b/a.", "",
-                "| config | opt | step/hand | step/torch | step/gemm | fit/hand | fit/torch | "
-                "torch/step | sk32/step | sk64/step | sk32/fit | sk64/fit |",
+                "| config | opt | step/hand | step/torch | step/gemm | fit/hand.fit | "
+                "fit/torch.fit | torch/step | sk32/step | sk64/step | sk32/fit | sk64/fit |",
                 "|---" * 12 + "|"]
         for name, e in thr["configs"].items():
             if "skipped" in e:
@@ -1209,14 +1246,15 @@ def markdown(results):
                 g = lambda k, inv=False: _fmt_ratio(r.get(f"{opt}:{k}"), inv)  # noqa: E731
                 out.append(
                     f"| {name} | {opt} | {g('nnx.step/hand')} | {g('nnx.step/torch')} | "
-                    f"{g('nnx.step/gemm')} | {g('nnx.fit/hand')} | {g('nnx.fit/torch')} | "
+                    f"{g('nnx.step/gemm')} | {g('nnx.fit/hand.fit')} | {g('nnx.fit/torch.fit')} | "
                     f"{g('nnx.step/torch', True)} | {g('nnx.step/sk32', True)} | "
                     f"{g('nnx.step/sk64', True)} | {g('nnx.fit/sk32', True)} | "
                     f"{g('nnx.fit/sk64', True)} |")
         ov = [(n, e["adam_overhead_s"]) for n, e in thr["configs"].items()
               if isinstance(e, dict) and e.get("adam_overhead_s")]
         if ov:
-            sides = ["nnx.step", "nnx.fit", "hand", "torch", "sk32", "sk64"]
+            sides = ["nnx.step", "nnx.fit", "hand", "hand.fit", "torch", "torch.fit", "sk32",
+                     "sk64"]
             out += ["", "## Adam overhead per step (Adam step − SGD step, paired)", "",
                     "| config | " + " | ".join(sides) + " |", "|---" * (len(sides) + 1) + "|"]
             for n, o in ov:

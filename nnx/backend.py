@@ -98,15 +98,15 @@ def _import_backend(name: str):
 
 
 class _NumPyNamespace(types.ModuleType):
-    """NumPy (>= 2, which implements the standard itself) with four hot functions bound
+    """NumPy (>= 2, which implements the standard itself) with five hot functions bound
     straight to C.
 
     ``np.sum``/``np.max``/``np.min`` are Python wrappers around the ufunc reductions and
-    ``np.reshape`` one around the array method; on a small network's batch the wrappers cost
-    more than the arithmetic (``np.max(z, axis=1, keepdims=True)``: 4.4 us, the reduction
-    itself: 1.5 us). The replacements take the standard's signatures and return exactly what
-    NumPy's functions return (the wrappers forward to these same calls for ndarrays); every
-    other name is NumPy's own.
+    ``np.reshape``/``np.take`` around the array methods; on a small network's batch the
+    wrappers cost more than the arithmetic (``np.max(z, axis=1, keepdims=True)``: 4.4 us, the
+    reduction itself: 1.5 us). The replacements take the standard's signatures and return
+    exactly what NumPy's functions return (the wrappers forward to these same calls for
+    ndarrays); every other name is NumPy's own.
     """
 
     def __getattr__(self, name):
@@ -123,6 +123,12 @@ class _NumPyNamespace(types.ModuleType):
     @staticmethod
     def min(x, /, *, axis=None, keepdims=False):
         return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def take(x, indices, /, *, axis=None):
+        if isinstance(x, np.ndarray):
+            return x.take(indices, axis=axis)
+        return np.take(x, indices, axis=axis)
 
     @staticmethod
     def reshape(x, /, shape, *, copy=None):

@@ -220,14 +220,17 @@ class Network:
         self._require_built("state()")
         return {name: owner[key] for name, owner, key in self._state_refs}
 
-    def _snapshot(self, parameters=True, optimizer=False) -> dict:
+    def _snapshot(self, parameters=True, optimizer=False, masks_only=False) -> dict:
         """A restore point: device copies of the parameters (optional), the layer state and
-        (optionally) the optimizer's state, plus the random streams' state. No host sync."""
+        (optionally) the optimizer's state, plus the random streams' state. No host sync.
+
+        ``masks_only=True`` keeps only the mask streams: enough for the divergence guard's
+        points, taken once an epoch's row order is drawn."""
         xp = self.ctx.xp
         refs = (self._param_refs if parameters else []) + self._state_refs
         snapshot = {"arrays": {name: xp.asarray(owner[key], copy=True)
                                for name, owner, key in refs},
-                    "random": self.random.state()}
+                    "random": self.random.state(masks_only)}
         if optimizer:
             snapshot["optimizer"] = self.optimizer.snapshot()
         return snapshot
@@ -380,7 +383,7 @@ class Network:
         and raises :class:`DivergenceError`.
         """
         Xd, Yd = self._prepare(X, y)
-        before = self._snapshot(optimizer=True)
+        before = self._snapshot(optimizer=True, masks_only=True)
         with self.ctx.errstate():
             loss = float(self._finite_check(self._train_step(Xd, Yd)))
         if not math.isfinite(loss):
@@ -575,7 +578,7 @@ class Network:
                     cb.on_epoch_begin(epoch)
                 data = self._epoch_data(Xd, Yd, Wd, shuffle)
                 # the divergence guard's restore point: copies on the device, no host sync
-                restore_point = self._snapshot(optimizer=True)
+                restore_point = self._snapshot(optimizer=True, masks_only=True)
                 total = 0.0
                 for start, stop in bounds:
                     xb, yb, wb = self._batch(data, start, stop)
@@ -626,7 +629,7 @@ class Network:
         self._restore(restore_point)
         problem, step = "the loss", len(bounds)  # if the replay cannot reproduce it
         for k, (start, stop) in enumerate(bounds):
-            before = self._snapshot(optimizer=True)
+            before = self._snapshot(optimizer=True, masks_only=True)
             xb, yb, wb = self._batch(data, start, stop)
             if self.optimizer.needs_closure:
                 loss, grads = self._train_step(xb, yb, (), wb), {}

@@ -375,7 +375,7 @@ class Optimizer:
     def _copy_slots(self, slots: dict) -> dict:
         xp = self.ctx.xp
         return {name: {k: (xp.asarray(v, copy=True) if hasattr(v, "shape") else v)
-                       for k, v in per_param.items()}
+                       for k, v in per_param.items()} if per_param else {}
                 for name, per_param in slots.items()}
 
     def _to_device(self, arr, dtype=None):

@@ -93,3 +93,52 @@ def test_torch_tensor_input_to_numpy_network(torch):
     net.fit(torch.tensor(X), torch.tensor(y), epochs=2)
     out = net.predict_proba(torch.tensor(X))
     assert isinstance(out, np.ndarray)  # a torch tensor is foreign to a NumPy network
+
+
+def test_numpy_namespace_fast_functions_equal_numpys_own():
+    """The C-bound sum/max/min/take/reshape return what NumPy's functions return: same
+    values, dtypes (integer sums promote to int64), shapes and errors."""
+    from nnx.backend import _NUMPY as fast
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(2, 3, 2)),
+             np.arange(6, dtype=np.int32).reshape(2, 3), np.array([True, False, True]),
+             np.array(2.5, dtype=np.float32)]
+    for x in cases:
+        axes = [None] + list(range(x.ndim)) + ([(0, 1)] if x.ndim > 1 else [])
+        for axis in axes:
+            for keepdims in (False, True):
+                for name in ("sum", "max", "min"):
+                    ours = getattr(fast, name)(x, axis=axis, keepdims=keepdims)
+                    ref = getattr(np, name)(x, axis=axis, keepdims=keepdims)
+                    assert type(ours) is type(ref)
+                    assert np.asarray(ours).dtype == np.asarray(ref).dtype
+                    np.testing.assert_array_equal(ours, ref)
+        np.testing.assert_array_equal(fast.reshape(x, (-1,)), np.reshape(x, (-1,)))
+    assert fast.sum(np.ones(3, np.float32), dtype=np.float64).dtype == np.float64
+    x = rng.normal(size=(5, 2))
+    idx = np.array([4, 0, 2])
+    np.testing.assert_array_equal(fast.take(x, idx, axis=0), np.take(x, idx, axis=0))
+    copy = fast.reshape(x, (10,), copy=True)
+    copy[0] = 99.0
+    assert x[0, 0] != 99.0
+    for name in ("max", "min"):
+        with pytest.raises(ValueError, match="zero-size array"):
+            getattr(fast, name)(np.zeros((0,)))
+    assert fast.exp is np.exp and fast.linalg is np.linalg  # everything else is NumPy's
+    assert nnx.get_context("numpy").xp is fast
+
+
+def test_mask_only_random_state_restores_the_masks_and_leaves_the_order(backend):
+    from nnx.random import Random
+
+    rng = Random(3, backend.context())
+    point = rng.state(masks_only=True)
+    assert set(point) <= {"mask_host", "mask_native"}
+    first = to_numpy(rng.uniform_like((4,)))
+    order = to_numpy(rng.permutation(10))
+    rng.set_state(point)
+    np.testing.assert_array_equal(to_numpy(rng.uniform_like((4,))), first)  # same masks again
+    assert not np.array_equal(to_numpy(rng.permutation(10)), order)  # the order stream moved on
+    full = rng.state()
+    assert {"init", "shuffle", "mask_host"} <= set(full)
