@@ -11,7 +11,7 @@ threshold) is set from the last row where packing still wins here.
 
 Usage::
 
-    python benchmarks/foreach_threshold.py [--repeats 7] [--backend numpy] [--device ...]
+    python benchmarks/foreach_threshold.py [--repeats 7] [--backend numpy] [--device ...] [--quick]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def time_steps(net, x, y, steps) -> float:
 def sweep(args) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
-    for sizes, batch in NETWORKS:
+    for sizes, batch in NETWORKS[:1] if args.quick else NETWORKS:
         x_host = rng.standard_normal((batch, sizes[0])).astype(np.float32)
         y_host = rng.integers(0, sizes[-1], batch)
         flops = 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -93,6 +93,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--block-seconds", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (threadpoolctl)")
+    parser.add_argument("--quick", action="store_true", help="the smallest network only")
     args = parser.parse_args(argv)
     try:
         from threadpoolctl import threadpool_limits

@@ -112,6 +112,10 @@ class _NumPyNamespace(types.ModuleType):
     def __getattr__(self, name):
         return getattr(np, name)
 
+    def __reduce__(self):
+        # copies and pickles of a Context refer to the one namespace, like a module would
+        return _numpy_namespace, ()
+
     @staticmethod
     def sum(x, /, *, axis=None, dtype=None, keepdims=False):
         return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
@@ -138,6 +142,12 @@ class _NumPyNamespace(types.ModuleType):
 
 
 _NUMPY = _NumPyNamespace("nnx.backend.numpy", "NumPy as nnx computes with it")
+
+
+def _numpy_namespace():
+    return _NUMPY
+
+
 # NumPy's loaded names as attributes of their own: a module-level __getattr__ runs in Python
 # on every lookup, only names NumPy itself loads lazily go through it
 for _name, _value in vars(np).items():

@@ -142,6 +142,13 @@ class Optimizer:
             self._slots = {_PACKED: self.init_slots(ctx.xp, self._packing.pack(ctx.xp, params))}
         self.reset()
 
+    def __getstate__(self):
+        # a copy (lr_find's, a pickle) must pack its own parameters again: the parameters
+        # handed out here are views of this optimizer's packed vector, a copy's are not
+        state = dict(vars(self))
+        state["_packed_params"] = None
+        return state
+
     def _packs(self, params: dict) -> bool:
         """Whether this rule runs on the packed parameters (see ``foreach``)."""
         if not self.elementwise or self.foreach is False or len(params) < 2:

@@ -47,6 +47,11 @@ class FlatLayout:
         self._handed_out: dict | None = None
         self._handed_from = None  # the packed vector they were sliced from
 
+    def __getstate__(self):
+        state = dict(vars(self))
+        state["_handed_out"] = state["_handed_from"] = None  # a copy has handed out nothing
+        return state
+
     def pack(self, xp, arrays: dict):
         """``(size,)`` vector of ``arrays`` (keyed like the layout) laid end to end: a copy."""
         parts = []

@@ -237,3 +237,43 @@ def test_foreach_is_validated():
     net = nnx.Network([4, 8, 2], optimizer=PerMatrix(0.1), seed=0)
     assert not net.optimizer.packed
     net.fit(X, Y, epochs=1)
+
+
+# ----------------------------------------------------------------------------- copies
+
+
+def _continue(net, epochs=3):
+    net.fit(X, Y, epochs=epochs, batch_size=8, shuffle=False)
+    return _host(net)
+
+
+@pytest.mark.parametrize("how", ["lr_find copy", "deepcopy", "pickle"])
+def test_a_copy_of_a_packed_network_trains_like_the_original(how, backend):
+    """A copy's parameters are no views of its optimizer's packed vector (copying does not
+    keep views): it must pack its own again, or its updates would never reach its layers."""
+    import copy
+    import pickle
+
+    from nnx.lr_finder import _copy_network
+
+    if how != "lr_find copy" and backend.name != "numpy":
+        pytest.skip("only the NumPy namespace is picklable (torch's and array_api_strict's "
+                    "compat namespaces are modules); lr_find's copy shares it instead")
+    make_copy = {"lr_find copy": _copy_network, "deepcopy": copy.deepcopy,
+                 "pickle": lambda net: pickle.loads(pickle.dumps(net))}[how]
+    net = _net("adam-amsgrad", True, backend)
+    net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+    twin = make_copy(net)
+    original = _host(net)
+    _assert_same(_continue(twin), _continue(net))
+    assert any(np.max(np.abs(v - original[k])) > 1e-6 for k, v in _host(twin).items())
+
+
+def test_lr_find_is_the_same_packed_or_not(backend):
+    results = []
+    for foreach in (False, True):
+        net = _net("adamw", foreach, backend)
+        net.fit(X, Y, epochs=1, batch_size=8)
+        found = nnx.lr_find(net, X, Y, start_lr=1e-4, end_lr=1.0, num_steps=30, batch_size=8)
+        results.append(np.asarray(found.losses))
+    np.testing.assert_array_equal(results[1], results[0])
