@@ -1,8 +1,9 @@
 """Optimizers: per-parameter update rules in PyTorch's conventions.
 
 An optimizer is built once for a network's parameters (``build``), then ``step(params,
-grads)`` updates every parameter and returns the updated arrays (the same objects when the
-backend's arrays are writeable: updates are applied in place, ``p -= u``).
+grads)`` updates every parameter and returns the updated arrays, which the caller installs as
+the parameters: the same objects updated in place (``p -= u``) where the backend's arrays are
+writeable, or, for a rule running packed (``foreach``), slices of its packed vector.
 
 Every rule follows ``torch.optim`` to the operation (where epsilon sits, how momentum takes the
 learning rate, when weight decay is coupled), so ``torch.optim`` is an exact oracle: the tests
@@ -21,9 +22,10 @@ What every optimizer shares (the :class:`Optimizer` base):
 
 Hyperparameters are Python floats and the step count a Python int, so nothing here creates a
 float64 scalar in a float32 step or waits for a GPU. Per-parameter state ("slots") is created
-with ``xp.zeros_like`` and so inherits the parameter's device and dtype; where the backend's
-arrays are writeable, slots are updated in place too (it saves one temporary array per
-moving average, which matters for large layers).
+with ``xp.zeros_like`` (of the parameter, or of the packed vector when the rule runs packed)
+and so inherits its device and dtype; where the backend's arrays are writeable, slots are
+updated in place too (it saves one temporary array per moving average, which matters for
+large layers).
 """
 
 from __future__ import annotations
@@ -83,10 +85,13 @@ class Optimizer:
         Run the rule once over all parameters packed into one vector
         (:class:`~nnx.packing.FlatLayout`) instead of once per parameter: the same
         arithmetic on every entry, in a dozen array calls per step instead of a dozen per
-        parameter (torch's ``foreach``). ``None`` (default) packs when the parameters average
-        at most :attr:`FOREACH_MAX_MEAN_SIZE` elements, where the calls' fixed cost dominates;
-        packing costs one copy of the gradients per step, which large layers do not repay.
-        Only rules marked :attr:`elementwise` can pack.
+        parameter (fewer calls, the aim of torch's ``foreach`` option, which launches
+        multi-tensor kernels instead of packing). ``None`` (default) packs when the
+        parameters average at most :attr:`FOREACH_MAX_MEAN_SIZE` elements, where the calls'
+        fixed cost dominates; packing costs one copy of the gradients per step, which large
+        layers do not repay. Only rules marked :attr:`elementwise` can pack. A kernel
+        constraint that replaces ``W`` after every step (``MaxNorm``) makes every step pack
+        the parameters again (correct, one more copy).
 
     Attributes
     ----------
@@ -100,17 +105,27 @@ class Optimizer:
     elementwise : bool
         ``True`` for rules whose update of an entry depends on that entry alone (its
         gradient, its value, its own state) and on host scalars: these may pack
-        (``foreach``). A custom rule that looks across entries (a per-matrix norm) leaves it
-        ``False``, the default.
+        (``foreach``). A subclass that defines its own ``direction``, ``init_slots`` or
+        ``begin_step`` is not element-wise unless it says so (``elementwise = True`` in its
+        class body): a rule that looks across entries (a per-matrix norm, ``p.ndim``) must
+        never see the packed vector.
     """
 
     name = "optimizer"
     needs_closure = False
     elementwise = False
     #: ``foreach=None`` packs when the parameters average at most this many elements
-    #: (measured by ``benchmarks/foreach_threshold.py``)
+    #: (measured by ``benchmarks/foreach_threshold.py`` with NumPy on a CPU; on a GPU each
+    #: call costs more, ~5 us, so packing likely pays up to larger sizes: not yet measured)
     FOREACH_MAX_MEAN_SIZE = 2**13
     _rate_factor = 1.0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "elementwise" not in own and any(
+                name in own for name in ("direction", "init_slots", "begin_step")):
+            cls.elementwise = False  # a new rule is not element-wise until it says so
 
     def __init__(self, learning_rate, *, clip_norm=None, clip_value=None, foreach=None):
         self.learning_rate = check_learning_rate(learning_rate)
@@ -214,7 +229,10 @@ class Optimizer:
         """Apply one update to every parameter; returns name -> updated array.
 
         Install the returned arrays as the parameters: when the rule runs packed they are
-        slices of the packed vector, not the arrays passed in.
+        slices of the packed vector, not the arrays passed in. Replacing a parameter between
+        steps (passing another array under its name) is noticed; writing into a returned
+        array in place reaches the packed vector only where slices are views (NumPy, CuPy,
+        torch).
         """
         xp = self.ctx.xp
         lr = self.current_learning_rate()
@@ -763,6 +781,7 @@ class Adam(_Moments):
     """
 
     name = "adam"
+    elementwise = True
     _decoupled = False
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
@@ -885,6 +904,7 @@ class NAdam(_Moments):
     """
 
     name = "nadam"
+    elementwise = True
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, momentum_decay=4e-3, *, clip_norm=None, clip_value=None,
@@ -956,9 +976,12 @@ class RAdam(_Moments):
     weight_decay : float >= 0, default 0
         Coupled L2.
     clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
     """
 
     name = "radam"
+    elementwise = True
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, *, clip_norm=None, clip_value=None,
@@ -1024,6 +1047,7 @@ class Adamax(_Moments):
     """
 
     name = "adamax"
+    elementwise = True
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  weight_decay=0.0, *, clip_norm=None, clip_value=None,

@@ -77,11 +77,12 @@ class FlatLayout:
         ``flat`` object as last time (updated in place), last time's arrays are returned: they
         show the update already.
         """
-        if views and flat is self._handed_from and self._handed_out is not None:
-            return self._handed_out
-        self._handed_out = self.unpack(xp, flat)
-        self._handed_from = flat
-        return self._handed_out
+        if not (views and flat is self._handed_from and self._handed_out is not None):
+            self._handed_out = self.unpack(xp, flat)
+            self._handed_from = flat
+        # a new dict each time: a caller replacing an entry in it must not edit the record
+        # that holds() compares with
+        return dict(self._handed_out)
 
     def holds(self, arrays: dict) -> bool:
         """True when ``arrays`` are exactly the arrays of the last :meth:`hand_out` (the

@@ -89,10 +89,10 @@ class Random:
 
     def set_state(self, state: dict) -> None:
         """Restore a :meth:`state` (the streams it holds)."""
-        if "init" in state:
-            self.init.bit_generator.state = state["init"]
-            self.shuffle.bit_generator.state = state["shuffle"]
-        self._mask_host.bit_generator.state = state["mask_host"]
+        for key, generator in (("init", self.init), ("shuffle", self.shuffle),
+                               ("mask_host", self._mask_host)):
+            if key in state:
+                generator.bit_generator.state = state[key]
         if "mask_native" in state and hasattr(self._native, "set_state"):
             self._native.set_state(state["mask_native"])
 
