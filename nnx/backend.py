@@ -103,10 +103,10 @@ class _NumPyNamespace(types.ModuleType):
 
     ``np.sum``/``np.max``/``np.min`` are Python wrappers around the ufunc reductions and
     ``np.reshape``/``np.take`` around the array methods; on a small network's batch the
-    wrappers cost more than the arithmetic (``np.max(z, axis=1, keepdims=True)``: 4.4 us, the
-    reduction itself: 1.5 us). The replacements take the standard's signatures and return
-    exactly what NumPy's functions return (the wrappers forward to these same calls for
-    ndarrays); every other name is NumPy's own.
+    wrappers cost as much as the arithmetic (``np.max(z, axis=1, keepdims=True)`` on a 32 x 10
+    batch: 4.4 us, the reduction itself: 2.6 us). The replacements take the standard's
+    signatures and return exactly what NumPy's functions return (the wrappers forward to
+    these same calls for ndarrays); every other name is NumPy's own.
     """
 
     def __getattr__(self, name):
