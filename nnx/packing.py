@@ -3,8 +3,9 @@
 An element-wise update rule (SGD, Adam, RMSprop, ...) costs a dozen array operations per
 parameter. On a small network each operation is dominated by its fixed cost (a NumPy call is
 ~1 us; a GPU kernel launch ~5 us) rather than by its arithmetic, so the optimizer can run the
-rule once over all parameters packed end to end instead of once per parameter: PyTorch's
-``foreach`` optimizers and apex's flat buffers make the same trade. :class:`FlatLayout`
+rule once over all parameters packed end to end instead of once per parameter (PyTorch's
+``foreach`` optimizers cut the calls with multi-tensor kernels instead; apex's flat buffers
+pack, as here). :class:`FlatLayout`
 records where each parameter lives in that vector; L-BFGS uses it too, for its dot products.
 
 Only standard calls are used (``reshape``, ``concat``, slicing). Whether slices share memory
@@ -94,7 +95,3 @@ class FlatLayout:
             if arrays[name] is not a:
                 return False
         return True
-
-    def forget(self) -> None:
-        """Make :meth:`holds` false until the next :meth:`hand_out`."""
-        self._handed_out = self._handed_from = None

@@ -51,8 +51,8 @@ class Random:
         """Generator states, so a resumed run continues the same streams.
 
         ``masks_only=True`` leaves out the initialization and shuffle streams: enough for a
-        restore point inside an epoch, whose order was drawn before it (each generator's
-        state costs ~1.5 us to read, a small network's epoch reads one per epoch).
+        restore point inside an epoch, whose order was drawn before it (reading a
+        generator's state is not free, and a small network's epoch takes one such point).
         """
         out = {"mask_host": self._mask_host.bit_generator.state}
         if not masks_only:
