@@ -614,10 +614,11 @@ class Network:
         host transfer answers both questions. Sums beyond float range (weights ~1e35) count
         as divergence too."""
         xp = self.ctx.xp
-        # the parameters' sums gathered into one vector: one host-scalar operation instead of
-        # two per parameter, and no copy of the parameters (a GPU model may not have room)
-        sums = xp.stack([xp.sum(owner[key]) for _, owner, key in self._param_refs])
-        return total + 0.0 * xp.sum(sums)
+        # one addition per parameter and one product (not two operations per parameter);
+        # no copy of the parameters (a GPU model may not have room) and no stack (on NumPy
+        # the sums are scalars, which a stack converts one by one)
+        sums = sum([xp.sum(owner[key]) for _, owner, key in self._param_refs])
+        return total + 0.0 * sums
 
     def _parameters_finite(self) -> bool:
         return math.isfinite(float(self._finite_check(0.0)))
