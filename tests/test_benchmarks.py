@@ -61,3 +61,10 @@ def test_foreach_threshold_quick_sweep():
     rows = [line for line in out.splitlines() if line.startswith("| 64-64-32-10 ")]
     assert len(rows) == 2  # adam and momentum, packed / per-parameter ratio printed
     assert all(line.count("|") == 8 for line in rows)
+
+
+def test_fit_overhead_runs_every_variant():
+    out = _run("fit_overhead.py", "--repeats", "1", "--epochs", "2")
+    for variant in ("| fit |", "| without the restore point |", "| without the finiteness check |",
+                    "| without the shuffle |"):
+        assert variant in out
