@@ -42,7 +42,13 @@ class DenseCache(NamedTuple):
 
 
 class Layer:
-    """Base class. Subclasses set ``params``/``state`` in ``build`` and define the passes."""
+    """Base class. Subclasses set ``params``/``state`` in ``build`` and define the passes.
+
+    A layer that draws random numbers while training (from the ``rng`` given to ``build``)
+    sets ``draws_masks = True``: the network's restore points then keep the mask streams.
+    """
+
+    draws_masks = False
 
     def __init__(self):
         self.params: dict = {}
@@ -210,6 +216,8 @@ class Dropout(Layer):
     rate : float in [0, 1)
         Probability of dropping a unit.
     """
+
+    draws_masks = True
 
     def __init__(self, rate: float):
         super().__init__()

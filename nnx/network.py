@@ -147,6 +147,7 @@ class Network:
                             for prefix, layer in leaves for key in layer.params]
         self._state_refs = [(f"{prefix}.{key}", layer.state, key)
                             for prefix, layer in leaves for key in layer.state]
+        self._draws_masks = any(layer.draws_masks for _, layer in leaves)
         # a top-level layer reports gradients under names relative to itself
         self._grad_names = [
             {name[len(f"layers.{i}."):]: name for name, _, _ in self._param_refs
@@ -224,13 +225,15 @@ class Network:
         """A restore point: device copies of the parameters (optional), the layer state and
         (optionally) the optimizer's state, plus the random streams' state. No host sync.
 
-        ``masks_only=True`` keeps only the mask streams: enough for the divergence guard's
-        points, taken once an epoch's row order is drawn."""
+        ``masks_only=True`` keeps only the mask streams, and none when no layer draws masks:
+        enough for the divergence guard's points, taken once an epoch's row order is drawn."""
         xp = self.ctx.xp
         refs = (self._param_refs if parameters else []) + self._state_refs
+        streams = (self.random.state(masks_only) if self._draws_masks or not masks_only
+                   else {})
         snapshot = {"arrays": {name: xp.asarray(owner[key], copy=True)
                                for name, owner, key in refs},
-                    "random": self.random.state(masks_only)}
+                    "random": streams}
         if optimizer:
             snapshot["optimizer"] = self.optimizer.snapshot()
         return snapshot

@@ -385,8 +385,12 @@ class Optimizer:
 
         An optimizer that updates an array outside ``slots`` in place must override this.
         """
-        state = {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()
-                 if k not in ("ctx", "_slots", "_packing", "_packed_params")}
+        state = dict(vars(self))
+        for key in ("ctx", "_packing", "_packed_params"):
+            del state[key]
+        for key, value in state.items():
+            if type(value) is list:
+                state[key] = list(value)
         state["_slots"] = self._copy_slots(self._slots)
         return state
 
@@ -398,9 +402,11 @@ class Optimizer:
         self._packed_params = None  # the parameters are packed again from the network's
 
     def _copy_slots(self, slots: dict) -> dict:
+        if not any(slots.values()):  # a rule without state (plain SGD): nothing to copy
+            return {name: {} for name in slots}
         xp = self.ctx.xp
         return {name: {k: (xp.asarray(v, copy=True) if hasattr(v, "shape") else v)
-                       for k, v in per_param.items()} if per_param else {}
+                       for k, v in per_param.items()}
                 for name, per_param in slots.items()}
 
     def _to_device(self, arr, dtype=None):
