@@ -91,3 +91,22 @@ def test_train_step_is_guarded_too(backend):
             before = {k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()}
     for name, p in net.parameters().items():
         np.testing.assert_array_equal(nnx.to_numpy(p), before[name])
+
+
+def test_restore_points_keep_the_mask_streams_only_when_a_layer_draws_masks(backend):
+    X, y = _exploding(3)
+    X = X / 1000
+    plain = nnx.Network([3, 4, 1], seed=0, **backend.kwargs)
+    assert plain._snapshot(optimizer=True, masks_only=True)["random"] == {}
+    assert "shuffle" in plain._snapshot()["random"]  # a full snapshot keeps every stream
+    net = nnx.Network([Dense(4, activation="relu"), Dropout(0.5), Dense(1)], input_dim=3,
+                      seed=0, **backend.kwargs)
+    point = net._snapshot(optimizer=True, masks_only=True)
+    assert "mask_host" in point["random"] and "shuffle" not in point["random"]
+    trained = []
+    for _ in range(2):  # the second epoch replays the first from the restore point
+        net.fit(X, y, epochs=1, shuffle=False)
+        trained.append({k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()})
+        net._restore(point)
+    for name, value in trained[0].items():
+        np.testing.assert_array_equal(trained[1][name], value)  # the same masks again
