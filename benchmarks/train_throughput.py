@@ -249,6 +249,12 @@ class Side:
     def sync(self):
         pass
 
+    def _reorder_rows(self, shuffle):
+        """``shuffle=True`` makes this the ``<name>.fit`` side: rows reordered every epoch."""
+        self.shuffle = shuffle
+        if shuffle:
+            self.name = f"{self.name}.fit"
+
     def _time_steps(self, step, X, Y, epochs, permutation=None) -> float:
         """Seconds for ``epochs`` passes of ``step`` over the batches, synchronised at the end.
 
@@ -346,9 +352,7 @@ class Hand(Side):
 
     def __init__(self, prob, optimizer, xp, shuffle=False):
         self.xp = xp
-        self.shuffle = shuffle
-        if shuffle:
-            self.name = "hand.fit"
+        self._reorder_rows(shuffle)
         self.mlp = HandMLP(xp, initial_params(prob), prob.binary, optimizer,
                            LEARNING_RATE[optimizer])
         self.X = xp.asarray(prob.X)
@@ -378,9 +382,7 @@ class Torch(Side):
         from torch import nn
 
         self.torch = torch
-        self.shuffle = shuffle
-        if shuffle:
-            self.name = "torch.fit"
+        self._reorder_rows(shuffle)
         self.device = torch.device(device)
         sizes = prob.config.sizes
         mods = []

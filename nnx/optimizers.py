@@ -486,8 +486,7 @@ class SGD(Optimizer):
     elementwise = True
 
     def __init__(self, learning_rate=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
-                 foreach=None):
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
         self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
@@ -709,8 +708,7 @@ class Adadelta(Optimizer):
     elementwise = True
 
     def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None,
-                 foreach=None):
+                 clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
         self.rho = _check_beta("rho", rho)
@@ -792,8 +790,7 @@ class Adam(_Moments):
     _decoupled = False
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None,
-                 foreach=None):
+                 weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
                          clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
@@ -991,8 +988,7 @@ class RAdam(_Moments):
     elementwise = True
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
-                 foreach=None):
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
                          clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
@@ -1057,8 +1053,7 @@ class Adamax(_Moments):
     elementwise = True
 
     def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None,
-                 foreach=None):
+                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
                          clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
@@ -1113,8 +1108,7 @@ class Lion(Optimizer):
     elementwise = True
 
     def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None,
-                 foreach=None):
+                 clip_norm=None, clip_value=None, foreach=None):
         super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
                          foreach=foreach)
         self.beta_1 = _check_beta("beta_1", beta_1)
