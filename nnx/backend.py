@@ -1,120 +1,270 @@
-"""Backends: the only module that knows backend names.
+"""Backends: everything that differs between array libraries, in one descriptor per library.
 
-A :class:`Context` bundles everything the math needs to run on one backend: the array API
+The math of nnx is written once against the array API standard. What the standard leaves to
+each library lives here, in one :class:`Backend` subclass per library (:class:`NumPyBackend`,
+:class:`CuPyBackend`, :class:`TorchBackend`, :class:`StrictBackend`), looked up by name in a
+registry. No other module asks which backend it runs on; it asks the :class:`Context` (the
+namespace ``ctx.xp``, ``ctx.scope()``, ``ctx.asarray``, ...).
+
+A :class:`Context` bundles what one network computes with: the backend descriptor, the
 namespace ``xp``, the device, the float dtype and whether arrays may be updated in place. It is
-resolved once per network; every other module computes with ``ctx.xp`` and array operators.
+resolved once per network.
 
-This module also owns the two boundary crossings, host data in (:func:`to_device`) and results
-out (:func:`to_numpy`, :func:`to_namespace_of`), because CuPy and torch refuse implicit
-conversions.
+The namespace a backend hands out is the library's array API namespace with the few functions
+replaced whose stock form would make the host wait for a GPU on every training step (see
+:meth:`Backend.namespace`); host data crosses only at the boundary (:func:`to_device` in,
+:func:`to_numpy` and :func:`to_namespace_of` out).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-BACKENDS = ("numpy", "cupy", "torch", "array_api_strict")
 DTYPES = ("float32", "float64")
-
-_INSTALL_HINT = {
-    "cupy": "pip install 'nnx[cupy]' (or the cupy-cudaXXx wheel matching your CUDA)",
-    "torch": "pip install 'nnx[torch]'",
-    "array_api_strict": "pip install array-api-strict",
-    "numpy": "pip install numpy",
-}
+DISTRIBUTION = "nnx"
 
 
-@dataclass(frozen=True)
-class Context:
-    """Where and how a network computes.
+class Backend:
+    """What nnx needs from one array library.
 
-    Attributes
-    ----------
-    name : str
-        Backend name, one of ``BACKENDS``.
-    xp : module
-        The array API namespace every computation goes through.
-    device : object
-        The device arrays are created on (``None`` for the namespace default).
-    dtype : dtype
-        Floating dtype of parameters and data (``xp.float32`` by default).
-    writeable : bool
-        Whether arrays of this backend can be updated in place (``p -= u``).
-    views : bool
-        Whether a basic slice or reshape of a contiguous array shares its memory, so that
-        in-place updates of the array show through it (NumPy, CuPy, torch). The standard
-        leaves this to each library; array_api_strict counts as not sharing, so that the code
-        path which never relies on it runs in the tests.
+    A new backend (JAX, Dask, ...) subclasses this, fills in the attributes and the methods
+    below that differ from these defaults, and calls :func:`register_backend`; nothing else in
+    nnx changes. What it must provide:
+
+    ``name``, ``package``, ``install_hint``
+        The name users pass as ``backend=``, the import name of the library, and the pip line
+        shown when it is missing.
+    :meth:`load_namespace`
+        The array API namespace, with sync-free forms (no boolean-mask indexing, no host data
+        made into an array, no value read back) of ``maximum``/``minimum`` with a Python
+        scalar, ``sign`` and ``clip``, and creation functions that honour ``device=``
+        (``zeros``, ``ones``, ``full``, ``empty``, ``arange``, ``eye``, ``linspace`` and the
+        ``*_like`` functions). The training step calls nothing else that could synchronise.
+    :meth:`device`, :meth:`device_name`
+        Parse and validate a user's ``device=`` (an early, clear error for a device that does
+        not exist), and name a device as a plain string for model files and caches. Device
+        objects need not be hashable (CuPy's are not): nnx never keys a dict on one.
+    :meth:`owns`, :meth:`to_host`, :meth:`from_host`, :meth:`device_of`, :meth:`move`
+        The boundary: recognise the library's arrays, copy them to NumPy, copy NumPy data in
+        (detached, writeable and contiguous as the library needs), find an array's device and
+        move an array to another device of the same library.
+    :meth:`scope`
+        A context manager every public entry point runs in: the device made current (CuPy
+        allocates many arrays on the *current* device), gradient recording off (torch).
+    :meth:`errstate`
+        Silences floating-point warnings inside the math (NumPy-based libraries warn per
+        operation; the divergence guard reports a NaN once, clearly).
+    :meth:`synchronize`
+        Wait for queued work on a device (for timing).
+    :meth:`native_uniform`
+        The library's own uniform generator for per-step masks (a :class:`NativeUniform`), or
+        ``None`` to draw on the host and copy.
+    :meth:`devices`
+        Names of the devices usable here (for ``nnx info``).
+    ``views``
+        Whether a basic slice or reshape of a contiguous array shares its memory.
     """
 
-    name: str
-    xp: Any = field(repr=False)
-    device: Any
-    dtype: Any
-    writeable: bool
+    name: str = ""
+    package: str = ""
+    install_hint: str = ""
     views: bool = False
 
-    @property
-    def dtype_name(self) -> str:
-        return "float64" if self.dtype == self.xp.float64 else "float32"
+    # -- namespace and devices
 
-    def asarray(self, x, dtype=None):
-        """Move host data (NumPy array, list, scalar) to this context's device and dtype."""
-        return self.xp.asarray(x, dtype=self.dtype if dtype is None else dtype, device=self.device)
+    def load_namespace(self):
+        raise NotImplementedError("abstract method: a backend provides its namespace")
 
-    def zeros(self, shape, dtype=None):
-        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+    def namespace(self):
+        """The namespace, built once per backend (imports the library lazily)."""
+        xp = self.__dict__.get("_xp")
+        if xp is None:
+            xp = self._xp = self.load_namespace()
+        return xp
 
-    def ones(self, shape, dtype=None):
-        return self.xp.ones(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+    def import_package(self):
+        try:
+            return importlib.import_module(self.package)
+        except ImportError as exc:
+            raise ImportError(
+                f"backend={self.name!r} needs the {self.package!r} package, which is not "
+                f"installed here: {self.install_hint}"
+            ) from exc
 
-    def errstate(self):
-        """Silence floating-point warnings while training: the divergence guard of
-        ``fit`` turns a NaN/inf into one clear error instead (NumPy-based backends warn per
-        operation; the others never do)."""
-        if self.name in ("numpy", "array_api_strict"):
-            return np.errstate(over="ignore", invalid="ignore", divide="ignore")
-        return contextlib.nullcontext()
+    def device(self, xp, spec):
+        """The device object for a user's ``device=`` (``None``: the library's default)."""
+        raise NotImplementedError("abstract method: a backend parses its devices")
+
+    def device_name(self, device) -> str:
+        """A plain, hashable name of ``device`` (``"cpu"``, ``"cuda:1"``)."""
+        return str(device)
+
+    def devices(self) -> list[str]:
+        return [self.device_name(self.device(self.namespace(), None))]
+
+    # -- the boundary
 
     def owns(self, x) -> bool:
-        """True when ``x`` is already an array of this context's namespace."""
-        return _namespace_name(x) == self.name
+        return type(x).__module__.split(".")[0] == self.package
+
+    def to_host(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def from_host(self, xp, x: np.ndarray, dtype, device):
+        return xp.asarray(x, dtype=dtype, device=device)
+
+    def device_of(self, x):
+        return x.device
+
+    def move(self, x, device):
+        """``x`` on ``device`` (the same array when it is there already)."""
+        return x if self.device_of(x) == device else x.to_device(device)
+
+    # -- running
+
+    def scope(self, device):
+        return contextlib.nullcontext()
+
+    def errstate(self):
+        return contextlib.nullcontext()
+
+    def synchronize(self, device) -> None:
+        """Wait for queued device work; nothing to wait for on the CPU."""
+
+    def native_uniform(self, ctx: "Context", seed: int):
+        return None
+
+    def writeable(self, xp, probe) -> bool:
+        from array_api_compat import is_writeable_array
+
+        return bool(is_writeable_array(probe))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def __reduce__(self):
+        # copies and pickles of a Context refer to the registered descriptor
+        return get_backend, (self.name,)
 
 
-def _import_backend(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(
-            f"backend={name!r} needs the {name!r} package, which is not installed here: "
-            f"{_INSTALL_HINT[name]}"
-        ) from exc
+class NativeUniform:
+    """A backend's own uniform generator for per-step masks (dropout).
+
+    The generator object itself stays out of copies and pickles (CuPy's holds a
+    ``threading.Lock`` and a cuRAND handle that must not be shared): a copy builds its own
+    generator with :meth:`make` and continues from the same :meth:`get_state`.
+    """
+
+    def __init__(self, ctx: "Context", seed: int):
+        self.ctx = ctx
+        self.gen = self.make(seed)
+
+    def make(self, seed: int):
+        raise NotImplementedError("abstract method: a native generator makes its generator")
+
+    def __call__(self, shape):
+        raise NotImplementedError("abstract method: a native generator draws uniforms")
+
+    def get_state(self):
+        raise NotImplementedError("abstract method: a native generator exports its state")
+
+    def set_state(self, state) -> None:
+        raise NotImplementedError("abstract method: a native generator imports its state")
+
+    def __getstate__(self):
+        return {"ctx": self.ctx, "state": self.get_state()}
+
+    def __setstate__(self, saved):
+        self.ctx = saved["ctx"]
+        self.gen = self.make(0)
+        self.set_state(saved["state"])
 
 
-class _NumPyNamespace(types.ModuleType):
+# --------------------------------------------------------------------------- namespaces
+
+
+class Namespace(types.ModuleType):
+    """A library's namespace with some functions replaced.
+
+    Every name of ``base`` is copied in as an attribute of its own (so a lookup costs what a
+    module lookup costs); names the base loads lazily go through ``__getattr__``. Subclasses
+    define the replacements as static methods. Copies and pickles refer to the backend's one
+    namespace, like a module would.
+    """
+
+    def __init__(self, backend_name: str, base):
+        super().__init__(f"nnx.backend.{backend_name}", f"{base.__name__} as nnx computes with it")
+        self._backend_name = backend_name
+        self._base = base
+        own = {name for klass in type(self).__mro__ for name in vars(klass)}
+        for name, value in vars(base).items():
+            if not name.startswith("__") and name not in own:
+                setattr(self, name, value)
+
+    def __getattr__(self, name):
+        return getattr(self._base, name)
+
+    def __reduce__(self):
+        return _namespace_of_backend, (self._backend_name,)
+
+
+def _namespace_of_backend(name):
+    return get_backend(name).namespace()
+
+
+_CREATION = ("zeros", "ones", "empty", "full", "arange", "eye", "linspace")
+_CREATION_LIKE = ("zeros_like", "ones_like", "empty_like", "full_like")
+
+
+def honour_device(namespace, use_device, device_of) -> None:
+    """Make the creation functions of ``namespace`` honour ``device=``.
+
+    For libraries that allocate on a *current* device whatever ``device=`` says (CuPy, and
+    array-api-compat's wrappers of it): each creation call runs inside ``use_device(device)``;
+    a ``*_like`` call without ``device=`` uses its argument's device, as the standard says.
+    """
+    def creation(f):
+        def wrapped(*args, device=None, **kwargs):
+            if device is None:
+                return f(*args, **kwargs)
+            with use_device(device):
+                return f(*args, device=device, **kwargs)
+        return wrapped
+
+    def creation_like(f):
+        def wrapped(x, /, *args, device=None, **kwargs):
+            with use_device(device_of(x) if device is None else device):
+                return f(x, *args, device=device, **kwargs)
+        return wrapped
+
+    for name in _CREATION:
+        setattr(namespace, name, creation(getattr(namespace, name)))
+    for name in _CREATION_LIKE:
+        setattr(namespace, name, creation_like(getattr(namespace, name)))
+
+
+def _is_scalar(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class _NumPyNamespace(Namespace):
     """NumPy (>= 2, which implements the standard itself) with five hot functions bound
     straight to C.
 
     ``np.sum``/``np.max``/``np.min`` are Python wrappers around the ufunc reductions and
     ``np.reshape``/``np.take`` around the array methods; on a small network's batch the
-    wrappers cost as much as the arithmetic (``np.max(z, axis=1, keepdims=True)`` on a 32 x 10
-    batch: 4.4 us, the reduction itself: 2.6 us). The replacements take the standard's
-    signatures and return exactly what NumPy's functions return (the wrappers forward to
-    these same calls for ndarrays); every other name is NumPy's own.
+    wrappers cost as much as the arithmetic (measured by ``benchmarks/fit_overhead.py``). The
+    replacements take the standard's signatures and return exactly what NumPy's functions
+    return (the wrappers forward to these same calls for ndarrays); every other name is
+    NumPy's own.
     """
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    def __reduce__(self):
-        # copies and pickles of a Context refer to the one namespace, like a module would
-        return _numpy_namespace, ()
 
     @staticmethod
     def sum(x, /, *, axis=None, dtype=None, keepdims=False):
@@ -141,35 +291,273 @@ class _NumPyNamespace(types.ModuleType):
         return np.reshape(x, shape, copy=copy)
 
 
-_NUMPY = _NumPyNamespace("nnx.backend.numpy", "NumPy as nnx computes with it")
+def _torch_namespace(compat):
+    """array-api-compat's torch namespace without its per-step host synchronisations.
+
+    Its ``maximum``/``minimum`` turn a Python scalar into a tensor with
+    ``asarray(..., device=cuda)`` (a blocking host-to-device copy), its ``sign`` writes NaN
+    through a boolean mask (``nonzero``: a count read back), and its ``clip`` with one tensor
+    and one scalar bound makes a tensor of the scalar. Here a scalar goes to ``clamp`` as a
+    kernel argument and NaN passes through ``where``.
+    """
+    import torch
+
+    class TorchNamespace(Namespace):
+        @staticmethod
+        def maximum(x1, x2, /):
+            if _is_scalar(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
+                return torch.clamp_min(x1, x2)
+            if _is_scalar(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
+                return torch.clamp_min(x2, x1)
+            return compat.maximum(x1, x2)
+
+        @staticmethod
+        def minimum(x1, x2, /):
+            if _is_scalar(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
+                return torch.clamp_max(x1, x2)
+            if _is_scalar(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
+                return torch.clamp_max(x2, x1)
+            return compat.minimum(x1, x2)
+
+        @staticmethod
+        def sign(x, /):
+            if x.is_floating_point():
+                return torch.where(torch.isnan(x), x, torch.sign(x))
+            return compat.sign(x)
+
+        @staticmethod
+        def clip(x, /, min=None, max=None):
+            if not x.is_floating_point() or (
+                    any(_is_scalar(v) and math.isnan(v) for v in (min, max))):
+                return compat.clip(x, min, max)
+            if min is None and max is None:
+                return torch.clone(x)
+            if _is_scalar(min) and isinstance(max, torch.Tensor):
+                return torch.minimum(torch.clamp_min(x, min), max)
+            if _is_scalar(max) and isinstance(min, torch.Tensor):
+                return torch.clamp_max(torch.maximum(x, min), max)
+            return torch.clamp(x, min, max)
+
+    return TorchNamespace("torch", compat)
 
 
-def _numpy_namespace():
-    return _NUMPY
+def _cupy_namespace(compat):
+    """array-api-compat's CuPy namespace without its per-step host synchronisations, with
+    creation functions that honour ``device=``.
+
+    Its ``sign`` writes NaN through a boolean mask and its ``clip`` is built from boolean
+    masks (each a ``nonzero`` whose count is read back); CuPy's own ufuncs need neither. Its
+    ``zeros``, ``ones``, ``full``, ``arange`` and ``*_like`` ignore ``device=`` and allocate on
+    the current device (see :func:`honour_device`).
+    """
+    import cupy
+
+    class CuPyNamespace(Namespace):
+        @staticmethod
+        def sign(x, /):
+            if x.dtype.kind == "f":
+                return cupy.where(cupy.isnan(x), x, cupy.sign(x))
+            return compat.sign(x)
+
+        @staticmethod
+        def clip(x, /, min=None, max=None):
+            if x.dtype.kind != "f":
+                return compat.clip(x, min, max)
+            out = x if min is None else cupy.maximum(x, cupy.asarray(min, dtype=x.dtype)
+                                                     if not _is_scalar(min) else min)
+            out = out if max is None else cupy.minimum(out, cupy.asarray(max, dtype=x.dtype)
+                                                       if not _is_scalar(max) else max)
+            return out.astype(x.dtype, copy=out is x)
+
+    ns = CuPyNamespace("cupy", compat)
+    honour_device(ns, lambda device: cupy.cuda.Device(_cupy_device_id(device)),
+                  lambda x: x.device)
+    return ns
 
 
-# NumPy's loaded names as attributes of their own: a module-level __getattr__ runs in Python
-# on every lookup, only names NumPy itself loads lazily go through it
-for _name, _value in vars(np).items():
-    if not _name.startswith("__") and _name not in vars(_NumPyNamespace):
-        setattr(_NUMPY, _name, _value)
+def _cupy_device_id(device) -> int:
+    return device if isinstance(device, int) else device.id
 
 
-def _resolve_namespace(name: str):
-    """Return the array API namespace for a backend name (imported lazily)."""
-    if name == "numpy":
-        # NumPy >= 2 implements the standard itself; calling it directly skips the compat
-        # wrappers, which cost a measurable share of a small network's step.
+# --------------------------------------------------------------------------- the backends
+
+
+class NumPyBackend(Backend):
+    """NumPy on the CPU. NumPy >= 2 is called directly (no compat wrappers: they cost a
+    measurable share of a small network's step)."""
+
+    name = package = "numpy"
+    install_hint = "pip install numpy"
+    views = True
+
+    def load_namespace(self):
         if int(np.__version__.split(".")[0]) >= 2:
-            return _NUMPY
+            return _NumPyNamespace("numpy", np)
         import array_api_compat.numpy as xp
 
         return xp
-    if name == "array_api_strict":
-        xp = _import_backend("array_api_strict")
-        return xp
-    module = _import_backend(name)
-    if name == "cupy":
+
+    def device(self, xp, spec):
+        if spec not in (None, "cpu"):
+            raise ValueError(f"backend='numpy' runs on the CPU only; got device={spec!r}")
+        return "cpu"
+
+    def devices(self):
+        return ["cpu"]
+
+    def owns(self, x):
+        return type(x).__module__.split(".")[0] == "numpy"
+
+    def move(self, x, device):
+        return x
+
+    def errstate(self):
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+class StrictBackend(Backend):
+    """array_api_strict: the standard and nothing else, with fake devices, so a forgotten
+    ``device=`` or a non-standard call fails on the CPU."""
+
+    name = package = "array_api_strict"
+    install_hint = "pip install array-api-strict"
+
+    def load_namespace(self):
+        return self.import_package()
+
+    def device(self, xp, spec):
+        if spec is None:
+            return xp.Device("CPU_DEVICE")
+        if isinstance(spec, str):
+            try:
+                return xp.Device(spec)
+            except ValueError as exc:
+                raise ValueError(f"backend='array_api_strict' has no device {spec!r}: {exc}"
+                                 ) from None
+        return spec
+
+    def device_name(self, device):
+        return getattr(device, "_device", str(device))
+
+    def devices(self):
+        xp = self.namespace()
+        return [self.device_name(d) for d in xp.__array_namespace_info__().devices()]
+
+    def to_host(self, x):
+        return np.asarray(x.to_device(self.namespace().Device("CPU_DEVICE")))
+
+    def errstate(self):
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+class TorchBackend(Backend):
+    """PyTorch tensors on any torch device (CPU, CUDA, MPS, XPU), through array-api-compat.
+
+    Entry points run under ``torch.no_grad()`` and inputs are detached, so a user's tensor
+    with ``requires_grad=True`` never turns training into an autograd graph.
+    """
+
+    name = package = "torch"
+    install_hint = f"pip install '{DISTRIBUTION}[torch]'"
+    views = True
+
+    def load_namespace(self):
+        self.import_package()
+        import array_api_compat.torch as compat
+
+        return _torch_namespace(compat)
+
+    def device(self, xp, spec):
+        import torch
+
+        try:
+            dev = torch.device("cpu" if spec is None else spec)
+        except (RuntimeError, TypeError) as exc:  # "foo", 1.5: torch's own message says why
+            raise ValueError(f"backend='torch' cannot use device={spec!r}: {exc}") from None
+        if dev.type not in ("cpu", "cuda", "mps", "xpu"):  # meta tensors hold no values
+            raise ValueError(f"backend='torch' computes on cpu, cuda, mps or xpu devices; "
+                             f"got device={spec!r}")
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ImportError(
+                    f"device={spec!r} needs a CUDA build of torch and a GPU; none is available "
+                    "here"
+                )
+            count = torch.cuda.device_count()
+            if dev.index is None:
+                dev = torch.device("cuda", torch.cuda.current_device())
+            if not 0 <= dev.index < count:
+                raise ValueError(f"device={spec!r} does not exist: {count} CUDA device(s) "
+                                 "visible")
+        return dev
+
+    def devices(self):
+        import torch
+
+        return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+    def to_host(self, x):
+        return x.detach().cpu().numpy()
+
+    def from_host(self, xp, x, dtype, device):
+        # torch cannot view a negative-stride array, and would share (and warn about) a
+        # read-only one: copy those on the host first
+        if any(s < 0 for s in x.strides) or not x.flags.writeable:
+            x = np.array(x, copy=True)
+        return xp.asarray(x, dtype=dtype, device=device)
+
+    def move(self, x, device):
+        return x if x.device == device else x.to(device)
+
+    def scope(self, device):
+        import torch
+
+        return torch.no_grad()
+
+    def synchronize(self, device):
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(device)
+
+    def native_uniform(self, ctx, seed):
+        return _TorchUniform(ctx, seed)
+
+
+class _TorchUniform(NativeUniform):
+    def make(self, seed):
+        import torch
+
+        gen = torch.Generator(device=self.ctx.device)
+        gen.manual_seed(seed)
+        return gen
+
+    def __call__(self, shape):
+        import torch
+
+        return torch.rand(shape, generator=self.gen, device=self.ctx.device,
+                          dtype=self.ctx.dtype)
+
+    def get_state(self):
+        return self.gen.get_state().cpu().numpy().tolist()
+
+    def set_state(self, state):
+        import torch
+
+        self.gen.set_state(torch.tensor(state, dtype=torch.uint8))
+
+
+class CuPyBackend(Backend):
+    """CuPy on a CUDA GPU, through array-api-compat (see :func:`_cupy_namespace` for what is
+    replaced). Entry points run with the network's GPU as CuPy's current device."""
+
+    name = package = "cupy"
+    install_hint = (f"pip install '{DISTRIBUTION}[cupy]' (or the cupy-cudaXXx wheel matching "
+                    "your CUDA)")
+    views = True
+
+    def load_namespace(self):
+        module = self.import_package()
         try:
             n_gpus = module.cuda.runtime.getDeviceCount()
         except Exception as exc:  # CUDA driver missing or broken
@@ -179,55 +567,198 @@ def _resolve_namespace(name: str):
             ) from exc
         if n_gpus == 0:
             raise ImportError("backend='cupy' needs a CUDA GPU and none is visible here")
-        import array_api_compat.cupy as xp
+        import array_api_compat.cupy as compat
 
-        return xp
-    import array_api_compat.torch as xp
+        return _cupy_namespace(compat)
 
-    return xp
-
-
-def _resolve_device(name: str, xp, device):
-    if name == "numpy":
-        if device not in (None, "cpu"):
-            raise ValueError(f"backend='numpy' runs on the CPU only; got device={device!r}")
-        return "cpu"
-    if name == "torch":
-        import torch
-
-        try:
-            dev = torch.device("cpu" if device is None else device)
-        except (RuntimeError, TypeError) as exc:  # "foo", 1.5: torch's own message says why
-            raise ValueError(f"backend='torch' cannot use device={device!r}: {exc}") from None
-        if dev.type not in ("cpu", "cuda", "mps", "xpu"):  # meta tensors hold no values
-            raise ValueError(f"backend='torch' computes on cpu, cuda, mps or xpu devices; "
-                             f"got device={device!r}")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ImportError(
-                f"device={device!r} needs a CUDA build of torch and a GPU; none is available here"
-            )
-        return dev
-    if name == "cupy":
+    def device(self, xp, spec):
         import cupy
 
-        if device is None:
+        if spec is None:
             return cupy.cuda.Device(cupy.cuda.runtime.getDevice())
-        if isinstance(device, str):
-            if not device.startswith("cuda"):
-                raise ValueError(f"backend='cupy' expects device=int or 'cuda:N'; got {device!r}")
-            device = int(device.split(":")[1]) if ":" in device else 0
-        if isinstance(device, int):
-            n = cupy.cuda.runtime.getDeviceCount()
-            if not 0 <= device < n:
-                raise ValueError(f"device={device} does not exist: {n} CUDA device(s) visible")
-            return cupy.cuda.Device(device)
-        return device
-    # array_api_strict: accept a Device object or its name
-    if device is None:
-        return xp.Device("CPU_DEVICE")
-    if isinstance(device, str):
-        return xp.Device(device)
-    return device
+        if isinstance(spec, cupy.cuda.Device):
+            spec = spec.id
+        if isinstance(spec, str):
+            head, _, index = spec.partition(":")
+            if head != "cuda" or not (index.isdigit() or index == ""):
+                raise ValueError(f"backend='cupy' expects device=int or 'cuda:N'; got {spec!r}")
+            spec = int(index or 0)
+        if not isinstance(spec, int) or isinstance(spec, bool):
+            raise ValueError(f"backend='cupy' expects device=int or 'cuda:N'; got {spec!r}")
+        n = cupy.cuda.runtime.getDeviceCount()
+        if not 0 <= spec < n:
+            raise ValueError(f"device={spec} does not exist: {n} CUDA device(s) visible")
+        return cupy.cuda.Device(spec)
+
+    def device_name(self, device):
+        return f"cuda:{_cupy_device_id(device)}"
+
+    def devices(self):
+        import cupy
+
+        self.namespace()
+        return [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
+
+    def to_host(self, x):
+        return x.get()
+
+    def move(self, x, device):
+        import cupy
+
+        if x.device == device:
+            return x
+        with device:
+            return cupy.asarray(x)
+
+    def scope(self, device):
+        return device  # a cupy.cuda.Device is its own context manager
+
+    def synchronize(self, device):
+        import cupy
+
+        with device:
+            cupy.cuda.get_current_stream().synchronize()
+
+    def native_uniform(self, ctx, seed):
+        return _CupyUniform(ctx, seed)
+
+
+class _CupyUniform(NativeUniform):
+    """CuPy's Philox generator, re-seeded before every draw from a host NumPy stream.
+
+    Re-seeding Philox only sets a key (no state initialisation on the GPU) and passes the seed
+    as a kernel argument, so no data crosses to the device; in exchange the generator's whole
+    state is the host stream's, which can be saved and restored for an exact resume (CuPy's
+    own generator state cannot be read back).
+    """
+
+    def make(self, seed):
+        import cupy
+        from cupy.cuda import curand
+
+        self.host = np.random.default_rng(seed)
+        with self.ctx.device:
+            return cupy.random.RandomState(seed, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+
+    def __call__(self, shape):
+        with self.ctx.device:
+            self.gen.seed(int(self.host.integers(2**63)))
+            return self.gen.random_sample(shape, dtype=self.ctx.dtype)
+
+    def get_state(self):
+        return self.host.bit_generator.state
+
+    def set_state(self, state):
+        self.host.bit_generator.state = state
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` (a :class:`Backend` instance) usable as ``backend=backend.name``."""
+    if not isinstance(backend, Backend) or not backend.name:
+        raise TypeError(f"register_backend expects a named nnx.backend.Backend; got {backend!r}")
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+for _backend in (NumPyBackend(), CuPyBackend(), TorchBackend(), StrictBackend()):
+    register_backend(_backend)
+
+BACKENDS = tuple(_REGISTRY)  # the built-in backends, for command-line choices
+
+
+def backend_names() -> tuple:
+    """Every registered backend name (the built-in ones first)."""
+    return tuple(_REGISTRY)
+
+
+def get_backend(name) -> Backend:
+    """The registered :class:`Backend` called ``name``."""
+    backend = _REGISTRY.get(name) if isinstance(name, str) else None
+    if backend is None:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return backend
+
+
+# --------------------------------------------------------------------------- the context
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how a network computes.
+
+    Attributes
+    ----------
+    backend : Backend
+        The descriptor of the array library.
+    xp : module
+        The array API namespace every computation goes through.
+    device : object
+        The device arrays are created on.
+    dtype : dtype
+        Floating dtype of parameters and data (``xp.float32`` by default).
+    writeable : bool
+        Whether arrays of this backend can be updated in place (``p -= u``).
+    views : bool
+        Whether a basic slice or reshape of a contiguous array shares its memory, so that
+        in-place updates of the array show through it (NumPy, CuPy, torch). The standard
+        leaves this to each library; array_api_strict counts as not sharing, so that the code
+        path which never relies on it runs in the tests.
+    """
+
+    backend: Backend = field(repr=False)
+    xp: Any = field(repr=False)
+    device: Any
+    dtype: Any
+    writeable: bool
+    views: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def device_name(self) -> str:
+        """The device as a plain string (``"cpu"``, ``"cuda:1"``): hashable, saveable."""
+        return self.backend.device_name(self.device)
+
+    @property
+    def dtype_name(self) -> str:
+        return "float64" if self.dtype == self.xp.float64 else "float32"
+
+    def asarray(self, x, dtype=None):
+        """Move host data (NumPy array, list, scalar) to this context's device and dtype."""
+        return self.xp.asarray(x, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def zeros(self, shape, dtype=None):
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def ones(self, shape, dtype=None):
+        return self.xp.ones(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def scope(self):
+        """Context manager of a public entry point: the device current, no autograd."""
+        return self.backend.scope(self.device)
+
+    def errstate(self):
+        """Silence floating-point warnings while training: the divergence guard of
+        ``fit`` turns a NaN/inf into one clear error instead (NumPy-based backends warn per
+        operation; the others never do)."""
+        return self.backend.errstate()
+
+    def owns(self, x) -> bool:
+        """True when ``x`` is already an array of this context's library."""
+        return self.backend.owns(x)
+
+    def synchronize(self) -> None:
+        """Wait for this device's queued work (for timing); a no-op on the CPU."""
+        self.backend.synchronize(self.device)
 
 
 def get_context(backend: str | Context = "numpy", device=None, dtype: str = "float32") -> Context:
@@ -236,6 +767,7 @@ def get_context(backend: str | Context = "numpy", device=None, dtype: str = "flo
     Parameters
     ----------
     backend : {"numpy", "cupy", "torch", "array_api_strict"} or Context
+        Or the name of a backend added with :func:`register_backend`.
     device : optional
         ``"cpu"``/``"cuda:0"``/``torch.device`` for torch, an int or ``"cuda:N"`` for CuPy,
         an ``array_api_strict.Device`` (or its name) for array_api_strict.
@@ -250,20 +782,18 @@ def get_context(backend: str | Context = "numpy", device=None, dtype: str = "flo
     """
     if isinstance(backend, Context):
         return backend
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    descriptor = get_backend(backend)
     dtype_name = getattr(dtype, "name", dtype) if not isinstance(dtype, str) else dtype
     dtype_name = str(dtype_name).replace("torch.", "")
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    xp = _resolve_namespace(backend)
-    dev = _resolve_device(backend, xp, device)
-    probe = xp.zeros(1, dtype=getattr(xp, dtype_name), device=dev)
-    from array_api_compat import is_writeable_array
-
-    writeable = bool(is_writeable_array(probe))
-    return Context(backend, xp, dev, getattr(xp, dtype_name), writeable,
-                   views=writeable and backend in ("numpy", "cupy", "torch"))
+    xp = descriptor.namespace()
+    dev = descriptor.device(xp, device)
+    with descriptor.scope(dev):
+        probe = xp.zeros(1, dtype=getattr(xp, dtype_name), device=dev)
+    writeable = descriptor.writeable(xp, probe)
+    return Context(descriptor, xp, dev, getattr(xp, dtype_name), writeable,
+                   views=writeable and descriptor.views)
 
 
 def available_backends() -> list[str]:
@@ -278,22 +808,34 @@ def available_backends() -> list[str]:
     return names
 
 
+def device_info() -> dict:
+    """Devices each installed backend can see (for ``nnx info``); a backend that cannot run
+    here maps to the reason."""
+    info = {}
+    for name in BACKENDS:
+        try:
+            info[name] = get_backend(name).devices()
+        except (ImportError, ValueError) as exc:
+            info[name] = f"not available: {str(exc).splitlines()[0]}"
+    return info
+
+
 # --------------------------------------------------------------------------- crossings
 
 
-def _namespace_name(x) -> str | None:
-    """Which backend an array belongs to, without importing backends that are not loaded."""
-    module = type(x).__module__.split(".")[0]
-    if module == "numpy":
-        return "numpy"
-    if module in ("cupy", "torch", "array_api_strict"):
-        return module
+def backend_of(x) -> Backend | None:
+    """The registered backend whose library ``x`` belongs to (``None`` for host data that is
+    not an array of any, such as lists and DataFrames), without importing libraries."""
+    for backend in _REGISTRY.values():
+        if backend.owns(x):
+            return backend
     return None
 
 
 def is_host_array(x) -> bool:
     """True for NumPy arrays, lists, scalars and DataFrames (anything not on a device)."""
-    return _namespace_name(x) in (None, "numpy")
+    backend = backend_of(x)
+    return backend is None or isinstance(backend, NumPyBackend)
 
 
 def to_numpy(x) -> np.ndarray:
@@ -301,73 +843,41 @@ def to_numpy(x) -> np.ndarray:
 
     Device arrays are copied to the host (this waits for the GPU).
     """
-    kind = _namespace_name(x)
-    if kind == "cupy":
-        return x.get()
-    if kind == "torch":
-        return x.detach().cpu().numpy()
-    if kind == "array_api_strict":
-        import array_api_strict as xps
-
-        return np.asarray(x.to_device(xps.Device("CPU_DEVICE")))
+    backend = backend_of(x)
+    if backend is not None:
+        return backend.to_host(x)
     if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas objects
         return x.to_numpy()
     return np.asarray(x)
 
 
 def to_device(x, ctx: Context, dtype=None):
-    """Move ``x`` into ``ctx``: host data is copied once; an array already there is kept."""
-    if ctx.owns(x):
-        return ctx.xp.asarray(x, dtype=ctx.dtype if dtype is None else dtype, device=ctx.device)
-    return ctx.asarray(to_numpy(x), dtype=dtype)
+    """Move ``x`` into ``ctx``: host data is copied once; an array already there is kept.
+
+    A torch tensor that records gradients is detached: nnx computes its own.
+    """
+    dtype = ctx.dtype if dtype is None else dtype
+    if ctx.owns(x) and not isinstance(ctx.backend, NumPyBackend):
+        x = getattr(x, "detach", lambda: x)()
+        return ctx.xp.asarray(ctx.backend.move(x, ctx.device), dtype=dtype, device=ctx.device)
+    return ctx.backend.from_host(ctx.xp, np.asarray(to_numpy(x)), dtype, ctx.device)
 
 
 def to_namespace_of(reference, x, ctx: Context):
-    """Return ``x`` (a ``ctx`` array) in the namespace of the user's input ``reference``.
+    """Return ``x`` (a ``ctx`` array) where the user's input ``reference`` came from.
 
     NumPy (or list, DataFrame) in gives NumPy out, even when the network runs on a GPU; an
-    input that is already of the network's backend gets the device array back, uncopied.
+    array of the network's library comes back in that library, on the input's device (a CPU
+    tensor given to a CUDA network gets a CPU tensor back).
     """
-    if ctx.owns(reference):
-        return x
+    if ctx.owns(reference) and not is_host_array(reference):
+        return ctx.backend.move(x, ctx.backend.device_of(reference))
     return to_numpy(x)
 
 
 def synchronize(ctx: Context) -> None:
     """Wait for queued device work (for timing); a no-op on CPU backends."""
-    if ctx.name == "cupy":
-        import cupy
-
-        cupy.cuda.get_current_stream().synchronize()
-    elif ctx.name == "torch" and ctx.device.type == "cuda":
-        import torch
-
-        torch.cuda.synchronize(ctx.device)
-
-
-def device_info() -> dict:
-    """Devices each installed backend can see (for ``nnx info``)."""
-    info = {"numpy": ["cpu"]}
-    try:
-        import torch
-
-        info["torch"] = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    except ImportError:
-        pass
-    try:
-        get_context("cupy")
-        import cupy
-
-        info["cupy"] = [f"cuda:{i}" for i in range(cupy.cuda.runtime.getDeviceCount())]
-    except (ImportError, ValueError):
-        pass
-    try:
-        import array_api_strict as xps
-
-        info["array_api_strict"] = [str(d) for d in xps.__array_namespace_info__().devices()]
-    except ImportError:
-        pass
-    return info
+    ctx.synchronize()
 
 
 def common_namespace(*arrays):
@@ -386,4 +896,5 @@ def common_namespace(*arrays):
         xp = np
     if xp is np or is_numpy_namespace(xp):
         return np, tuple(None if a is None else np.asarray(to_numpy(a)) for a in arrays)
-    return xp, arrays
+    backend = backend_of(present[0])
+    return (xp if backend is None else backend.namespace()), arrays

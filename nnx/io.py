@@ -314,7 +314,7 @@ def save(network, path, *, include_optimizer=True, metadata=None) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "nnx_version": __version__,
-        "saved_on": {"backend": ctx.name, "device": str(ctx.device)},
+        "saved_on": {"backend": ctx.name, "device": ctx.device_name},
         "network": {"input_dim": int(network.input_dim), "n_outputs": int(network.n_outputs),
                     "dtype": ctx.dtype_name, "seed": _json_seed(network.seed),
                     "l1": float(network.l1), "l2": float(network.l2)},

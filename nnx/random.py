@@ -34,7 +34,7 @@ class Random:
         self.init = np.random.default_rng(init_seq)
         self.shuffle = np.random.default_rng(shuffle_seq)
         self._mask_seed = int(mask_seq.generate_state(1)[0])
-        self._native = _native_generator(ctx, self._mask_seed)
+        self._native = ctx.backend.native_uniform(ctx, self._mask_seed)
         self._mask_host = np.random.default_rng(mask_seq)
 
     def permutation(self, n: int):
@@ -81,7 +81,7 @@ class Random:
         state = dict(state)
         native = state.pop("mask_native", None)
         same_kind = (backend == self.ctx.name
-                     and str(device or "").split(":")[0] == str(self.ctx.device).split(":")[0])
+                     and str(device or "").split(":")[0] == self.ctx.device_name.split(":")[0])
         if native is not None and same_kind:
             state["mask_native"] = (native if isinstance(native, dict)
                                     else np.asarray(native, dtype=np.uint8).tolist())
@@ -95,63 +95,3 @@ class Random:
                 generator.bit_generator.state = state[key]
         if "mask_native" in state and hasattr(self._native, "set_state"):
             self._native.set_state(state["mask_native"])
-
-
-class _TorchUniform:
-    def __init__(self, ctx: Context, seed: int):
-        import torch
-
-        self._torch = torch
-        self.ctx = ctx
-        self.gen = torch.Generator(device=ctx.device)
-        self.gen.manual_seed(seed)
-
-    def __call__(self, shape):
-        return self._torch.rand(
-            shape, generator=self.gen, device=self.ctx.device, dtype=self.ctx.dtype
-        )
-
-    def get_state(self):
-        return self.gen.get_state().cpu().numpy().tolist()
-
-    def set_state(self, state):
-        self.gen.set_state(self._torch.tensor(state, dtype=self._torch.uint8))
-
-
-class _CupyUniform:
-    """CuPy's Philox generator, re-seeded before every draw from a host NumPy stream.
-
-    Re-seeding Philox only sets a key (no state initialisation on the GPU) and passes the seed
-    as a kernel argument, so no data crosses to the device; in exchange the generator's whole
-    state is the host stream's, which can be saved and restored for an exact resume (CuPy's
-    own generator state cannot be read back).
-    """
-
-    def __init__(self, ctx: Context, seed: int):
-        import cupy
-        from cupy.cuda import curand
-
-        self.ctx = ctx
-        self.host = np.random.default_rng(seed)
-        with ctx.device:
-            self.gen = cupy.random.RandomState(seed, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
-
-    def __call__(self, shape):
-        with self.ctx.device:
-            self.gen.seed(int(self.host.integers(2**63)))
-            return self.gen.random_sample(shape, dtype=self.ctx.dtype)
-
-    def get_state(self):
-        return self.host.bit_generator.state
-
-    def set_state(self, state):
-        self.host.bit_generator.state = state
-
-
-def _native_generator(ctx: Context, seed: int):
-    """The backend's own uniform generator, or ``None`` to use the host fallback."""
-    if ctx.name == "torch":
-        return _TorchUniform(ctx, seed)
-    if ctx.name == "cupy":
-        return _CupyUniform(ctx, seed)
-    return None
