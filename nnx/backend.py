@@ -19,6 +19,7 @@ replaced whose stock form would make the host wait for a GPU on every training s
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 import types
@@ -759,6 +760,27 @@ class Context:
     def synchronize(self) -> None:
         """Wait for this device's queued work (for timing); a no-op on the CPU."""
         self.backend.synchronize(self.device)
+
+    # A Context is immutable: copies of a network share it, and a pickle re-resolves it
+    # from plain names (namespaces are modules, devices need not pickle).
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return get_context, (self.name, self.device_name, self.dtype_name)
+
+
+def entry_point(method):
+    """Run a method of an object with a ``ctx`` inside ``ctx.scope()`` (see
+    :meth:`Backend.scope`): decorates every public entry point of the network."""
+    @functools.wraps(method)
+    def within_scope(self, *args, **kwargs):
+        with self.ctx.scope():
+            return method(self, *args, **kwargs)
+    return within_scope
 
 
 def get_context(backend: str | Context = "numpy", device=None, dtype: str = "float32") -> Context:

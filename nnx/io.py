@@ -595,7 +595,8 @@ def load(path, backend=None, device=None, dtype=None):
                               "to load it on this machine)") from exc
         raise
     try:
-        return _rebuild(header, _Reader(arrays), ctx)
+        with ctx.scope():
+            return _rebuild(header, _Reader(arrays), ctx)
     except ModelFileError as exc:
         raise ModelFileError(f"{str(path)!r}: {exc}") from exc
     except (*_DAMAGE, IndexError, AttributeError, RuntimeError) as exc:

@@ -182,7 +182,7 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, label_smoothing: float = 0.0):
         self.label_smoothing = check_number("label_smoothing", label_smoothing, low=0, high=1,
                                             high_open=True)
-        self._ones = {}  # (classes, dtype, device) -> ones column for the row sums
+        self._ones = None  # ones column for the row sums, rebuilt when z changes shape/place
 
     def terms(self, xp, z, y):
         if self.label_smoothing:
@@ -202,10 +202,11 @@ class CategoricalCrossentropy(Loss):
         # gradient) and L = -sum(y * log_softmax(z)) / n, torch's own definition, in one sum.
         shifted = z - xp.max(z, axis=1, keepdims=True)
         e = xp.exp(shifted)
-        key = (z.shape[1], z.dtype, z.device)
-        ones = self._ones.get(key)
-        if ones is None:
-            ones = self._ones[key] = xp.ones((z.shape[1], 1), dtype=z.dtype, device=z.device)
+        ones = self._ones
+        # compared, never hashed: device objects need not be hashable (CuPy's are not)
+        if (ones is None or ones.shape[0] != z.shape[1] or ones.dtype != z.dtype
+                or ones.device != z.device):
+            ones = self._ones = xp.ones((z.shape[1], 1), dtype=z.dtype, device=z.device)
         total = e @ ones
         scale = 1.0 / z.shape[0]
         value = xp.sum(y * (xp.log(total) - shifted)) * scale

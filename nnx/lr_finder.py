@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import types
 import warnings
 from dataclasses import dataclass
 
@@ -71,11 +69,6 @@ class LRFinderResult:
         return ax
 
 
-def _copy_network(net):
-    """A deep copy that shares what cannot (and need not) be copied: modules, the Context."""
-    memo = {id(m): m for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)}
-    memo[id(net.ctx)] = net.ctx
-    return copy.deepcopy(net, memo)
 
 
 def lr_find(net, X, y, start_lr=1e-7, end_lr=10.0, num_steps=200, batch_size=32,
@@ -134,7 +127,13 @@ def lr_find(net, X, y, start_lr=1e-7, end_lr=10.0, num_steps=200, batch_size=32,
             "re-evaluates the objective with its own line search"
         )
 
-    work = _copy_network(net)
+    work = copy.deepcopy(net)  # shares the Context; builds its own random generators
+    with work.ctx.scope():
+        return _sweep(work, X, y, start_lr, end_lr, num_steps, batch_size, smoothing, diverge)
+
+
+def _sweep(work, X, y, start_lr, end_lr, num_steps, batch_size, smoothing, diverge):
+    """The sweep of :func:`lr_find` on the copy ``work``, inside its device scope."""
     Xd, Yd = work._prepare(X, y)
     xp = work.ctx.xp
     n = Xd.shape[0]

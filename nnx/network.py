@@ -12,7 +12,7 @@ from . import activations as _activations
 from . import initializers
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .backend import get_context, is_host_array, to_device, to_namespace_of, to_numpy
+from .backend import entry_point, get_context, is_host_array, to_device, to_namespace_of, to_numpy
 from .callbacks import Callback, History, ProgressBar
 from .data import TargetEncoder
 from .layers import Dense, Layer
@@ -132,6 +132,7 @@ class Network:
 
     # ------------------------------------------------------------------ construction
 
+    @entry_point
     def build(self, input_dim: int) -> "Network":
         """Create every layer's parameters for ``input_dim`` features and the optimizer state."""
         dim = input_dim
@@ -195,6 +196,7 @@ class Network:
         self._require_built("parameters()")
         return {name: owner[key] for name, owner, key in self._param_refs}
 
+    @entry_point
     def set_parameters(self, mapping: dict) -> None:
         """Replace parameters by name; NumPy (or any backend's) arrays are moved to the device.
 
@@ -221,6 +223,7 @@ class Network:
         self._require_built("state()")
         return {name: owner[key] for name, owner, key in self._state_refs}
 
+    @entry_point
     def _snapshot(self, parameters=True, optimizer=False, masks_only=False) -> dict:
         """A restore point: device copies of the parameters (optional), the layer state and
         (optionally) the optimizer's state, plus the random streams' state. No host sync.
@@ -238,6 +241,7 @@ class Network:
             snapshot["optimizer"] = self.optimizer.snapshot()
         return snapshot
 
+    @entry_point
     def _restore(self, snapshot: dict) -> None:
         """Go back to a :meth:`_snapshot` (the parts it holds)."""
         arrays = snapshot["arrays"]
@@ -350,6 +354,7 @@ class Network:
 
     # ------------------------------------------------------------------ public math
 
+    @entry_point
     def forward(self, X, training=False, return_cache=False):
         """Logits of ``X``, shape ``(n_samples, n_outputs)``, in the namespace of ``X``.
 
@@ -360,6 +365,7 @@ class Network:
         out = to_namespace_of(X, out, self.ctx)
         return (out, caches) if return_cache else out
 
+    @entry_point
     def gradients(self, X, y):
         """Loss and gradients on ``(X, y)`` in training mode, without updating anything.
 
@@ -379,6 +385,7 @@ class Network:
                             "the loss or a gradient", Xd, self.parameters())
         return float(loss), grads
 
+    @entry_point
     def train_step(self, X, y) -> float:
         """One optimizer update on one batch; returns the batch loss (before the update).
 
@@ -399,6 +406,7 @@ class Network:
 
     # ------------------------------------------------------------------ training
 
+    @entry_point
     def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
             validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
             on_nonfinite="raise"):
@@ -681,6 +689,7 @@ class Network:
         check_finite_result(out, self.ctx, "the network's output for X", Xd, self.parameters())
         return out
 
+    @entry_point
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
 
@@ -695,6 +704,7 @@ class Network:
             p = self.ctx.xp.concat([1.0 - p, p], axis=1)
         return to_namespace_of(X, p, self.ctx)
 
+    @entry_point
     def predict(self, X):
         """Labels for classifiers (in the type of ``classes_``), values for regression.
 
@@ -709,11 +719,12 @@ class Network:
         idx = self.targets_.decode(p, xp)
         if self.ctx.owns(X) and self.targets_.classes_.dtype.kind in "biuf":
             if self.targets_.kind == "multilabel":
-                return idx
+                return to_namespace_of(X, idx, self.ctx)
             classes = xp.asarray(self.targets_.classes_, device=self.ctx.device)
-            return xp.take(classes, idx, axis=0)
+            return to_namespace_of(X, xp.take(classes, idx, axis=0), self.ctx)
         return self.targets_.labels(to_numpy(idx))
 
+    @entry_point
     def evaluate(self, X, y) -> dict:
         """Loss (and accuracy for classifiers) on ``(X, y)`` in inference mode, as floats.
 
@@ -749,6 +760,7 @@ class Network:
             result["accuracy"] = int(xp.sum(xp.astype(correct, xp.int64))) / correct.shape[0]
         return result
 
+    @entry_point
     def score(self, X, y) -> float:
         """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
         if self.targets_ is not None and self.targets_.kind == "regression":

@@ -2,7 +2,8 @@
 
 - ``numpy``;
 - ``array_api_strict`` with data on the fake ``Device("device1")`` and API version 2024.12
-  pinned, so a forgotten ``device=`` or a non-standard call fails on the CPU;
+  pinned, so a forgotten ``device=`` or a non-standard call fails on the CPU; the device
+  object cannot be hashed outside array_api_strict, as CuPy's cannot;
 - ``torch`` on the CPU when installed;
 - ``cupy`` and ``torch-cuda`` when a CUDA GPU is present (marked ``gpu``, skipped otherwise).
 """
@@ -25,10 +26,10 @@ if importlib.util.find_spec("torch") is not None:
 
 
 def _strict_device():
-    import array_api_strict
+    # a device that nnx may compare but never hash, as CuPy's (see cupy_like.py)
+    from cupy_like import UnhashableDevice
 
-    array_api_strict.set_array_api_strict_flags(api_version="2024.12")
-    return array_api_strict.Device("device1")
+    return UnhashableDevice("device1")
 
 
 def _has_cuda_torch():

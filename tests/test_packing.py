@@ -246,19 +246,14 @@ def _continue(net, epochs=3):
     return _host(net)
 
 
-@pytest.mark.parametrize("how", ["lr_find copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copy_of_a_packed_network_trains_like_the_original(how, backend):
     """A copy's parameters are no views of its optimizer's packed vector (copying does not
     keep views): it must pack its own again, or its updates would never reach its layers."""
     import copy
     import pickle
 
-    from nnx.lr_finder import _copy_network
-
-    if how != "lr_find copy" and backend.name != "numpy":
-        pytest.skip("only the NumPy namespace is picklable (torch's and array_api_strict's "
-                    "compat namespaces are modules); lr_find's copy shares it instead")
-    make_copy = {"lr_find copy": _copy_network, "deepcopy": copy.deepcopy,
+    make_copy = {"deepcopy": copy.deepcopy,
                  "pickle": lambda net: pickle.loads(pickle.dumps(net))}[how]
     net = _net("adam-amsgrad", True, backend)
     net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
