@@ -1341,7 +1341,8 @@ def parse_args(argv=None):
                         "(threadpoolctl + torch.set_num_threads); default: library defaults")
     p.add_argument("--no-sklearn", action="store_true")
     p.add_argument("--allow-cpu-xlarge", action="store_true")
-    p.add_argument("--count-launches", action="store_true", default=True)
+    p.add_argument("--count-launches", action=argparse.BooleanOptionalAction, default=True,
+                   help="on a GPU, count kernel launches per step with torch's profiler")
     p.add_argument("--keep-openblas-env", action="store_true",
                    help="do not unset OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE for this run")
     p.add_argument("--verbose", action="store_true")

@@ -71,12 +71,17 @@ class Backend:
         Names of the devices usable here (for ``nnx info``).
     ``views``
         Whether a basic slice or reshape of a contiguous array shares its memory.
+    ``foreach_max_mean_size``
+        The mean parameter size up to which element-wise optimizers pack their parameters
+        (``None``: :attr:`nnx.optimizers.Optimizer.FOREACH_MAX_MEAN_SIZE`, measured on a CPU;
+        ``benchmarks/foreach_threshold.py`` measures it for a backend and device).
     """
 
     name: str = ""
     package: str = ""
     install_hint: str = ""
     views: bool = False
+    foreach_max_mean_size: int | None = None
 
     # -- namespace and devices
 
@@ -579,11 +584,14 @@ class CuPyBackend(Backend):
             return cupy.cuda.Device(cupy.cuda.runtime.getDevice())
         if isinstance(spec, cupy.cuda.Device):
             spec = spec.id
+        if isinstance(spec, str) and spec.isdigit():
+            spec = int(spec)
         if isinstance(spec, str):
             head, _, index = spec.partition(":")
             if head != "cuda" or not (index.isdigit() or index == ""):
                 raise ValueError(f"backend='cupy' expects device=int or 'cuda:N'; got {spec!r}")
-            spec = int(index or 0)
+            # "cuda" alone: the current GPU, as torch's "cuda"
+            spec = int(index) if index else cupy.cuda.runtime.getDevice()
         if not isinstance(spec, int) or isinstance(spec, bool):
             raise ValueError(f"backend='cupy' expects device=int or 'cuda:N'; got {spec!r}")
         n = cupy.cuda.runtime.getDeviceCount()

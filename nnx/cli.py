@@ -253,7 +253,8 @@ def cmd_info(args) -> int:
     print(f"backends usable here: {', '.join(backend.available_backends())}")
     print("devices:")
     for name, devices in backend.device_info().items():
-        print(f"  {name}: {', '.join(map(str, devices))}")
+        # a backend that cannot run here maps to the reason, said as it is
+        print(f"  {name}: {devices if isinstance(devices, str) else ', '.join(devices)}")
     extras = []
     for module, purpose in (("matplotlib", "plots"), ("sklearn", "datasets, estimators"),
                             ("tqdm", "progress bars")):

@@ -114,9 +114,10 @@ class Optimizer:
     name = "optimizer"
     needs_closure = False
     elementwise = False
-    #: ``foreach=None`` packs when the parameters average at most this many elements
-    #: (measured by ``benchmarks/foreach_threshold.py`` with NumPy on a CPU; on a GPU each
-    #: call costs more, ~5 us, so packing likely pays up to larger sizes: not yet measured)
+    #: ``foreach=None`` packs when the parameters average at most this many elements, unless
+    #: the backend sets its own (:attr:`nnx.backend.Backend.foreach_max_mean_size`). Measured
+    #: by ``benchmarks/foreach_threshold.py`` with NumPy on a CPU; GPU backends use it too
+    #: until a GPU run of that script sets theirs.
     FOREACH_MAX_MEAN_SIZE = 2**13
     _rate_factor = 1.0
 
@@ -171,7 +172,8 @@ class Optimizer:
         if self.foreach:
             return True
         total = sum(math.prod(p.shape) for p in params.values())
-        return total <= self.FOREACH_MAX_MEAN_SIZE * len(params)
+        limit = self.ctx.backend.foreach_max_mean_size or self.FOREACH_MAX_MEAN_SIZE
+        return total <= limit * len(params)
 
     @property
     def packed(self) -> bool:

@@ -68,3 +68,39 @@ def test_fit_overhead_runs_every_variant():
     for variant in ("| fit |", "| without the restore point |", "| without the finiteness check |",
                     "| without the shuffle |"):
         assert variant in out
+
+
+def _load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_acceptance_runs_end_to_end_and_skips_what_needs_a_gpu(tmp_path):
+    gpus = _load_benchmark("gpu_acceptance").gpu_backends()
+    if gpus["cupy"] or gpus["torch"]:
+        pytest.skip("a CUDA GPU is present: the full acceptance run is the GPU check itself")
+    _run("gpu_acceptance.py", "--quick", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "gpu-acceptance.json").read_text())
+    parts = report["parts"]
+    expected_audit = "passed" if importlib.util.find_spec("torch") else "skipped"
+    assert parts["sync_audit"]["status"] == expected_audit
+    for name in ("gpu_tests", "sync_debug", "benchmarks", "per_call"):
+        assert parts[name]["status"] == "skipped" and "GPU" in parts[name]["reason"], name
+    assert parts["per_call"]["cpu_reference"]["fit_per_epoch_s"] > 0
+    assert "| sync_audit |" in (tmp_path / "gpu-acceptance.md").read_text()
+
+
+def test_gpu_acceptance_pieces_on_cpu_devices(tmp_path, torch):
+    """What the GPU run executes, on torch's CPU: the per-call split and the ratio table."""
+    module = _load_benchmark("gpu_acceptance")
+    costs = module.per_call_costs("torch", "cpu", repeats=1, n=512, batch=128)
+    assert costs["steps_per_epoch"] == 4 and costs["predict_batch_s"] > 0
+    _run("train_throughput.py", "--backend", "torch", "--device", "cpu", "--parts",
+         "throughput", "--configs", "tiny", "--repeats", "1", "--block-seconds", "0.002",
+         "--warmup-seconds", "0", "--out", str(tmp_path), "--tag", "t", "--keep-openblas-env",
+         "--no-sklearn", "--no-count-launches")
+    table = module._ratios(json.loads((tmp_path / "t.json").read_text()))
+    assert "sgd:nnx.step/torch" in table["tiny"]
+    assert "adam:nnx.fit samples/s" in table["tiny"]
