@@ -53,7 +53,8 @@ Exact resume: with the optimizer state (the default) and the random streams save
 10 epochs, saving, loading on the same backend and training 10 more gives bit-identical
 parameters to 20 uninterrupted epochs (shuffling and dropout masks included). One limit: the
 native generator's state (torch's, CuPy's) is only restored on the backend (and device type)
-that saved it. (CuPy's exact resume is written but untested: no GPU was available.)
+that saved it. (On CuPy, exact resume is checked by the ``gpu``-marked tests, which run on
+a machine with a GPU.)
 
 Pickle
 ------
