@@ -308,22 +308,19 @@ def _torch_namespace(compat):
     """
     import torch
 
-    class TorchNamespace(Namespace):
-        @staticmethod
-        def maximum(x1, x2, /):
+    def with_scalar(clamp, fallback):
+        """``maximum``/``minimum``: a Python number goes to ``clamp`` as a kernel argument."""
+        def f(x1, x2, /):
             if _is_scalar(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
-                return torch.clamp_min(x1, x2)
+                return clamp(x1, x2)
             if _is_scalar(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
-                return torch.clamp_min(x2, x1)
-            return compat.maximum(x1, x2)
+                return clamp(x2, x1)
+            return fallback(x1, x2)
+        return staticmethod(f)
 
-        @staticmethod
-        def minimum(x1, x2, /):
-            if _is_scalar(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
-                return torch.clamp_max(x1, x2)
-            if _is_scalar(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
-                return torch.clamp_max(x2, x1)
-            return compat.minimum(x1, x2)
+    class TorchNamespace(Namespace):
+        maximum = with_scalar(torch.clamp_min, compat.maximum)
+        minimum = with_scalar(torch.clamp_max, compat.minimum)
 
         @staticmethod
         def sign(x, /):

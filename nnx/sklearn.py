@@ -723,6 +723,10 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         ndarray of shape (n_samples, n_classes)
         """
         X = self._validate_X(X)
+        with self.network_.ctx.scope():
+            return to_numpy(self._log_proba_device(X))
+
+    def _log_proba_device(self, X):
         net = self.network_
         xp = net.ctx.xp
         z = net.forward(to_device(X, net.ctx))
@@ -735,7 +739,7 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
             out = log_p
             if net.targets_.kind == "binary":
                 out = xp.concat([-(xp.maximum(z, 0.0) + soft), log_p], axis=1)
-        return to_numpy(out)
+        return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
