@@ -349,3 +349,22 @@ def test_packed_optimizer_state_survives_save_and_load(tmp_path, backend):
     for model in (net, loaded):
         model.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
     _assert_same(_host(loaded), _host(net))
+
+
+def test_a_backend_sets_its_own_packing_threshold():
+    """The threshold was measured on a CPU; a backend whose calls cost more (a GPU) sets its
+    own through its descriptor, without touching the optimizers."""
+    from nnx.backend import NumPyBackend, register_backend, unregister_backend
+
+    class Threshold(NumPyBackend):
+        name = "numpy_no_packing"
+        foreach_max_mean_size = 1
+
+    register_backend(Threshold())
+    try:
+        sizes = [4, 8, 1]
+        assert nnx.Network(sizes, optimizer="adam", seed=0).optimizer.packed
+        assert not nnx.Network(sizes, optimizer="adam", seed=0,
+                               backend="numpy_no_packing").optimizer.packed
+    finally:
+        unregister_backend("numpy_no_packing")
