@@ -49,11 +49,11 @@ def mean_parameter_size(sizes) -> int:
 
 def time_steps(net, x, y, steps) -> float:
     """Seconds per step of ``steps`` raw training steps on one batch, synchronised."""
-    net._train_step(x, y)
+    net.step(x, y)
     nnx.backend.synchronize(net.ctx)
     start = time.perf_counter()
     for _ in range(steps):
-        net._train_step(x, y)
+        net.step(x, y)
     nnx.backend.synchronize(net.ctx)
     return (time.perf_counter() - start) / steps
 
@@ -71,7 +71,7 @@ def sweep(args) -> list[dict]:
             for foreach in (False, True):
                 net = nnx.Network(list(sizes), optimizer=make(foreach), backend=args.backend,
                                   device=args.device, seed=0)
-                nets[foreach] = (net, *net._prepare(x_host, y_host))
+                nets[foreach] = (net, *net.prepare(x_host, y_host))
             times = {False: [], True: []}
             for _ in range(args.repeats):
                 for foreach, (net, x, y) in nets.items():

@@ -15,7 +15,7 @@ What it measures (see benchmarks/README.md for the method and the latest numbers
     for every config and optimizer, on these sides, all float32 on the same data, the same
     architecture, batch size and learning rate:
 
-    - ``nnx.step``  the raw ``net._train_step`` loop over the batches of one epoch;
+    - ``nnx.step``  the raw ``net.step`` loop over the batches of one epoch;
     - ``nnx.fit``   ``Network.fit`` over a fixed number of epochs (per-step time = wall time /
       steps; includes what users pay per epoch: the shuffle ``take`` and the loss sync);
     - ``hand``      a plain hand-written NumPy (CPU) / CuPy (GPU) step, kept in this file;
@@ -291,7 +291,7 @@ def adam_available() -> bool:
 
 
 class NnxStep(Side):
-    """The raw training step: ``net._train_step`` over the batches, data already on the device."""
+    """The raw training step: ``net.step`` over the batches, data already on the device."""
 
     name = "nnx.step"
 
@@ -302,7 +302,7 @@ class NnxStep(Side):
         self.net = nnx.Network(list(prob.config.sizes), activation="relu",
                                optimizer=_nnx_optimizer(optimizer), backend=backend,
                                device=device, seed=0)
-        self.Xd, self.Yd = self.net._prepare(prob.X, prob.y)
+        self.Xd, self.Yd = self.net.prepare(prob.X, prob.y)
         self.bounds = prob.bounds
         self.steps_per_epoch = len(self.bounds)
         self._sync = lambda: synchronize(self.net.ctx)
@@ -311,7 +311,7 @@ class NnxStep(Side):
         self._sync()
 
     def block(self, epochs):
-        return self._time_steps(self.net._train_step, self.Xd, self.Yd, epochs)
+        return self._time_steps(self.net.step, self.Xd, self.Yd, epochs)
 
 
 class NnxFit(NnxStep):

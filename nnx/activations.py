@@ -18,7 +18,7 @@ import math
 
 from array_api_compat import array_namespace
 
-from .validation import check_number
+from .checks import check_number
 
 
 def _sigmoid(xp, x):

@@ -1,8 +1,10 @@
-"""Callbacks: code that runs at epoch boundaries of ``Network.fit``.
+"""Callbacks: code that runs at the boundaries of ``Network.fit``'s epochs.
 
-They see epoch-level logs only (a dict of Python floats such as ``{"loss": 0.31}``), so none of
-them forces a device synchronisation inside an epoch. A callback may stop training by setting
-``network.stop_training = True``.
+Their epoch hooks see epoch-level logs (a dict of Python floats such as ``{"loss": 0.31}``);
+a callback that overrides ``on_batch_gradients`` also sees every step's gradients as device
+arrays, and should keep what it computes from them on the device until the epoch ends. None
+of the built-in callbacks forces a device synchronisation inside an epoch. A callback may stop
+training by setting ``network.stop_training = True``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from .backend import to_numpy
+from .checks import _show, check_sequence
 
 
 class Callback:
@@ -40,6 +43,22 @@ class Callback:
         pass
 
 
+def check_callbacks(callbacks) -> list:
+    """``None`` or a list of :class:`~nnx.callbacks.Callback` objects, as a list."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise ValueError(
+            f"callbacks must be a list of nnx.callbacks.Callback objects; got a single "
+            f"{type(callbacks).__name__}: pass callbacks=[{type(callbacks).__name__}(...)]"
+        )
+    cbs = check_sequence("callbacks", callbacks, "a list of nnx.callbacks.Callback objects")
+    for cb in cbs:
+        if not isinstance(cb, Callback):
+            raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {_show(cb)}")
+    return cbs
+
+
 class History(Callback):
     """Records the logs of every epoch: ``history.history["loss"]`` is one float per epoch.
 
@@ -50,6 +69,12 @@ class History(Callback):
     def __init__(self):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        # every key the fit will log is there from the start, even when it stops in its
+        # first epoch (a divergence with on_nonfinite="warn")
+        for key in getattr(self.network, "metrics_names", ["loss"]):
+            self.history.setdefault(key, [])
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
@@ -125,7 +150,7 @@ class GradientMonitor(Callback):
     """
 
     def __init__(self, names=None):
-        from .validation import check_sequence
+        from .checks import check_sequence
 
         self.names = None if names is None else [
             str(n) for n in check_sequence("names", names, "a list of parameter names")]
@@ -221,7 +246,7 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", patience=10, min_delta=0.0, mode="auto",
                  restore_best_weights=True):
-        from .validation import check_bool, check_number
+        from .checks import check_bool, check_number
 
         self.monitor = monitor
         self.patience = check_number("patience", patience, low=0, integer=True)
@@ -245,7 +270,7 @@ class EarlyStopping(Callback):
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
-                self._best_snapshot = self.network._snapshot()
+                self._best_snapshot = self.network.snapshot()
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -255,7 +280,7 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self._best_snapshot is not None:
             random_state = self.network.random.state()  # keep the streams where they are
-            self.network._restore(self._best_snapshot)
+            self.network.restore(self._best_snapshot)
             self.network.random.set_state(random_state)
 
 
@@ -302,7 +327,7 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto",
                  threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8,
                  verbose=0):
-        from .validation import check_choice, check_number
+        from .checks import check_choice, check_number
 
         self.monitor = monitor
         self.factor = check_number("factor", factor, low=0, high=1, low_open=True,
@@ -390,7 +415,7 @@ class _SklearnAdaptive(ReduceLROnPlateau):
     """scikit-learn's adaptive rule; see :meth:`ReduceLROnPlateau.sklearn_adaptive`."""
 
     def __init__(self, tol=1e-4, n_iter_no_change=10, monitor="loss", mode="auto", verbose=0):
-        from .validation import check_number
+        from .checks import check_number
 
         tol = check_number("tol", tol, low=0)
         n_iter_no_change = check_number("n_iter_no_change", n_iter_no_change, low=1,

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .validation import check_in_range
+from .checks import check_in_range
 
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 

@@ -20,10 +20,12 @@ device once, and are one-hot encoded there with the array API.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .backend import Context
-from .validation import check_number, check_regression_targets
+from .checks import check_number, check_regression_targets
 
 
 class TargetEncoder:
@@ -230,3 +232,70 @@ class TargetEncoder:
         if self.kind == "multilabel":
             return idx
         return self.classes_[idx]
+
+
+# --------------------------------------------------------------------------- epoch batching
+
+
+class EpochBatches:
+    """The mini-batches of training epochs: one policy for ``fit``, ``lr_find`` and the
+    benchmarks.
+
+    Batch ``k`` holds rows ``bounds[k]`` of the epoch's order. A shuffled data set is put in
+    its new order once per epoch with one ``take`` when it is small (one call per epoch
+    instead of one per batch), and batch by batch when it is larger than
+    :attr:`GATHER_PER_BATCH_BYTES`: no second copy of the data set per epoch (on a GPU that is
+    memory a large set may not have), and each batch is gathered right before its forward
+    pass, still in cache. The row order is drawn on the host from the network's shuffle
+    stream (the same seed gives the same batches on every backend) and crosses once per epoch.
+
+    Parameters
+    ----------
+    arrays : tuple of device arrays or None
+        Row-aligned arrays (features, encoded targets, weights); ``None`` entries stay None.
+    batch_size : int or None
+        ``None``: one batch of every row.
+    random : nnx.random.Random
+        The network's random streams (its ``permutation``).
+    ctx : Context
+    """
+
+    #: shuffled data sets larger than this are gathered batch by batch
+    GATHER_PER_BATCH_BYTES = 16 * 2**20
+
+    def __init__(self, arrays, batch_size, random, ctx: Context):
+        self.arrays = tuple(arrays)
+        self.ctx = ctx
+        self.random = random
+        n = self.n_rows = int(arrays[0].shape[0])
+        step = n if batch_size is None else min(batch_size, n)
+        # out-of-range slice stops are not portable: clamp them once
+        self.bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+
+    def __len__(self):
+        return len(self.bounds)
+
+    def epoch(self, shuffle: bool) -> tuple:
+        """One epoch's data: ``(arrays, order)`` for :meth:`batch` (draws a new order when
+        ``shuffle``)."""
+        if not shuffle:
+            return self.arrays, None
+        xp = self.ctx.xp
+        order = self.random.permutation(self.n_rows)
+        itemsize = 8 if self.ctx.dtype_name == "float64" else 4
+        if math.prod(self.arrays[0].shape) * itemsize > self.GATHER_PER_BATCH_BYTES:
+            return self.arrays, order
+        return tuple(None if a is None else xp.take(a, order, axis=0) for a in self.arrays), None
+
+    def batch(self, data, k: int) -> tuple:
+        """Batch ``k`` of an :meth:`epoch`: a tuple like ``arrays``."""
+        arrays, order = data
+        start, stop = self.bounds[k]
+        if order is None:
+            return tuple(None if a is None else a[start:stop, ...] for a in arrays)
+        xp, rows = self.ctx.xp, order[start:stop]
+        return tuple(None if a is None else xp.take(a, rows, axis=0) for a in arrays)
+
+    def rows(self, k: int) -> int:
+        start, stop = self.bounds[k]
+        return stop - start

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import check_number
+from .checks import check_number
 
 _SKLEARN_HINT = "pip install 'nnx[sklearn]'"
 

@@ -305,7 +305,8 @@ def save(network, path, *, include_optimizer=True, metadata=None) -> Path:
 
     if not isinstance(network, Network):
         raise ValueError(f"save needs an nnx.Network; got {type(network).__name__}")
-    network._require_built("save")
+    if not network.built:
+        raise ValueError("save needs a built network: call fit first or pass input_dim=")
     if metadata is None:
         metadata = getattr(network, "metadata", None)
     writer = _Writer()
@@ -629,17 +630,11 @@ def _rebuild(header, reader, ctx):
         raise ModelFileError(f"the file has parameters {sorted(params)}; its architecture "
                              f"has {sorted(net.parameters())}")
     net.set_parameters(params)
-    refs = {name: (owner, key) for name, owner, key in net._state_refs}
     states = {name: reader.array(ref, "f") for name, ref in header["state"].items()}
-    if set(states) != set(refs):
+    if set(states) != set(net.state()):
         raise ModelFileError(f"the file has layer state {sorted(states)}; its architecture "
-                             f"has {sorted(refs)}")
-    for name, arr in states.items():
-        owner, key = refs[name]
-        if tuple(arr.shape) != tuple(owner[key].shape):
-            raise ModelFileError(f"state {name!r} has shape {arr.shape}; expected "
-                                 f"{tuple(owner[key].shape)}")
-        owner[key] = ctx.asarray(np.array(arr, dtype=ctx.dtype_name, copy=True))
+                             f"has {sorted(net.state())}")
+    net.set_state(states)
 
     if header["optimizer_state"] is not None:
         net.optimizer.load_state_dict(reader.tree(header["optimizer_state"]))

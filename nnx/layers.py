@@ -20,7 +20,7 @@ from . import activations as _activations
 from . import initializers
 from . import regularizers as _regularizers
 from .backend import Context
-from .validation import check_bool, check_number
+from .checks import check_bool, check_number
 
 
 class DenseCache(NamedTuple):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace
 
 from . import activations
-from .validation import check_number
+from .checks import check_number
 
 
 class Loss:

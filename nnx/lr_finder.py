@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_number
+from .checks import check_number
+from .data import EpochBatches
 
 
 @dataclass
@@ -134,31 +135,25 @@ def lr_find(net, X, y, start_lr=1e-7, end_lr=10.0, num_steps=200, batch_size=32,
 
 def _sweep(work, X, y, start_lr, end_lr, num_steps, batch_size, smoothing, diverge):
     """The sweep of :func:`lr_find` on the copy ``work``, inside its device scope."""
-    Xd, Yd = work._prepare(X, y)
-    xp = work.ctx.xp
-    n = Xd.shape[0]
-    step = n if batch_size is None else min(batch_size, n)
-    bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+    batches = EpochBatches(work.prepare(X, y), batch_size, work.random, work.ctx)
     optimizer = work.optimizer
     ratio = math.log(end_lr / start_lr)
 
     rates, losses, smoothed = [], [], []
     avg, best, diverged = 0.0, math.inf, False
-    batches = iter(())
+    data, k_in_epoch = None, len(batches)
     # Pushing the rate past stability is the point of the test: overflow in the last steps
     # is expected, detected below, and must not surface as warnings.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for k in range(num_steps):
-            batch = next(batches, None)
-            if batch is None:
-                perm = work.random.permutation(n)
-                Xe, Ye = xp.take(Xd, perm, axis=0), xp.take(Yd, perm, axis=0)
-                batches = ((Xe[a:b, ...], Ye[a:b, ...]) for a, b in bounds)
-                batch = next(batches)
+            if k_in_epoch == len(batches):  # the data is cycled, reshuffled every pass
+                data, k_in_epoch = batches.epoch(shuffle=True), 0
+            batch = batches.batch(data, k_in_epoch)
+            k_in_epoch += 1
             rate = start_lr * math.exp(ratio * k / (num_steps - 1))
             optimizer.learning_rate = rate
-            loss = float(work._train_step(*batch))
+            loss = float(work.step(*batch))
             rates.append(rate)
             losses.append(loss)
             if not math.isfinite(loss):

@@ -12,28 +12,25 @@ from . import activations as _activations
 from . import initializers
 from . import losses as _losses
 from . import optimizers as _optimizers
+from . import training
 from .backend import entry_point, get_context, is_host_array, to_device, to_namespace_of, to_numpy
-from .callbacks import Callback, History, ProgressBar
-from .data import TargetEncoder
-from .layers import Dense, Layer
-from .regularizers import L1L2
-from .random import Random
-from .validation import (
-    check_batch_size,
-    check_bool,
-    check_callbacks,
+from .callbacks import History
+from .checks import (
+    check_features,
+    check_features_on_device,
     check_finite_result,
+    check_layer_sizes,
+    check_number,
     check_regression_targets,
     check_seed,
     check_sequence,
-    check_choice,
-    check_sample_weight,
-    check_features,
-    check_features_on_device,
-    check_layer_sizes,
-    check_number,
     check_targets,
 )
+from .data import TargetEncoder
+from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of this module's API)
+from .layers import Dense, Layer
+from .random import Random
+from .regularizers import L1L2
 
 
 class Network:
@@ -142,7 +139,7 @@ class Network:
         self.n_outputs = dim
         if self.loss_ is None:
             self.loss_ = _losses.get("binary_crossentropy" if dim == 1 else "categorical_crossentropy")
-        leaves = list(self._leaf_layers())
+        leaves = list(self.named_layers())
         # (name, owning dict, key) of every parameter, so a step never formats a string
         self._param_refs = [(f"{prefix}.{key}", layer.params, key)
                             for prefix, layer in leaves for key in layer.params]
@@ -169,13 +166,13 @@ class Network:
         self.optimizer.build(self.parameters(), self.ctx)
         return self
 
-    def _leaf_layers(self, layers=None, prefix="layers"):
+    def named_layers(self, layers=None, prefix="layers"):
         """``(name prefix, layer)`` of every layer that holds parameters, nested ones included."""
         for i, layer in enumerate(self.layers if layers is None else layers):
             name = f"{prefix}.{i}"
             yield name, layer
             if layer.sublayers():
-                yield from self._leaf_layers(layer.sublayers(), f"{name}.layers")
+                yield from self.named_layers(layer.sublayers(), f"{name}.layers")
 
     @property
     def built(self) -> bool:
@@ -206,17 +203,7 @@ class Network:
             Unknown name, or a shape different from the current parameter's.
         """
         self._require_built("set_parameters()")
-        refs = {name: (owner, key) for name, owner, key in self._param_refs}
-        for name, value in mapping.items():
-            if name not in refs:
-                raise ValueError(f"unknown parameter {name!r}; known: {', '.join(refs)}")
-            owner, key = refs[name]
-            arr = to_numpy(value)
-            if tuple(arr.shape) != tuple(owner[key].shape):
-                raise ValueError(
-                    f"parameter {name!r} has shape {tuple(owner[key].shape)}; got {arr.shape}"
-                )
-            owner[key] = self.ctx.asarray(np.array(arr, dtype=self.ctx.dtype_name, copy=True))
+        self._assign(self._param_refs, mapping, "parameter")
 
     def state(self) -> dict:
         """Name -> non-trainable arrays (BatchNorm running statistics), live."""
@@ -224,7 +211,26 @@ class Network:
         return {name: owner[key] for name, owner, key in self._state_refs}
 
     @entry_point
-    def _snapshot(self, parameters=True, optimizer=False, masks_only=False) -> dict:
+    def set_state(self, mapping: dict) -> None:
+        """Replace non-trainable arrays by name, as :meth:`set_parameters` does parameters."""
+        self._require_built("set_state()")
+        self._assign(self._state_refs, mapping, "state")
+
+    def _assign(self, refs, mapping, what):
+        refs = {name: (owner, key) for name, owner, key in refs}
+        for name, value in mapping.items():
+            if name not in refs:
+                raise ValueError(f"unknown {what} {name!r}; known: {', '.join(refs)}")
+            owner, key = refs[name]
+            arr = to_numpy(value)
+            if tuple(arr.shape) != tuple(owner[key].shape):
+                raise ValueError(
+                    f"{what} {name!r} has shape {tuple(owner[key].shape)}; got {arr.shape}"
+                )
+            owner[key] = self.ctx.asarray(np.array(arr, dtype=self.ctx.dtype_name, copy=True))
+
+    @entry_point
+    def snapshot(self, parameters=True, optimizer=False, masks_only=False) -> dict:
         """A restore point: device copies of the parameters (optional), the layer state and
         (optionally) the optimizer's state, plus the random streams' state. No host sync.
 
@@ -242,8 +248,8 @@ class Network:
         return snapshot
 
     @entry_point
-    def _restore(self, snapshot: dict) -> None:
-        """Go back to a :meth:`_snapshot` (the parts it holds)."""
+    def restore(self, snapshot: dict) -> None:
+        """Go back to a :meth:`snapshot` (the parts it holds)."""
         arrays = snapshot["arrays"]
         for name, owner, key in self._param_refs + self._state_refs:
             if name in arrays:
@@ -270,7 +276,9 @@ class Network:
                 grads[names[key]] = g
         return grads
 
-    def _apply_gradients(self, grads: dict) -> None:
+    def apply_gradients(self, grads: dict) -> None:
+        """One optimizer update with ``grads`` (keyed like :meth:`parameters`), then the
+        kernel constraints."""
         # the live arrays by name (parameters() without its per-step built check)
         params = {name: owner[key] for name, owner, key in self._param_refs}
         updated = self.optimizer.step(params, grads)
@@ -281,7 +289,7 @@ class Network:
         for owner, constraint in self._constraints:
             owner["W"] = constraint(self.ctx.xp, owner["W"])
 
-    def _loss_and_grads(self, xb, yb, wb=None):
+    def objective_and_gradients(self, xb, yb, wb=None):
         """Training-mode objective and its gradients on device arrays (no host sync).
 
         The objective is the (weighted) data loss plus every kernel penalty.
@@ -295,7 +303,7 @@ class Network:
             grads[name] = grads[name] + reg.gradient(xp, owner["W"])
         return loss, grads
 
-    def _objective(self, xb, yb, training, wb=None):
+    def objective(self, xb, yb, training, wb=None):
         """The objective alone (what the gradients differentiate), as a device scalar."""
         xp = self.ctx.xp
         out, _ = self._forward(xb, training)
@@ -304,17 +312,22 @@ class Network:
             loss = loss + reg.penalty(xp, owner["W"])
         return loss
 
-    def _train_step(self, xb, yb, grad_callbacks=(), wb=None):
-        """One update on device arrays; returns the batch loss as a device scalar (no sync)."""
+    def step(self, xb, yb, wb=None, grad_callbacks=()):
+        """One optimizer update on a batch already on the device (see :meth:`prepare`).
+
+        The engine's step: no checks, no host synchronisation; returns the batch objective
+        (before the update) as a device scalar. ``wb`` is a ``(batch, 1)`` weight column;
+        ``grad_callbacks`` get every step's gradients (``on_batch_gradients``).
+        """
         if self.optimizer.needs_closure:
             return self._closure_step(xb, yb, wb)
-        loss, grads = self._loss_and_grads(xb, yb, wb)
+        loss, grads = self.objective_and_gradients(xb, yb, wb)
         for cb in grad_callbacks:
             cb.on_batch_gradients(self.optimizer.iterations, grads)
-        self._apply_gradients(grads)
+        self.apply_gradients(grads)
         return loss
 
-    def _closure_step(self, xb, yb, wb=None):
+    def _closure_step(self, xb, yb, wb):
         """One step of an optimizer that re-evaluates the objective itself (LBFGS)."""
         def install(params):
             for name, owner, key in self._param_refs:
@@ -322,7 +335,7 @@ class Network:
 
         def closure(params):
             install(params)
-            return self._loss_and_grads(xb, yb, wb)
+            return self.objective_and_gradients(xb, yb, wb)
 
         loss, params = self.optimizer.minimize(closure, self.parameters())
         install(params)
@@ -332,25 +345,31 @@ class Network:
 
     # ------------------------------------------------------------------ data crossings
 
-    def _prepare_X(self, X):
+    @entry_point
+    def prepare(self, X, y=None):
+        """``X`` (and ``y``) checked and moved to the device, as training uses them.
+
+        Returns ``Xd``, or ``(Xd, Yd)`` with ``Yd`` the encoded targets (see
+        :class:`~nnx.data.TargetEncoder`); builds the network at the first call. An array
+        already on the network's device is kept and checked there (its finiteness costs one
+        sync per call).
+        """
         if self.ctx.owns(X) and not is_host_array(X):
-            # already on the device: checked there (finiteness costs one sync per call)
             check_features_on_device(X, self.ctx, self.input_dim)
         else:
             X = check_features(X, n_features=self.input_dim, dtype=self.ctx.dtype_name)
         if not self.built:
             self.build(int(X.shape[1]))
-        return to_device(X, self.ctx)
+        Xd = to_device(X, self.ctx)
+        return Xd if y is None else (Xd, self.encode_targets(y, Xd.shape[0]))
 
-    def _prepare_y(self, y, n_samples):
+    def encode_targets(self, y, n_samples: int):
+        """``y`` checked and encoded for the loss, on the device; the first call learns the
+        labels (``classes_``)."""
         y = check_targets(y, n_samples)
         if self.targets_ is None:
             self.targets_ = TargetEncoder(self.loss_.task, self.n_outputs).fit(y)
         return self.targets_.encode(y, self.ctx)
-
-    def _prepare(self, X, y):
-        Xd = self._prepare_X(X)
-        return Xd, self._prepare_y(y, Xd.shape[0])
 
     # ------------------------------------------------------------------ public math
 
@@ -361,7 +380,7 @@ class Network:
         With ``return_cache=True`` also returns every layer's cache (for :class:`Dense`, a
         :class:`~nnx.layers.DenseCache` with ``x``, ``z`` and ``a``), as device arrays.
         """
-        out, caches = self._forward(self._prepare_X(X), training)
+        out, caches = self._forward(self.prepare(X), training)
         out = to_namespace_of(X, out, self.ctx)
         return (out, caches) if return_cache else out
 
@@ -375,12 +394,12 @@ class Network:
         grads : dict
             Keyed like :meth:`parameters`, device arrays.
         """
-        Xd, Yd = self._prepare(X, y)
+        Xd, Yd = self.prepare(X, y)
         # running statistics and random streams stay untouched; parameters stay the live arrays
-        snapshot = self._snapshot(parameters=False)
+        snapshot = self.snapshot(parameters=False)
         with self.ctx.errstate():  # overflow is reported below, once
-            loss, grads = self._loss_and_grads(Xd, Yd)
-        self._restore(snapshot)
+            loss, grads = self.objective_and_gradients(Xd, Yd)
+        self.restore(snapshot)
         check_finite_result([loss, *grads.values()], self.ctx,
                             "the loss or a gradient", Xd, self.parameters())
         return float(loss), grads
@@ -392,12 +411,12 @@ class Network:
         Guarded like ``fit``: a step that makes the loss or a parameter NaN or inf is undone
         and raises :class:`DivergenceError`.
         """
-        Xd, Yd = self._prepare(X, y)
-        before = self._snapshot(optimizer=True, masks_only=True)
+        Xd, Yd = self.prepare(X, y)
+        before = self.snapshot(optimizer=True, masks_only=True)
         with self.ctx.errstate():
-            loss = float(self._finite_check(self._train_step(Xd, Yd)))
+            loss = float(self.with_finiteness(self.step(Xd, Yd)))
         if not math.isfinite(loss):
-            self._restore(before)
+            self.restore(before)
             raise DivergenceError(
                 "train_step produced a NaN or infinite loss or parameter; the step was undone. "
                 "Likely cause: a learning rate too high, or unscaled inputs."
@@ -454,85 +473,19 @@ class Network:
             ``history.history["loss"]``: mean training objective of each epoch (penalties
             included); ``"val_loss"``, ``"val_accuracy"`` with validation data.
         """
-        epochs = check_number("epochs", epochs, low=0, integer=True)
-        batch_size = check_batch_size(batch_size)
-        check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
-        if self.optimizer.needs_closure:
-            batch_size = None  # LBFGS: one full-batch step per epoch
-        callbacks = check_callbacks(callbacks)
-        shuffle = check_bool("shuffle", shuffle)
-        Xd = self._prepare_X(X)
-        n = Xd.shape[0]
-        y_host = check_targets(y, n)
-        Yd = self._prepare_y(y_host, n)
-        Wd = self._sample_weights(sample_weight, class_weight, y_host, n)
-        validation = None
-        if validation_data is not None:
-            validation = self._validation_pair(validation_data)
-        elif validation_split is not None:
-            (Xd, Yd, Wd), validation = self._split(Xd, Yd, Wd, validation_split)
-        self._check_batches(Xd.shape[0], batch_size)
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                            verbose=verbose, callbacks=callbacks,
+                            validation_split=validation_split,
+                            validation_data=validation_data, sample_weight=sample_weight,
+                            class_weight=class_weight, on_nonfinite=on_nonfinite)
 
-        history = History()
-        cbs = [history, self.history_] + list(callbacks or [])
-        if verbose:
-            cbs.append(ProgressBar(epochs))
-        self.metrics_names = ["loss"]
-        if validation is not None:
-            self.metrics_names += ["val_" + key for key in self._metric_keys()]
-        for cb in cbs:
-            cb.set_network(self)
-        with self.ctx.errstate():
-            self._run_epochs(Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation,
-                             on_nonfinite)
-        return history
-
-    def _metric_keys(self):
-        return ["loss"] if self.targets_.kind == "regression" else ["loss", "accuracy"]
-
-    def _sample_weights(self, sample_weight, class_weight, y_host, n):
-        """Per-row weights as a ``(n, 1)`` device array, or ``None`` (the fast path)."""
-        if sample_weight is None and class_weight is None:
-            return None
-        w = np.ones(n)
-        if sample_weight is not None:
-            w = check_sample_weight(sample_weight, n, self.ctx.dtype_name)
-        if class_weight is not None:
-            w = w * self.targets_.class_weights(class_weight, y_host)
-            # the product must still weigh something and fit the dtype
-            w = check_sample_weight(w, n, self.ctx.dtype_name, "sample_weight * class_weight")
-        return self.ctx.asarray(w.reshape(n, 1))
-
-    def _validation_pair(self, validation_data):
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv = self._prepare_X(validation_data[0])
-        return Xv, self._prepare_y(validation_data[1], Xv.shape[0])
-
-    def _split(self, Xd, Yd, Wd, fraction):
-        """Random train/validation split on the device (the data already crossed once)."""
-        n = Xd.shape[0]
-        fraction = check_number("validation_split", fraction, low=0, high=1, low_open=True,
-                                high_open=True)
-        n_val = int(round(n * fraction))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(
-                f"validation_split={fraction} of {n} rows leaves {n - n_val} for training and "
-                f"{n_val} for validation; both need at least one"
-            )
-        xp = self.ctx.xp
-        order = self.random.shuffle.permutation(n)
-        train_idx = self.ctx.asarray(np.sort(order[n_val:]), dtype=xp.int64)
-        val_idx = self.ctx.asarray(np.sort(order[:n_val]), dtype=xp.int64)
-        take = lambda a, idx: None if a is None else xp.take(a, idx, axis=0)  # noqa: E731
-        train = (take(Xd, train_idx), take(Yd, train_idx), take(Wd, train_idx))
-        return train, (take(Xd, val_idx), take(Yd, val_idx))
-
-    def _check_batches(self, n, batch_size):
-        """Layers that need several rows per batch (BatchNorm) must never get one row."""
+    # ------------------------------------------------------------------ engine
+    def check_batch_rows(self, n: int, batch_size) -> None:
+        """Refuse a batching of ``n`` rows that would give a layer needing several rows per
+        training batch (BatchNorm) a batch of one."""
         step = n if batch_size is None else min(batch_size, n)
         smallest = step if n % step == 0 else n % step
-        for _, layer in self._leaf_layers():
+        for _, layer in self.named_layers():
             need = getattr(layer, "min_batch_size", 1)
             if smallest < need:
                 raise ValueError(
@@ -540,90 +493,10 @@ class Network:
                     f"{n} rows in batches of {step} leave a batch of {smallest}; change batch_size"
                 )
 
-    #: shuffled data sets larger than this are gathered batch by batch (see _epoch_data)
-    GATHER_PER_BATCH_BYTES = 16 * 2**20
-
-    def _epoch_data(self, Xd, Yd, Wd, shuffle):
-        """One epoch's rows: ``(X, Y, W, order)``, batch ``k`` being rows
-        ``order[start:stop]`` of the arrays, or rows ``start:stop`` when ``order`` is None.
-
-        A shuffled data set is gathered into its new order here in one ``take`` when it is
-        small (one call per epoch instead of one per batch), and batch by batch when larger
-        than :attr:`GATHER_PER_BATCH_BYTES`: no second copy of the data set per epoch (on a
-        GPU that is memory a large set may not have), and each batch is gathered right before
-        its forward pass, still in cache.
-        """
-        if not shuffle:
-            return Xd, Yd, Wd, None
-        xp = self.ctx.xp
-        order = self.random.permutation(Xd.shape[0])
-        itemsize = 8 if self.ctx.dtype_name == "float64" else 4
-        if math.prod(Xd.shape) * itemsize > self.GATHER_PER_BATCH_BYTES:
-            return Xd, Yd, Wd, order
-        Wd = None if Wd is None else xp.take(Wd, order, axis=0)
-        return xp.take(Xd, order, axis=0), xp.take(Yd, order, axis=0), Wd, None
-
-    def _batch(self, data, start, stop):
-        """``(xb, yb, wb)``: rows ``start:stop`` of an epoch's :meth:`_epoch_data`."""
-        X, Y, W, order = data
-        if order is None:
-            return X[start:stop, ...], Y[start:stop, ...], None if W is None else W[start:stop, ...]
-        xp, rows = self.ctx.xp, order[start:stop]
-        W = None if W is None else xp.take(W, rows, axis=0)
-        return xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0), W
-
-    def _run_epochs(self, Xd, Yd, Wd, epochs, batch_size, shuffle, cbs, validation=None,
-                    on_nonfinite="raise"):
-        n = Xd.shape[0]
-        step = n if batch_size is None else min(batch_size, n)
-        # out-of-range slice stops are not portable: clamp them once
-        bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
-        self.stop_training = False
-        grad_cbs = [cb for cb in cbs
-                    if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
-        for cb in cbs:
-            cb.on_train_begin()
-        try:
-            for epoch in range(epochs):
-                for cb in cbs:
-                    cb.on_epoch_begin(epoch)
-                data = self._epoch_data(Xd, Yd, Wd, shuffle)
-                # the divergence guard's restore point: copies on the device, no host sync
-                restore_point = self._snapshot(optimizer=True, masks_only=True)
-                total = 0.0
-                for start, stop in bounds:
-                    xb, yb, wb = self._batch(data, start, stop)
-                    loss = self._train_step(xb, yb, grad_cbs, wb)
-                    total = total + loss * float(stop - start)
-                # the one host sync of the epoch: the loss, NaN if any parameter is not finite
-                logs = {"loss": float(self._finite_check(total)) / n}
-                if not math.isfinite(logs["loss"]):
-                    self._handle_divergence(epoch, restore_point, data, bounds, on_nonfinite)
-                    break
-                if validation is not None:
-                    scores = self._scores(*validation)
-                    logs.update({"val_" + key: value for key, value in scores.items()})
-                for cb in cbs:
-                    cb.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        finally:  # progress bars close and EarlyStopping restores, even on divergence
-            for cb in cbs:
-                cb.on_train_end()
-
-    # ------------------------------------------------------------------ divergence guard
-    #
-    # The guard costs nothing per step: once per epoch the loss (already summed on the
-    # device) and a finiteness reduction over the parameters cross to the host together with
-    # the epoch's loss. When they are not finite, the epoch is replayed from a restore point
-    # taken at its start (device copies of parameters, layer state, optimizer state and the
-    # random streams, so the replay draws the same dropout masks), now checking every step on
-    # the host, to name the exact step and stop right before it.
-
-    def _finite_check(self, total):
-        """``total`` turned NaN when any parameter is NaN or inf (``0 * inf`` is NaN), so one
-        host transfer answers both questions. Sums beyond float range (weights ~1e35) count
-        as divergence too."""
+    def with_finiteness(self, total):
+        """``total`` (a device scalar) turned NaN when any parameter is NaN or inf
+        (``0 * inf`` is NaN), so one host transfer answers both questions. Sums beyond float
+        range (weights ~1e35) count as divergence too."""
         xp = self.ctx.xp
         # one addition per parameter and one product (not two operations per parameter);
         # no copy of the parameters (a GPU model may not have room) and no stack (on NumPy
@@ -631,48 +504,9 @@ class Network:
         sums = sum([xp.sum(owner[key]) for _, owner, key in self._param_refs])
         return total + 0.0 * sums
 
-    def _parameters_finite(self) -> bool:
-        return math.isfinite(float(self._finite_check(0.0)))
-
-    def _handle_divergence(self, epoch, restore_point, data, bounds, on_nonfinite):
-        """Replay the epoch step by step, stop before the first non-finite step, then raise
-        :class:`DivergenceError` or warn."""
-        xp = self.ctx.xp
-        self._restore(restore_point)
-        problem, step = "the loss", len(bounds)  # if the replay cannot reproduce it
-        for k, (start, stop) in enumerate(bounds):
-            before = self._snapshot(optimizer=True, masks_only=True)
-            xb, yb, wb = self._batch(data, start, stop)
-            if self.optimizer.needs_closure:
-                loss, grads = self._train_step(xb, yb, (), wb), {}
-            else:
-                loss, grads = self._loss_and_grads(xb, yb, wb)
-            bad = [] if math.isfinite(float(loss)) else ["the loss"]
-            bad += [f"the gradient of {name}" for name, g in grads.items()
-                    if not bool(xp.all(xp.isfinite(g)))]
-            if not bad and not self.optimizer.needs_closure:
-                self._apply_gradients(grads)
-            if not bad and not self._parameters_finite():
-                bad = ["the updated parameters"]
-            if bad:
-                self._restore(before)
-                problem, step = " and ".join(bad[:3]), k + 1
-                break
-        scale = float(xp.max(xp.abs(data[0])))
-        lr = self.optimizer.current_learning_rate()
-        message = (
-            f"training diverged at epoch {epoch + 1}, step {step} of {len(bounds)}: {problem} "
-            f"became NaN or inf. Likely cause: a learning rate too high for this problem "
-            f"(now {lr:g}; try 10x lower)"
-            + (f", or unscaled inputs (largest |x| is {scale:.3g}; standardize the features)"
-               if scale > 100 else "")
-            + ". The parameters were restored to their last finite values, before that step."
-        )
-        self.diverged_ = {"epoch": epoch, "step": step, "problem": problem}
-        if on_nonfinite == "warn":
-            warnings.warn(message, NonFiniteWarning, stacklevel=4)
-            return
-        raise DivergenceError(message)
+    def parameters_finite(self) -> bool:
+        """Whether every parameter is finite (one host sync)."""
+        return math.isfinite(float(self.with_finiteness(0.0)))
 
     # ------------------------------------------------------------------ inference
 
@@ -681,7 +515,7 @@ class Network:
             raise ValueError(f"{what} needs a fitted network: call fit first")
 
     def _proba_device(self, X):
-        Xd = self._prepare_X(X)
+        Xd = self.prepare(X)
         with self.ctx.errstate():  # huge logits saturate the link: 0/1, not an error
             out, _ = self._forward(Xd, False)
             out = self.loss_.link.forward(self.ctx.xp, out)
@@ -731,14 +565,14 @@ class Network:
         The loss here is the data loss alone (no weight penalties), as Keras reports it.
         """
         self._require_fitted("evaluate")
-        Xd, Yd = self._prepare(X, y)
+        Xd, Yd = self.prepare(X, y)
         with self.ctx.errstate():  # an overflowing loss is reported below, once
-            scores = self._scores(Xd, Yd)
+            scores = self.scores(Xd, Yd)
         check_finite_result(scores["loss"], self.ctx, "the evaluated loss", Xd,
                             self.parameters())
         return scores
 
-    def _scores(self, Xd, Yd) -> dict:
+    def scores(self, Xd, Yd) -> dict:
         xp = self.ctx.xp
         with self.ctx.errstate():
             out, _ = self._forward(Xd, False)
@@ -826,16 +660,3 @@ class Network:
             f"Network(layers={self.layers!r}, backend={self.ctx.name!r}, "
             f"dtype={self.ctx.dtype_name!r})"
         )
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a NaN or infinite loss, gradient or parameter.
-
-    ``fit`` raises it after restoring the last finite parameters; the message names the
-    epoch, the step and the likely cause.
-    """
-
-
-class NonFiniteWarning(UserWarning):
-    """``fit(..., on_nonfinite="warn")``: training stopped at a NaN/inf step (see
-    :class:`DivergenceError`); the last finite parameters were restored."""

@@ -25,7 +25,7 @@ rescale it; it is not part of the reported loss.
 
 from __future__ import annotations
 
-from .validation import check_number
+from .checks import check_number
 
 
 class Regularizer:

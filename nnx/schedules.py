@@ -35,7 +35,7 @@ import bisect
 import math
 import numbers
 
-from .validation import check_bool, check_choice, check_number, check_sequence
+from .checks import check_bool, check_choice, check_number, check_sequence
 
 
 def _rate(name, value):

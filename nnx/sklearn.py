@@ -85,7 +85,7 @@ from .losses import Loss
 from .losses import get as _get_loss
 from .network import DivergenceError, Network
 from .regularizers import L2
-from .validation import check_choice, check_number, check_sample_weight, check_targets
+from .checks import check_choice, check_number, check_sample_weight, check_targets
 
 __all__ = ["NNXClassifier", "NNXRegressor"]
 
@@ -165,7 +165,7 @@ class _SklearnStopping(Callback):
                 est._no_improvement_count = 0
             if score > est.best_validation_score_:
                 est.best_validation_score_ = score
-                self.best_snapshot = self.network._snapshot()
+                self.best_snapshot = self.network.snapshot()
         else:
             if loss > est.best_loss_ - est.tol:
                 est._no_improvement_count += 1
@@ -439,7 +439,7 @@ class _NNXBase(BaseEstimator):
             raise ValueError(f"Solver produced non-finite parameter weights: {exc}") from exc
         if monitor.best_snapshot is not None:
             keep_random = net.random.state()
-            net._restore(monitor.best_snapshot)  # best weights, as sklearn's early stopping
+            net.restore(monitor.best_snapshot)  # best weights, as sklearn's early stopping
             net.random.set_state(keep_random)
         if not incremental and not monitor.stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
@@ -488,7 +488,7 @@ class _NNXBase(BaseEstimator):
         state = dict(super().__getstate__())  # a copy: the live __dict__ stays intact
         net = state.pop("network_", None)
         if net is not None:
-            snapshot = net._snapshot()
+            snapshot = net.snapshot()
             state["_network_state"] = {
                 "arrays": {k: to_numpy(v) for k, v in snapshot["arrays"].items()},
                 "random": snapshot["random"],
@@ -516,7 +516,7 @@ class _NNXBase(BaseEstimator):
             dtype = ctx.dtype if a.dtype.kind == "f" else getattr(ctx.xp, a.dtype.name)
             return ctx.asarray(a, dtype=dtype)
 
-        net._restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
+        net.restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
                       "random": saved["random"]})
         net.optimizer.load_state_dict(saved["optimizer"])
         net.targets_ = saved["targets"]

@@ -65,19 +65,19 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
             "check_gradients on a float32 network: a perturbation of eps=1e-6 is mostly "
             "rounded away, so the comparison is noise; build the network with dtype='float64'",
             UserWarning, stacklevel=2)
-    Xd, Yd = net._prepare(X, y)
+    Xd, Yd = net.prepare(X, y)
     # Every evaluation starts from this snapshot: the same dropout masks and the same
     # running statistics, so stochastic layers are checked with a fixed mask.
-    snapshot = net._snapshot()
-    _, grads = net._loss_and_grads(Xd, Yd)
+    snapshot = net.snapshot()
+    _, grads = net.objective_and_gradients(Xd, Yd)
     analytic = {name: to_numpy(g).astype(np.float64) for name, g in grads.items()}
     original = {name: to_numpy(p).astype(np.float64) for name, p in net.parameters().items()}
     rng = np.random.default_rng(seed)
 
     def objective(params):
-        net._restore(snapshot)
+        net.restore(snapshot)
         net.set_parameters(params)
-        return float(net._objective(Xd, Yd, True))
+        return float(net.objective(Xd, Yd, True))
 
     errors = {}
     try:
@@ -104,7 +104,7 @@ def check_gradients(net, X, y, *, eps=1e-6, rtol=1e-6, atol=1e-8, max_elements=6
             worst = max(worst, float(_relative_error(exact, numeric, rtol, atol)))
         errors["directional"] = worst
     finally:
-        net._restore(snapshot)
+        net.restore(snapshot)
     failed = {k: v for k, v in errors.items() if v > rtol}
     if failed and raise_on_error:
         raise GradientCheckError(f"gradient check failed (rtol={rtol}): {failed}")

@@ -67,13 +67,40 @@ def test_nan_gradient_with_dropout_and_adam_is_caught(backend):
 
 
 def test_a_healthy_run_is_untouched(backend):
+    """The guard changes nothing in a run that stays finite: the same parameters and losses as
+    the same steps taken one by one with ``train_step``, no warning, no divergence record."""
     X, y = _exploding()
     X = X / 1000
     a = nnx.Network([3, 8, 1], learning_rate=0.1, seed=0, **backend.kwargs)
+    b = nnx.Network([3, 8, 1], learning_rate=0.1, seed=0, **backend.kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        a.fit(X, y, epochs=5)
-    assert not hasattr(a, "diverged_")
+        history = a.fit(X, y, epochs=3, batch_size=25, shuffle=False)
+    losses = [[b.train_step(X[s:s + 25], y[s:s + 25]) for s in range(0, 100, 25)]
+              for _ in range(3)]
+    np.testing.assert_allclose(history.history["loss"], np.mean(losses, axis=1), rtol=1e-5)
+    for name, p in a.parameters().items():
+        np.testing.assert_array_equal(nnx.to_numpy(p), nnx.to_numpy(b.parameters()[name]))
+    assert a.diverged_ is None
+
+
+def test_a_healthy_fit_after_a_diverged_one_reports_no_divergence(backend):
+    X, y = _exploding()
+    net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=0, **backend.kwargs)
+    with pytest.warns(nnx.NonFiniteWarning):
+        net.fit(X, y, epochs=50, on_nonfinite="warn")
+    assert net.diverged_ is not None
+    net.optimizer.learning_rate = 1e-4
+    net.fit(X / 1000, y, epochs=1)
+    assert net.diverged_ is None
+
+
+def test_a_divergence_in_the_first_epoch_still_returns_every_key(backend):
+    X, y = _exploding()
+    net = nnx.Network([3, 16, 1], learning_rate=1e38, seed=0, **backend.kwargs)
+    with pytest.warns(nnx.NonFiniteWarning, match="epoch 1,"):
+        history = net.fit(X, y, epochs=5, validation_split=0.2, on_nonfinite="warn")
+    assert history.history == {"loss": [], "val_loss": [], "val_accuracy": []}
 
 
 def test_bad_on_nonfinite_value():
@@ -97,16 +124,16 @@ def test_restore_points_keep_the_mask_streams_only_when_a_layer_draws_masks(back
     X, y = _exploding(3)
     X = X / 1000
     plain = nnx.Network([3, 4, 1], seed=0, **backend.kwargs)
-    assert plain._snapshot(optimizer=True, masks_only=True)["random"] == {}
-    assert "shuffle" in plain._snapshot()["random"]  # a full snapshot keeps every stream
+    assert plain.snapshot(optimizer=True, masks_only=True)["random"] == {}
+    assert "shuffle" in plain.snapshot()["random"]  # a full snapshot keeps every stream
     net = nnx.Network([Dense(4, activation="relu"), Dropout(0.5), Dense(1)], input_dim=3,
                       seed=0, **backend.kwargs)
-    point = net._snapshot(optimizer=True, masks_only=True)
+    point = net.snapshot(optimizer=True, masks_only=True)
     assert "mask_host" in point["random"] and "shuffle" not in point["random"]
     trained = []
     for _ in range(2):  # the second epoch replays the first from the restore point
         net.fit(X, y, epochs=1, shuffle=False)
         trained.append({k: nnx.to_numpy(v).copy() for k, v in net.parameters().items()})
-        net._restore(point)
+        net.restore(point)
     for name, value in trained[0].items():
         np.testing.assert_array_equal(trained[1][name], value)  # the same masks again

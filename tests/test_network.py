@@ -242,21 +242,25 @@ def test_accuracy_is_an_exact_fraction():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_large_data_sets_gathered_batch_by_batch_train_identically(weighted, backend):
+def test_large_data_sets_gathered_batch_by_batch_train_identically(weighted, backend,
+                                                                    monkeypatch):
     """Above GATHER_PER_BATCH_BYTES a shuffled epoch gathers each batch instead of the whole
     set: the same rows in the same order, so the same numbers bit for bit."""
+    from nnx.data import EpochBatches
+
     rng = np.random.default_rng(5)
     X = rng.normal(size=(90, 4))
     y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
     weight = rng.uniform(0.5, 2.0, size=90) if weighted else None
     nets = []
     for per_batch in (False, True):
+        if per_batch:
+            monkeypatch.setattr(EpochBatches, "GATHER_PER_BATCH_BYTES", 0)
         net = nnx.Network([4, 8, 1], optimizer="adam", learning_rate=0.05, dtype="float64",
                           seed=2, **backend.kwargs)
-        if per_batch:
-            net.GATHER_PER_BATCH_BYTES = 0
         net.fit(X, y, epochs=4, batch_size=16, sample_weight=weight)
-        assert (net._epoch_data(*net._prepare(X, y), None, True)[3] is not None) is per_batch
+        batches = EpochBatches(net.prepare(X, y), 16, net.random, net.ctx)
+        assert (batches.epoch(shuffle=True)[1] is not None) is per_batch
         nets.append(net)
     for name, p in nets[0].parameters().items():
         np.testing.assert_array_equal(to_numpy(nets[1].parameters()[name]), to_numpy(p))

@@ -200,7 +200,7 @@ def test_weighted_losses_match_torch_definitions(backend, torch):
 def test_class_weight_and_sample_weight_in_fit(backend):
     X, y = _data(n=30)
     net = nnx.Network([4, 6, 3], seed=0, dtype="float64", **backend.kwargs)
-    Xd, Yd = net._prepare(X, y)
+    Xd, Yd = net.prepare(X, y)
     from sklearn.utils.class_weight import compute_class_weight
 
     balanced = net.targets_.class_weights("balanced", y)

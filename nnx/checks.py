@@ -153,24 +153,6 @@ def check_batch_size(batch_size):
     return check_number("batch_size", batch_size, low=1, integer=True)
 
 
-def check_callbacks(callbacks) -> list:
-    """``None`` or a list of :class:`~nnx.callbacks.Callback` objects, as a list."""
-    from .callbacks import Callback  # callbacks imports this module
-
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        raise ValueError(
-            f"callbacks must be a list of nnx.callbacks.Callback objects; got a single "
-            f"{type(callbacks).__name__}: pass callbacks=[{type(callbacks).__name__}(...)]"
-        )
-    cbs = check_sequence("callbacks", callbacks, "a list of nnx.callbacks.Callback objects")
-    for cb in cbs:
-        if not isinstance(cb, Callback):
-            raise ValueError(f"callbacks must be nnx.callbacks.Callback objects; got {_show(cb)}")
-    return cbs
-
-
 # ------------------------------------------------------------------ data
 
 

@@ -1,0 +1,154 @@
+"""The training loop: ``fit``'s arguments, validation data, weights, epochs and callbacks.
+
+:func:`fit` is what ``Network.fit`` runs. It checks the arguments, moves the data to the
+device once, splits off validation rows, builds per-row weights, then :func:`run_epochs`
+trains: batches from :class:`~nnx.data.EpochBatches`, one :meth:`Network.step` per batch
+(no host synchronisation), the epoch's loss read once with the
+:class:`~nnx.guard.DivergenceGuard`'s check, validation scores, and the callbacks. The
+loop uses only the network's public engine protocol (``prepare``, ``step``, ``snapshot``,
+``restore``, ``scores``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .callbacks import Callback, History, ProgressBar, check_callbacks
+from .checks import (check_batch_size, check_bool, check_choice, check_number,
+                     check_sample_weight, check_targets)
+from .data import EpochBatches
+from .guard import DivergenceGuard
+
+
+def fit(net, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
+        validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
+        on_nonfinite="raise") -> History:
+    """Train ``net``; see :meth:`nnx.Network.fit` for the arguments."""
+    epochs = check_number("epochs", epochs, low=0, integer=True)
+    batch_size = check_batch_size(batch_size)
+    check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
+    if net.optimizer.needs_closure:
+        batch_size = None  # LBFGS: one full-batch step per epoch
+    callbacks = check_callbacks(callbacks)
+    shuffle = check_bool("shuffle", shuffle)
+    Xd = net.prepare(X)
+    n = Xd.shape[0]
+    y_host = check_targets(y, n)
+    Yd = net.encode_targets(y_host, n)
+    Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
+    validation = None
+    if validation_data is not None:
+        validation = validation_pair(net, validation_data)
+    elif validation_split is not None:
+        (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
+    net.check_batch_rows(Xd.shape[0], batch_size)
+
+    history = History()
+    cbs = [history, net.history_] + callbacks
+    if verbose:
+        cbs.append(ProgressBar(epochs))
+    net.metrics_names = ["loss"]
+    if validation is not None:
+        net.metrics_names += ["val_" + key for key in metric_keys(net)]
+    for cb in cbs:
+        cb.set_network(net)
+    batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
+    with net.ctx.errstate():
+        run_epochs(net, batches, epochs, shuffle, cbs, validation,
+                   DivergenceGuard(net, on_nonfinite))
+    return history
+
+
+def metric_keys(net) -> list:
+    """What ``scores`` reports: the loss, and the accuracy of a classifier."""
+    return ["loss"] if net.targets_.kind == "regression" else ["loss", "accuracy"]
+
+
+def sample_weights(net, sample_weight, class_weight, y_host, n):
+    """Per-row weights as a ``(n, 1)`` device array, or ``None`` (the fast path)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    dtype = net.ctx.dtype_name
+    w = np.ones(n)
+    if sample_weight is not None:
+        w = check_sample_weight(sample_weight, n, dtype)
+    if class_weight is not None:
+        w = w * net.targets_.class_weights(class_weight, y_host)
+        # the product must still weigh something and fit the dtype
+        w = check_sample_weight(w, n, dtype, "sample_weight * class_weight")
+    return net.ctx.asarray(w.reshape(n, 1))
+
+
+def validation_pair(net, validation_data) -> tuple:
+    """``(X_val, Y_val)`` on the device from the user's pair."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError("validation_data must be a pair (X_val, y_val)")
+    Xv = net.prepare(validation_data[0])
+    return Xv, net.encode_targets(validation_data[1], Xv.shape[0])
+
+
+def split(net, arrays, fraction):
+    """Random train/validation split on the device (the data already crossed once): the
+    training ``arrays`` and the validation ``(X, Y)``."""
+    n = arrays[0].shape[0]
+    fraction = check_number("validation_split", fraction, low=0, high=1, low_open=True,
+                            high_open=True)
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(
+            f"validation_split={fraction} of {n} rows leaves {n - n_val} for training and "
+            f"{n_val} for validation; both need at least one"
+        )
+    xp = net.ctx.xp
+    order = net.random.shuffle.permutation(n)
+    train_idx = net.ctx.asarray(np.sort(order[n_val:]), dtype=xp.int64)
+    val_idx = net.ctx.asarray(np.sort(order[:n_val]), dtype=xp.int64)
+
+    def take(rows):
+        return tuple(None if a is None else xp.take(a, rows, axis=0) for a in arrays)
+    return take(train_idx), take(val_idx)[:2]
+
+
+def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=None):
+    """The epoch loop over ``batches`` (:class:`~nnx.data.EpochBatches`).
+
+    ``guard`` (a :class:`~nnx.guard.DivergenceGuard`) checks each epoch; ``None`` runs
+    without one (the loss is still read once per epoch), which only measurements of the
+    guard's own cost should do.
+    """
+    net.stop_training = False
+    net.diverged_ = None
+    grad_cbs = [cb for cb in callbacks
+                if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
+    for cb in callbacks:
+        cb.on_train_begin()
+    n = batches.n_rows
+    try:
+        for epoch in range(epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            data = batches.epoch(shuffle)
+            if guard is not None:
+                guard.begin_epoch()
+            total = 0.0
+            for k in range(len(batches)):
+                xb, yb, wb = batches.batch(data, k)
+                loss = net.step(xb, yb, wb, grad_cbs)
+                total = total + loss * float(batches.rows(k))
+            loss = guard.epoch_loss(total) if guard is not None else float(total)
+            logs = {"loss": loss / n}
+            if not math.isfinite(logs["loss"]) and guard is not None:
+                guard.diverged(epoch, batches, data)
+                break
+            if validation is not None:
+                scores = net.scores(*validation)
+                logs.update({"val_" + key: value for key, value in scores.items()})
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if net.stop_training:
+                break
+    finally:  # progress bars close and EarlyStopping restores, even on divergence
+        for cb in callbacks:
+            cb.on_train_end()
