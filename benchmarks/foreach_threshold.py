@@ -3,7 +3,7 @@
 
 An element-wise rule packed into one vector saves a dozen array calls per parameter and costs
 one copy of the gradients per step. This sweeps networks whose parameters average from ~1k to
-~90k entries and times the raw training step (``net._train_step`` over a fixed batch, float32,
+~90k entries and times the raw training step (``net.step`` over a fixed batch, float32,
 one BLAS thread) with ``foreach=False`` and ``foreach=True`` for Adam and SGD with momentum,
 interleaved, ``--repeats`` times; it prints the median time of each and the median of the
 paired ratios. ``nnx.optimizers.Optimizer.FOREACH_MAX_MEAN_SIZE`` (the ``foreach=None``
@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, not an install
-import nnx  # noqa: E402
+import nnx
 
 # (layer sizes, batch): parameters averaging ~1k, 5k, 9k, 20k, 45k and 90k entries
 NETWORKS = [
@@ -50,11 +47,11 @@ def mean_parameter_size(sizes) -> int:
 def time_steps(net, x, y, steps) -> float:
     """Seconds per step of ``steps`` raw training steps on one batch, synchronised."""
     net.step(x, y)
-    nnx.backend.synchronize(net.ctx)
+    net.ctx.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         net.step(x, y)
-    nnx.backend.synchronize(net.ctx)
+    net.ctx.synchronize()
     return (time.perf_counter() - start) / steps
 
 

@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn import datasets
@@ -44,9 +42,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nnx.sklearn import NNXClassifier, NNXRegressor  # noqa: E402
+from nnx.sklearn import NNXClassifier, NNXRegressor
 
 DATASETS = {
     "iris": (datasets.load_iris, "classification"),

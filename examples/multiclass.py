@@ -57,9 +57,7 @@ def spiral(out, backend, device, quick, dpi):
     for name, color in zip(net.classes_, colors):  # the regions are coloured like the labels
         ax.scatter([], [], color=color, edgecolor="black", linewidth=0.5, label=name)
     ax.legend(loc="lower right", fontsize="small")
-    path = Path(out) / "multiclass_spiral.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    path = nnx.plotting.save_figure(fig, Path(out) / "multiclass_spiral.png", dpi)
     return {"spiral_train_accuracy": train_acc, "spiral_test_accuracy": test_acc,
             "files": [str(path)]}
 
@@ -104,9 +102,7 @@ def digits(out, backend, device, quick, dpi):
     ax_txt.text(0.0, 0.97, metrics.classification_report(y_test, pred, digits=3),
                 family="monospace", fontsize=8.5, va="top")
     ax_txt.set_title("nnx.metrics.classification_report")
-    path = Path(out) / "multiclass_digits.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    path = nnx.plotting.save_figure(fig, Path(out) / "multiclass_digits.png", dpi)
     return {"digits_test_accuracy": acc, "digits_top2_accuracy": top2,
             "digits_misclassified": int(len(wrong)), "files": [str(path)]}
 

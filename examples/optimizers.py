@@ -198,9 +198,7 @@ def run(out="nnx-output", backend="numpy", device=None, quick=False, dpi=100) ->
         print(title)
         draw(list(axes.ravel()))
         fig.tight_layout()
-        written.append(out / name)
-        fig.savefig(written[-1], dpi=dpi)
-        plt.close(fig)
+        written.append(Path(nnx.plotting.save_figure(fig, out / name, dpi)))
 
     for path in written:
         print(f"wrote {path}")

@@ -4,26 +4,42 @@ The same forward pass, backprop, losses and optimizers run on NumPy, CuPy, PyTor
 array_api_strict, chosen by ``Network(..., backend=...)``.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from . import activations, callbacks, initializers, layers, losses, optimizers, regularizers
-from . import schedules
-from . import metrics
+from . import activations, callbacks, initializers, io, layers, losses, metrics, optimizers
+from . import regularizers, schedules
 from .backend import available_backends, get_context, to_numpy
-from .callbacks import EarlyStopping, History, ReduceLROnPlateau
+from .callbacks import EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau
+from .config import register
+from .io import load, save
 from .layers import BatchNorm, Dense, Dropout, LayerNorm, Residual
 from .lr_finder import lr_find
 from .network import DivergenceError, Network, NonFiniteWarning
 from .testing import check_gradients
-from . import io
-from .callbacks import ModelCheckpoint
-from .io import load, save
+from .version import __version__
+
+# Loaded on first use (``nnx.plotting``, ``nnx.sklearn``, ...): they pull in matplotlib or
+# scikit-learn, which ``import nnx`` alone must not need.
+_LAZY = ("backend", "checks", "config", "data", "datasets", "demos", "guard", "lr_finder",
+         "overfitting", "plotting", "sklearn", "sync_audit", "training")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Network",
     "load",
     "save",
     "io",
+    "register",
     "ModelCheckpoint",
     "DivergenceError",
     "NonFiniteWarning",

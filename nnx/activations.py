@@ -19,6 +19,7 @@ import math
 from array_api_compat import array_namespace
 
 from .checks import check_number
+from .config import Value
 
 
 def _sigmoid(xp, x):
@@ -28,7 +29,7 @@ def _sigmoid(xp, x):
     return xp.where(x >= 0, s, e * s)
 
 
-class Activation:
+class Activation(Value):
     """Base class: an element-wise function :math:`f` and its derivative.
 
     Subclasses implement ``forward(xp, x)`` and ``backward(xp, x, y, dy)`` which returns
@@ -36,6 +37,7 @@ class Activation:
     """
 
     name = "activation"
+    registry_kind = "activation"
 
     def forward(self, xp, x):
         raise NotImplementedError("abstract method: subclasses define forward")
@@ -51,19 +53,6 @@ class Activation:
         xp = array_namespace(x)
         y = self.forward(xp, x)
         return self.backward(xp, x, y, xp.ones_like(x))
-
-    def get_config(self) -> dict:
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self), tuple(sorted(self.get_config().items()))))
 
 
 class Identity(Activation):
@@ -112,8 +101,8 @@ class ReLU(Activation):
 
     def backward(self, xp, x, y, dy):
         # y = max(x, 0) >= 0, so sign(y) is the mask [x > 0] already in dy's dtype: two
-        # array calls, where a cast mask takes three (NumPy's bool->float cast alone costs
-        # ~2 us on a 32x64 batch) and xp.where ~10x more on a random mask.
+        # array calls on NumPy, where a cast mask takes three and xp.where on a random mask
+        # is much slower (benchmarks/fit_overhead.py and train_throughput.py measure steps).
         return dy * xp.sign(y)
 
 
@@ -137,8 +126,6 @@ class LeakyReLU(Activation):
     def backward(self, xp, x, y, dy):
         return xp.where(x > 0, dy, self.alpha * dy)
 
-    def get_config(self):
-        return {"alpha": self.alpha}
 
 
 class ELU(Activation):
@@ -158,8 +145,6 @@ class ELU(Activation):
     def backward(self, xp, x, y, dy):
         return dy * xp.where(x > 0, 1.0, y + self.alpha)
 
-    def get_config(self):
-        return {"alpha": self.alpha}
 
 
 class SELU(Activation):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .checks import check_in_range
 
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
@@ -385,7 +385,7 @@ def cmd_train(args) -> int:
     print(f"Training on {source}: {X_train.shape[0]} train / {X_test.shape[0]} test rows, "
           f"{X.shape[1]} features, {task}"
           + ("" if task == "regression" else f" ({np.unique(y).size} classes)"))
-    print(net.summary())
+    net.summary()
     callbacks, validation_split = [], None
     if args.early_stopping:
         from .callbacks import EarlyStopping
@@ -450,27 +450,19 @@ def _train_plots(net, history, X_test, y_test, task, out, dpi) -> list:
 
     files = []
     fig, _ = plotting.plot_history(history)
-    files.append(_savefig(fig, out / "history.png", dpi))
+    files.append(plotting.save_figure(fig, out / "history.png", dpi))
     if task == "classification":
         classes = net.classes_
         if X_test.shape[1] == 2:
             ax = plotting.plot_decision_boundary(net, X_test, y_test,
                                                  title="Decision boundary (test rows)")
-            files.append(_savefig(ax.figure, out / "decision_boundary.png", dpi))
+            files.append(plotting.save_figure(ax.figure, out / "decision_boundary.png", dpi))
         from .metrics import confusion_matrix
 
         cm = confusion_matrix(y_test, _host(net.predict(X_test)), labels=classes)
         ax = plotting.plot_confusion_matrix(cm, labels=classes, title="Confusion matrix (test)")
-        files.append(_savefig(ax.figure, out / "confusion_matrix.png", dpi))
+        files.append(plotting.save_figure(ax.figure, out / "confusion_matrix.png", dpi))
     return files
-
-
-def _savefig(fig, path, dpi) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return str(path)
 
 
 def cmd_predict(args) -> int:

@@ -84,8 +84,9 @@ class Configurable:
     """Mixin: ``get_config`` and ``repr`` derived from the constructor; registration.
 
     A subclass stores every constructor argument under the argument's name (an attribute or
-    a property). Subclasses of a base with a ``registry_kind`` that are defined inside nnx
-    register themselves under their class name; names starting with ``_`` never do.
+    a property). The base class of a family sets ``registry_kind``; its subclasses defined
+    inside nnx register themselves under their class name (names starting with ``_`` never
+    do), a user's with :func:`register`.
     """
 
     #: the registry this family of classes lives in (set by each base class)
@@ -93,8 +94,9 @@ class Configurable:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if (cls.registry_kind and cls.__module__.split(".")[0] == "nnx"
-                and not cls.__name__.startswith("_")):
+        # a class that sets registry_kind itself is the base of its family, not a member
+        if (cls.registry_kind and "registry_kind" not in vars(cls)
+                and cls.__module__.split(".")[0] == "nnx" and not cls.__name__.startswith("_")):
             register(cls)
 
     @classmethod
@@ -111,6 +113,17 @@ class Configurable:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
                          if not _same(v, defaults.get(k, inspect.Parameter.empty)))
         return f"{type(self).__name__}({args})"
+
+
+class Value(Configurable):
+    """A :class:`Configurable` that is a value: equal to another of its class with the same
+    config, and hashable (activations, losses, penalties, constraints, schedules)."""
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self), repr(self)))
 
 
 def _same(value, default) -> bool:

@@ -46,6 +46,24 @@ class TargetEncoder:
         self.kind = None
         self.classes_ = None
 
+    def state_dict(self) -> dict:
+        """What was learned, as plain values and a NumPy array of labels."""
+        return {"kind": self.kind, "task": self.task, "n_outputs": int(self.n_outputs),
+                "classes": self.classes_}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "TargetEncoder":
+        """The encoder a :meth:`state_dict` describes (checked for consistency)."""
+        kinds = ("binary", "multiclass", "multilabel", "regression")
+        if state["kind"] not in kinds:
+            raise ValueError(f"unknown target kind {state['kind']!r}; expected one of {kinds}")
+        encoder = cls(state["task"], int(state["n_outputs"]))
+        encoder.kind = state["kind"]
+        encoder.classes_ = None if state["classes"] is None else np.asarray(state["classes"])
+        if (encoder.kind == "regression") != (encoder.classes_ is None):
+            raise ValueError("the target kind and the class labels disagree")
+        return encoder
+
     # ------------------------------------------------------------------ learning the labels
 
     def fit(self, y: np.ndarray, classes=None) -> "TargetEncoder":

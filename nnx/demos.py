@@ -35,15 +35,8 @@ from .plotting import (
     plot_decision_boundary,
     plot_gradient_flow,
     plot_history,
+    save_figure,
 )
-
-
-def _save(fig, out, name, dpi) -> str:
-    path = Path(out) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)  # the demos call tight_layout, which fits the suptitle too
-    _pyplot().close(fig)
-    return str(path)
 
 
 def _lesson_split(X, y):
@@ -94,7 +87,8 @@ def decision_boundaries(out="nnx-output", backend="numpy", device=None, quick=Fa
                                    title=f"{name}\n{label}\nAcc: {acc:.2f}")
     fig.suptitle("Neural network decision boundaries", fontsize=14)
     fig.tight_layout()
-    return {"accuracy": accuracy, "files": [_save(fig, out, "decision_boundaries.png", dpi)]}
+    path = save_figure(fig, Path(out) / "decision_boundaries.png", dpi)
+    return {"accuracy": accuracy, "files": [path]}
 
 
 # --------------------------------------------------------------------------- 2
@@ -120,7 +114,8 @@ def activations(out="nnx-output", backend="numpy", device=None, quick=False, dpi
     fig, _ = plot_activations(names, x=np.linspace(-5, 5, 200 if quick else 1000))
     fig.suptitle("Activation functions (top) and their derivatives (bottom)", fontsize=14)
     fig.tight_layout()
-    return {"values": table, "files": [_save(fig, out, "activations.png", dpi)]}
+    path = save_figure(fig, Path(out) / "activations.png", dpi)
+    return {"values": table, "files": [path]}
 
 
 # --------------------------------------------------------------------------- 3
@@ -154,7 +149,8 @@ def activation_comparison(out="nnx-output", backend="numpy", device=None, quick=
                                title="Decision boundary (test points)")
     fig.suptitle("Activation function performance comparison", fontsize=14)
     fig.tight_layout()
-    return {"results": results, "files": [_save(fig, out, "activation_comparison.png", dpi)]}
+    path = save_figure(fig, Path(out) / "activation_comparison.png", dpi)
+    return {"results": results, "files": [path]}
 
 
 # --------------------------------------------------------------------------- 4
@@ -314,7 +310,8 @@ def gradient_flow(out="nnx-output", backend="numpy", device=None, quick=False, d
         plot_gradient_flow(history, axes=axes[row], title=name)
     fig.suptitle("Gradient flow analysis", fontsize=14)
     fig.tight_layout()
-    return {"norms": norms, "files": [_save(fig, out, "gradient_flow.png", dpi)]}
+    path = save_figure(fig, Path(out) / "gradient_flow.png", dpi)
+    return {"norms": norms, "files": [path]}
 
 
 # --------------------------------------------------------------------------- all

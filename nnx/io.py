@@ -4,8 +4,8 @@
 any backend and to resume its training exactly; :func:`load` rebuilds it on the backend you
 choose, whatever backend saved it (save on CuPy or torch, load on NumPy).
 
-The file format (``format_version`` 1)
---------------------------------------
+The file format (``format_version`` 2; files of version 1 still load)
+---------------------------------------------------------------------
 An ordinary ``.npz`` archive (a zip of ``.npy`` arrays, as written by :func:`numpy.savez`),
 readable with ``numpy.load(path, allow_pickle=False)`` and nothing else:
 
@@ -23,10 +23,10 @@ entry                       content
 
 The JSON header holds ``format`` (``"nnx-model"``), ``format_version``, ``nnx_version``,
 ``saved_on`` (backend and device), ``network`` (``input_dim``, ``n_outputs``, ``dtype``,
-``seed``, ``l1``, ``l2``), ``layers`` (``{"class": "Dense", "config": {...}}`` per layer:
-units, activation, initializer, regularizer, constraint...; a ``Residual`` lists its inner
-layers), ``loss`` and ``optimizer`` (class name and hyperparameters, a learning-rate
-schedule as ``{"__schedule__": class, "config": {...}}``), the optimizer's ``state_dict``
+``seed``, ``l1``, ``l2``), ``layers``, ``loss`` and ``optimizer`` as object entries
+``{"__object__": kind, "class": name, "config": {...}}`` (the constructor's arguments, from
+``get_config``; objects inside a config, such as a Dense layer's activation, a Residual
+block's layers or a learning-rate schedule, are object entries too), the optimizer's ``state_dict``
 (step count, current rate, extra scalars) with ``{"__array__": entry}`` in place of arrays,
 ``targets`` (kind, task, outputs), ``random`` (the NumPy generators' states: initialization,
 shuffling, host masks), ``history`` (the logs of every epoch) and free-form ``metadata``
@@ -36,13 +36,14 @@ Safety
 ------
 Loading never runs code from the file: arrays are read with ``allow_pickle=False`` (an
 object array is refused), the header is plain JSON, and every class named in it is looked up
-in an explicit registry of nnx's own layers, activations, losses, optimizers, schedules,
-regularizers and constraints. A file that is not an nnx model, a truncated or altered file
+in the registries of :mod:`nnx.config`: nnx's own layers, activations, losses, optimizers,
+schedules, regularizers and constraints, and the classes a user registered with
+``@nnx.register``. A file that is not an nnx model, a truncated or altered file
 (the zip's CRC-32 catches flipped bits), an unknown class, an inconsistent shape or a format
 version newer than this nnx understands raises :class:`ModelFileError` (a ``ValueError``)
-saying which. What the registry cannot express (a custom loss, layer, activation,
-initializer, or a learning rate given as a plain function) cannot be saved: :func:`save`
-raises a ``ValueError`` naming the piece, before writing anything.
+saying which. What the registries cannot express (an unregistered class, an unnamed
+initializer function, or a learning rate given as a plain function) cannot be saved:
+:func:`save` raises a ``ValueError`` naming the piece, before writing anything.
 
 Writes are atomic: the archive goes to a temporary file in the destination folder, is
 flushed and ``fsync``-ed, then renamed over the destination with :func:`os.replace`. A crash
@@ -79,18 +80,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import activations as _activations
 from . import initializers as _initializers
-from . import layers as _layers
-from . import losses as _losses
-from . import optimizers as _optimizers
-from . import regularizers as _regularizers
-from . import schedules as _schedules
-from .backend import BACKENDS, DTYPES, get_context, to_numpy
+from .backend import DTYPES, backend_names, get_context, to_numpy
+from .config import Configurable, lookup, registered_name, registry
+from .layers import Layer
+from .version import __version__
 
 FORMAT = "nnx-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER = "__nnx__"
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -101,40 +98,87 @@ class ModelFileError(ValueError):
     """The file is not a loadable nnx model: not one at all, damaged, or from a newer nnx."""
 
 
-# --------------------------------------------------------------------------- registries
-# Everything a file may name. Loading looks names up here and nowhere else, so a file can
-# only ever create these classes, with JSON values as arguments.
+# --------------------------------------------------------------------------- objects
+# Building blocks are written as {"__object__": kind, "class": name, "config": {...}}, their
+# config encoded the same way all the way down (a Residual's layers, a Dense's activation,
+# a warm-up's inner schedule). Loading looks classes up in nnx.config's registries and
+# nowhere else, so a file can only ever create registered classes, with JSON values.
 
 
-def _by_class_name(classes):
-    return {cls.__name__: cls for cls in classes}
-
-
-LAYERS = _by_class_name([_layers.Dense, _layers.Activation, _layers.Dropout,
-                         _layers.BatchNorm, _layers.LayerNorm, _layers.Residual])
-LOSSES = _by_class_name(set(_losses.LOSSES.values()))
-OPTIMIZERS = _by_class_name(cls for cls in _optimizers.OPTIMIZERS.values()
-                            if isinstance(cls, type))
-SCHEDULES = _by_class_name(cls for cls in vars(_schedules).values()
-                           if isinstance(cls, type) and issubclass(cls, _schedules.Schedule)
-                           and cls is not _schedules.Schedule)
-REGULARIZERS = _by_class_name([_regularizers.L1L2, _regularizers.L1, _regularizers.L2])
-CONSTRAINTS = _by_class_name([_regularizers.MaxNorm])
-
-
-def _registered(registry, obj, what, where):
-    """The registry name of ``obj``'s class, or a ValueError naming the piece."""
-    name = type(obj).__name__
-    if registry.get(name) is not type(obj):
+def _encode_object(obj, writer, where):
+    kind = getattr(type(obj), "registry_kind", None) or "piece"
+    name = registered_name(obj)
+    if name is None:
+        known = ", ".join(sorted(registry(kind))) or "none"
         raise ValueError(
-            f"cannot save {where}: {what} {obj!r} is not one of nnx's own "
-            f"({', '.join(sorted(registry))}); a file can only name those, because loading "
-            "must not run code"
+            f"cannot save {where}: the {kind} {obj!r} is not registered ({known}); a file "
+            "can only name registered classes, because loading must not run code: register "
+            f"yours with @nnx.register"
         )
-    return name
+    return {"__object__": kind, "class": name,
+            "config": writer.tree(obj.get_config(), where)}
+
+
+def _upgrade_v1(header: dict) -> dict:
+    """A format-1 header in format 2's terms: class entries, activation names and schedule
+    markers become object entries (the arrays are laid out the same)."""
+    from .activations import ACTIVATIONS
+
+    def node(kind, name, config):
+        return {"__object__": kind, "class": name, "config": config}
+
+    def part(kind, spec):
+        return None if spec is None else node(kind, spec["class"], upgrade(spec.get("config", {})))
+
+    def activation(spec):
+        if spec is None:
+            return None
+        spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+        cls = ACTIVATIONS.get(spec.pop("name", None))
+        return node("activation", getattr(cls, "__name__", "?"), spec)
+
+    def layer(spec):
+        if spec.get("class") == "Residual":
+            return node("layer", "Residual", {"layers": [layer(s) for s in spec["layers"]]})
+        config = dict(spec.get("config", {}))
+        if "activation" in config:
+            config["activation"] = activation(config["activation"])
+        config["kernel_regularizer"] = part("regularizer", config.get("kernel_regularizer"))
+        config["kernel_constraint"] = part("constraint", config.get("kernel_constraint"))
+        if spec.get("class") != "Dense":
+            config = {k: v for k, v in config.items() if v is not None or k == "activation"}
+        return node("layer", spec.get("class"), config)
+
+    def upgrade(value):
+        if isinstance(value, dict):
+            if "__schedule__" in value:
+                return node("schedule", value["__schedule__"], upgrade(value.get("config", {})))
+            return {k: upgrade(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [upgrade(v) for v in value]
+        return value
+
+    header = upgrade(dict(header))
+    header["layers"] = [layer(spec) for spec in header["layers"]]
+    header["loss"] = part("loss", header["loss"])
+    header["optimizer"] = part("optimizer", header["optimizer"])
+    return header
+
+
+def _decode_object(node, reader):
+    if set(node) != {"__object__", "class", "config"} or not isinstance(node["config"], dict):
+        raise ModelFileError(f"malformed object entry {node!r}")
+    try:
+        cls = lookup(node["__object__"], node["class"])
+    except KeyError as exc:
+        raise ModelFileError(f"{exc.args[0]} (in the model file)") from None
+    return cls(**reader.tree(node["config"]))
 
 
 # --------------------------------------------------------------------------- saving
+
+
+_ENTRY = {"optimizer_state": "optimizer"}  # archive folder of a state_dict key, where it differs
 
 
 class _Writer:
@@ -145,6 +189,11 @@ class _Writer:
 
     def array(self, key: str, value) -> dict:
         arr = np.ascontiguousarray(to_numpy(value))
+        if arr.dtype == object:  # labels: strings become a unicode array (no pickle needed)
+            if not all(isinstance(v, str) for v in arr.ravel().tolist()):
+                raise ValueError(f"cannot save {key}: {arr.tolist()!r} holds values other "
+                                 "than numbers, booleans or strings")
+            arr = arr.astype(str)
         if arr.dtype.kind not in "biufU":
             raise ValueError(f"cannot save {key}: arrays of dtype {arr.dtype} are not supported")
         self.arrays[key] = arr
@@ -169,67 +218,15 @@ class _Writer:
             return out
         if isinstance(value, (list, tuple)):
             return [self.tree(v, f"{key}/{i}") for i, v in enumerate(value)]
-        if isinstance(value, _schedules.Schedule):
-            return _schedule_spec(value, self, key)
+        if isinstance(value, Configurable):
+            return _encode_object(value, self, key)
+        if callable(value) and _initializers.name_of(value) is not None:
+            return _initializers.name_of(value)  # a named initializer function: its name
         raise ValueError(
             f"cannot save {key}: {value!r} (a {type(value).__name__}) is not serializable; "
-            "learning rates must be numbers or nnx.schedules schedules"
+            "a file holds numbers, strings, arrays and registered nnx classes (a learning "
+            "rate that is a plain function, or an unnamed initializer, cannot be saved)"
         )
-
-
-def _schedule_spec(schedule, writer, where):
-    name = _registered(SCHEDULES, schedule, "the schedule", where)
-    return {"__schedule__": name, "config": writer.tree(schedule.get_config(), where)}
-
-
-def _activation_spec(activation, where):
-    if activation is None:
-        return None
-    name = getattr(activation, "name", None)
-    if _activations.ACTIVATIONS.get(name) is not type(activation):
-        raise ValueError(
-            f"cannot save {where}: the activation {activation!r} is not one of nnx's own "
-            f"({', '.join(sorted(_activations.ACTIVATIONS))}); loading must not run code"
-        )
-    return {"name": name, **activation.get_config()}
-
-
-def _initializer_spec(initializer, where):
-    if initializer is None or isinstance(initializer, str):
-        return initializer
-    name = _initializers.name_of(initializer)
-    if name is None:
-        raise ValueError(
-            f"cannot save {where}: the kernel_initializer {initializer!r} is a custom function; "
-            f"use a named one ({', '.join(sorted(_initializers.INITIALIZERS))})"
-        )
-    return name
-
-
-def _layer_spec(layer, where):
-    name = _registered(LAYERS, layer, "the layer", where)
-    if isinstance(layer, _layers.Residual):
-        return {"class": name, "layers": [_layer_spec(inner, f"{where}.layers.{j}")
-                                          for j, inner in enumerate(layer.layers)]}
-    if isinstance(layer, _layers.Dense):
-        reg, con = layer.kernel_regularizer, layer.kernel_constraint
-        config = {
-            "units": layer.units,
-            "activation": _activation_spec(layer.activation, where),
-            "kernel_initializer": _initializer_spec(layer.kernel_initializer, where),
-            "use_bias": layer.use_bias,
-            "kernel_regularizer": None if reg is None else {
-                "class": _registered(REGULARIZERS, reg, "the kernel_regularizer", where),
-                "config": reg.get_config()},
-            "kernel_constraint": None if con is None else {
-                "class": _registered(CONSTRAINTS, con, "the kernel_constraint", where),
-                "config": con.get_config()},
-        }
-    elif isinstance(layer, _layers.Activation):
-        config = {"activation": _activation_spec(layer.activation, where)}
-    else:
-        config = layer.get_config()
-    return {"class": name, "config": config}
 
 
 def _json_seed(seed):
@@ -239,22 +236,6 @@ def _json_seed(seed):
         return [int(s) for s in seed]
     except TypeError:
         raise ValueError(f"cannot save the network's seed {seed!r}: use an integer") from None
-
-
-def _classes_entry(classes, writer):
-    arr = np.asarray(classes)
-    if arr.dtype == object:
-        if not all(isinstance(c, str) for c in arr.tolist()):
-            raise ValueError(
-                f"cannot save the class labels {arr.tolist()!r}: labels must be numbers, "
-                "booleans or strings"
-            )
-        arr = arr.astype(str)  # a unicode array: no pickle needed
-    return writer.array("targets/classes", arr)
-
-
-def _random_state(net, writer):
-    return writer.tree(net.random.export_state(), "random")
 
 
 def _check_metadata(metadata):
@@ -301,9 +282,7 @@ def save(network, path, *, include_optimizer=True, metadata=None) -> Path:
     OSError
         The folder does not exist or is not writable.
     """
-    from .network import Network
-
-    if not isinstance(network, Network):
+    if registered_name(network) is None or type(network).registry_kind != "model":
         raise ValueError(f"save needs an nnx.Network; got {type(network).__name__}")
     if not network.built:
         raise ValueError("save needs a built network: call fit first or pass input_dim=")
@@ -311,39 +290,25 @@ def save(network, path, *, include_optimizer=True, metadata=None) -> Path:
         metadata = getattr(network, "metadata", None)
     writer = _Writer()
     ctx = network.ctx
-    opt = network.optimizer
+    config = network.get_config()
+    state = network.state_dict(include_optimizer)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "nnx_version": __version__,
         "saved_on": {"backend": ctx.name, "device": ctx.device_name},
-        "network": {"input_dim": int(network.input_dim), "n_outputs": int(network.n_outputs),
-                    "dtype": ctx.dtype_name, "seed": _json_seed(network.seed),
-                    "l1": float(network.l1), "l2": float(network.l2)},
-        "layers": [_layer_spec(layer, f"layers.{i}") for i, layer in enumerate(network.layers)],
-        "loss": {"class": _registered(LOSSES, network.loss_, "the loss", "the loss"),
-                 "config": network.loss_.get_config()},
-        "optimizer": {"class": _registered(OPTIMIZERS, opt, "the optimizer", "the optimizer"),
-                      "config": writer.tree(opt.get_config(), "optimizer config")},
-        "parameters": {name: writer.array(f"parameters/{name}", arr)
-                       for name, arr in network.parameters().items()},
-        "state": {name: writer.array(f"state/{name}", arr)
-                  for name, arr in network.state().items()},
-        "optimizer_state": writer.tree(opt.state_dict(), "optimizer") if include_optimizer
-        else None,
-        "targets": None,
-        "random": _random_state(network, writer),
-        "history": {"epoch": [int(e) for e in network.history_.epoch],
-                    "history": writer.tree(network.history_.history, "history")},
+        "model": registered_name(network),
+        "network": {"input_dim": config["input_dim"], "n_outputs": int(network.n_outputs),
+                    "dtype": config["dtype"], "seed": _json_seed(config["seed"]),
+                    "l1": float(config["l1"]), "l2": float(config["l2"])},
+        "layers": [_encode_object(layer, writer, f"layers.{i}")
+                   for i, layer in enumerate(config["layers"])],
+        "loss": _encode_object(config["loss"], writer, "the loss"),
+        "optimizer": _encode_object(config["optimizer"], writer, "the optimizer"),
+        # the archive's entries are named after these keys (parameters/layers.0.W, ...)
+        **{key: writer.tree(value, _ENTRY.get(key, key)) for key, value in state.items()},
         "metadata": _check_metadata(metadata),
     }
-    targets = network.targets_
-    if targets is not None:
-        header["targets"] = {
-            "kind": targets.kind, "task": targets.task, "n_outputs": int(targets.n_outputs),
-            "classes": None if targets.classes_ is None else _classes_entry(targets.classes_,
-                                                                            writer),
-        }
     text = json.dumps(header)  # NaN/inf in a history are written as NaN/Infinity
     writer.arrays[HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     return _atomic_write(path, writer.arrays)
@@ -472,83 +437,28 @@ class _Reader:
         if isinstance(value, dict):
             if set(value) == {"__array__"}:
                 return self.array(value)
-            if "__schedule__" in value:
-                return _decode_schedule(value, self)
+            if "__object__" in value:
+                return _decode_object(value, self)
             return {k: self.tree(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.tree(v) for v in value]
         return value
 
 
-def _lookup(registry, name, what):
-    if not isinstance(name, str) or name not in registry:
-        raise ModelFileError(
-            f"unknown {what} {name!r} in the model file; this nnx knows "
-            f"{', '.join(sorted(registry))}")
-    return registry[name]
-
-
-def _config(spec):
-    config = spec.get("config", {})
-    if not isinstance(config, dict):
-        raise ModelFileError(f"expected a config dict, got {config!r}")
-    return config
-
-
-def _decode_schedule(spec, reader):
-    cls = _lookup(SCHEDULES, spec["__schedule__"], "schedule")
-    return cls(**reader.tree(_config(spec)))
-
-
-def _decode_activation(spec):
-    if spec is None:
-        return None
-    if isinstance(spec, str):  # tolerated: a bare name
-        spec = {"name": spec}
-    spec = dict(spec)
-    cls = _lookup(_activations.ACTIVATIONS, spec.pop("name"), "activation")
-    return cls(**spec)
-
-
-def _decode_part(spec, registry, what):
-    if spec is None:
-        return None
-    return _lookup(registry, spec["class"], what)(**_config(spec))
-
-
-def _decode_layer(spec):
-    cls = _lookup(LAYERS, spec["class"], "layer")
-    if cls is _layers.Residual:
-        return cls([_decode_layer(inner) for inner in spec["layers"]])
-    config = dict(_config(spec))
-    if cls is _layers.Dense:
-        config["activation"] = _decode_activation(config.get("activation"))
-        config["kernel_regularizer"] = _decode_part(config.get("kernel_regularizer"),
-                                                    REGULARIZERS, "regularizer")
-        config["kernel_constraint"] = _decode_part(config.get("kernel_constraint"),
-                                                   CONSTRAINTS, "constraint")
-    elif cls is _layers.Activation:
-        config["activation"] = _decode_activation(config["activation"])
-    return cls(**config)
-
-
-def _check_widths(layers, width, params, prefix="layers"):
-    """Every Dense width must match its saved kernel, so building allocates no more than the
-    file holds (a tampered ``units`` cannot ask for terabytes). Returns the output width."""
+def _check_shapes(layers, width, arrays):
+    """Every layer's parameters and state must have the shapes its config builds, so building
+    allocates no more than the file holds (a tampered ``units`` cannot ask for terabytes)."""
     for i, layer in enumerate(layers):
-        name = f"{prefix}.{i}"
-        if isinstance(layer, _layers.Residual):
-            if _check_widths(layer.layers, width, params, f"{name}.layers") != width:
-                raise ModelFileError(f"{name}: the Residual block changes the width")
-        elif isinstance(layer, _layers.Dense):
-            W = params.get(f"{name}.W")
-            if W is None or tuple(W.shape) != (width, layer.units):
+        try:
+            width, shapes = layer.shapes(width)
+        except ValueError as exc:
+            raise ModelFileError(f"layers.{i}: {exc}") from None
+        for name, shape in shapes.items():
+            saved = arrays.get(f"layers.{i}.{name}")
+            if saved is None or tuple(saved.shape) != tuple(shape):
                 raise ModelFileError(
-                    f"{name}: a Dense layer {width} -> {layer.units} needs a kernel of shape "
-                    f"{(width, layer.units)}; the file has "
-                    f"{None if W is None else tuple(W.shape)}")
-            width = layer.units
-    return width
+                    f"layers.{i}.{name}: {type(layer).__name__} builds shape {tuple(shape)}; "
+                    f"the file has {None if saved is None else tuple(saved.shape)}")
 
 
 def load(path, backend=None, device=None, dtype=None):
@@ -580,10 +490,15 @@ def load(path, backend=None, device=None, dtype=None):
     FileNotFoundError
     """
     header, arrays = _open(path)
+    if header["format_version"] == 1:
+        try:
+            header = _upgrade_v1(header)
+        except (*_DAMAGE, AttributeError) as exc:
+            raise ModelFileError(f"{str(path)!r} is damaged or altered: {exc}") from exc
     saved_on = header.get("saved_on") if isinstance(header.get("saved_on"), dict) else {}
     net_spec = header.get("network") if isinstance(header.get("network"), dict) else {}
     chosen = backend or saved_on.get("backend", "numpy")
-    if backend is None and chosen not in BACKENDS:
+    if backend is None and chosen not in backend_names():
         raise ModelFileError(f"{str(path)!r} names an unknown backend {chosen!r}")
     if dtype is None:
         dtype = net_spec.get("dtype")
@@ -608,59 +523,26 @@ def load(path, backend=None, device=None, dtype=None):
 
 
 def _rebuild(header, reader, ctx):
-    from .callbacks import History
-    from .data import TargetEncoder
-    from .network import Network
-
     spec = header["network"]
-    layers = [_decode_layer(s) for s in header["layers"]]
+    layers = [reader.tree(node) for node in header["layers"]]
+    if not all(isinstance(layer, Layer) for layer in layers):
+        raise ModelFileError("the layers entry names something that is not a layer")
     params = {name: reader.array(ref, "f") for name, ref in header["parameters"].items()}
+    states = {name: reader.array(ref, "f") for name, ref in header["state"].items()}
     input_dim = spec["input_dim"]
     if isinstance(input_dim, bool) or not isinstance(input_dim, int):
         raise ModelFileError(f"invalid input_dim {input_dim!r}")
-    _check_widths(layers, input_dim, params)
-    loss = _lookup(LOSSES, header["loss"]["class"], "loss")(**_config(header["loss"]))
-    opt_cls = _lookup(OPTIMIZERS, header["optimizer"]["class"], "optimizer")
-    optimizer = opt_cls(**reader.tree(_config(header["optimizer"])))
-    seed = spec["seed"]
-    net = Network(layers, input_dim=input_dim, loss=loss, optimizer=optimizer, backend=ctx,
-                  seed=seed, l1=spec["l1"], l2=spec["l2"])
-
-    if set(params) != set(net.parameters()):
-        raise ModelFileError(f"the file has parameters {sorted(params)}; its architecture "
-                             f"has {sorted(net.parameters())}")
-    net.set_parameters(params)
-    states = {name: reader.array(ref, "f") for name, ref in header["state"].items()}
-    if set(states) != set(net.state()):
-        raise ModelFileError(f"the file has layer state {sorted(states)}; its architecture "
-                             f"has {sorted(net.state())}")
-    net.set_state(states)
-
-    if header["optimizer_state"] is not None:
-        net.optimizer.load_state_dict(reader.tree(header["optimizer_state"]))
-
-    targets = header["targets"]
-    if targets is not None:
-        kinds = ("binary", "multiclass", "multilabel", "regression")
-        if targets["kind"] not in kinds:
-            raise ModelFileError(f"unknown target kind {targets['kind']!r}")
-        encoder = TargetEncoder(targets["task"], int(targets["n_outputs"]))
-        encoder.kind = targets["kind"]
-        if targets["classes"] is not None:
-            encoder.classes_ = reader.array(targets["classes"], "biufU")
-        if (encoder.kind == "regression") != (encoder.classes_ is None):
-            raise ModelFileError("the target kind and the class labels disagree")
-        net.targets_ = encoder
-
-    saved_on = header.get("saved_on", {})
-    net.random.import_state(reader.tree(header["random"]), saved_on.get("backend"),
-                            saved_on.get("device"))
-
-    history = History()
-    history.epoch = [int(e) for e in header["history"]["epoch"]]
-    history.history = {str(k): [float(v) for v in values]
-                       for k, values in header["history"]["history"].items()}
-    net.history_ = history
+    _check_shapes(layers, input_dim, {**params, **states})
+    try:
+        model = lookup("model", header.get("model", "Network"))
+    except KeyError as exc:
+        raise ModelFileError(exc.args[0]) from None
+    net = model(layers, input_dim=input_dim, loss=reader.tree(header["loss"]),
+                optimizer=reader.tree(header["optimizer"]), backend=ctx, seed=spec["seed"],
+                l1=spec["l1"], l2=spec["l2"])
+    state = {key: reader.tree(header[key]) for key in
+             ("parameters", "state", "optimizer_state", "targets", "random", "history")}
+    net.load_state_dict(state, header.get("saved_on", {}))
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(f"metadata must be a JSON object; got {metadata!r}")

@@ -21,6 +21,7 @@ from . import initializers
 from . import regularizers as _regularizers
 from .backend import Context
 from .checks import check_bool, check_number
+from .config import Configurable
 
 
 class DenseCache(NamedTuple):
@@ -41,13 +42,18 @@ class DenseCache(NamedTuple):
     a: object
 
 
-class Layer:
+class Layer(Configurable):
     """Base class. Subclasses set ``params``/``state`` in ``build`` and define the passes.
 
-    A layer that draws random numbers while training (from the ``rng`` given to ``build``)
-    sets ``draws_masks = True``: the network's restore points then keep the mask streams.
+    A layer stores its constructor arguments under their own names (its config is derived
+    from them, see :mod:`nnx.config`). A layer that draws random numbers while training (from
+    the ``rng`` given to ``build``) sets ``draws_masks = True``: the network's restore points
+    then keep the mask streams. A layer with a kernel (a parameter ``"W"`` of shape
+    ``(in, out)``) gets the network's ``l1``/``l2`` penalties and may take
+    ``kernel_regularizer`` / ``kernel_constraint`` attributes, as :class:`Dense` does.
     """
 
+    registry_kind = "layer"
     draws_masks = False
 
     def __init__(self):
@@ -75,14 +81,10 @@ class Layer:
     def backward(self, cache, dy, need_dx: bool = True):
         raise NotImplementedError("abstract method: subclasses define backward")
 
-    def get_config(self) -> dict:
-        return {}
-
-    def __repr__(self):
-        # defaults (None, use_bias=True) are left out to keep summaries readable
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
-                         if v is not None and not (k == "use_bias" and v is True))
-        return f"{type(self).__name__}({args})"
+    def shapes(self, in_dim: int) -> tuple:
+        """``(out_dim, {parameter: shape})`` this layer builds for ``in_dim`` features,
+        without allocating (checked against a model file before building)."""
+        return in_dim, {}
 
 
 class Dense(Layer):
@@ -99,8 +101,8 @@ class Dense(Layer):
     activation : str, Activation or None
         Applied after the affine map; ``None`` emits logits (use it for the output layer).
     kernel_initializer : str or callable, optional
-        Default: He normal for the ReLU family, Glorot normal otherwise (see
-        :func:`nnx.initializers.default_for`).
+        Default: He normal for the ReLU family, LeCun normal for SELU, Glorot normal
+        otherwise (see :func:`nnx.initializers.default_for`).
     use_bias : bool, default True
     kernel_regularizer : Regularizer, optional
         Penalty on ``W`` added to the loss (:mod:`nnx.regularizers`); biases are not penalised.
@@ -123,6 +125,12 @@ class Dense(Layer):
             initializers.get(kernel_initializer)  # fail early on an unknown name
         self.kernel_initializer = kernel_initializer
         self.use_bias = check_bool("use_bias", use_bias)
+
+    def shapes(self, in_dim):
+        shapes = {"W": (in_dim, self.units)}
+        if self.use_bias:
+            shapes["b"] = (self.units,)
+        return self.units, shapes
 
     def build(self, in_dim, ctx, rng):
         self.ctx, self.input_dim, self.output_dim = ctx, in_dim, self.units
@@ -161,19 +169,6 @@ class Dense(Layer):
         dx = dz @ self.params["W"].T if need_dx else None
         return dx, grads
 
-    def get_config(self):
-        return {
-            "units": self.units,
-            "activation": _activation_config(self.activation),
-            "kernel_initializer": self.kernel_initializer
-            if isinstance(self.kernel_initializer, (str, type(None)))
-            else initializers.name_of(self.kernel_initializer),
-            "use_bias": self.use_bias,
-            "kernel_regularizer": None if self.kernel_regularizer is None
-            else {"name": type(self.kernel_regularizer).__name__, **self.kernel_regularizer.get_config()},
-            "kernel_constraint": None if self.kernel_constraint is None
-            else {"name": type(self.kernel_constraint).__name__, **self.kernel_constraint.get_config()},
-        }
 
 
 class Activation(Layer):
@@ -198,8 +193,6 @@ class Activation(Layer):
         x, y = cache
         return self.activation.backward(self.ctx.xp, x, y, dy), {}
 
-    def get_config(self):
-        return {"activation": _activation_config(self.activation)}
 
 
 class Dropout(Layer):
@@ -237,8 +230,6 @@ class Dropout(Layer):
     def backward(self, cache, dy, need_dx=True):
         return (dy if cache is None else dy * cache), {}
 
-    def get_config(self):
-        return {"rate": self.rate}
 
 
 class _Normalization(Layer):
@@ -259,6 +250,9 @@ class _Normalization(Layer):
         super().__init__()
         self.epsilon = check_number("epsilon", epsilon, low=0, low_open=True)
         self.affine = check_bool("affine", affine)
+
+    def shapes(self, in_dim):
+        return in_dim, ({"gamma": (in_dim,), "beta": (in_dim,)} if self.affine else {})
 
     def build(self, in_dim, ctx, rng):
         super().build(in_dim, ctx, rng)
@@ -306,6 +300,10 @@ class BatchNorm(_Normalization):
     #: a training batch must have at least this many rows (checked by ``fit`` up front)
     min_batch_size = 2
 
+    def shapes(self, in_dim):
+        out, shapes = super().shapes(in_dim)
+        return out, {**shapes, "running_mean": (in_dim,), "running_var": (in_dim,)}
+
     def build(self, in_dim, ctx, rng):
         super().build(in_dim, ctx, rng)
         self.state = {"running_mean": ctx.zeros((in_dim,)), "running_var": ctx.ones((in_dim,))}
@@ -337,8 +335,6 @@ class BatchNorm(_Normalization):
         xhat, inv, batch_stats = cache
         return self._backward_normalized(xhat, inv, dy, batch_stats)
 
-    def get_config(self):
-        return {"momentum": self.momentum, "epsilon": self.epsilon, "affine": self.affine}
 
 
 class LayerNorm(_Normalization):
@@ -369,8 +365,6 @@ class LayerNorm(_Normalization):
         xhat, inv = cache
         return self._backward_normalized(xhat, inv, dy, True)
 
-    def get_config(self):
-        return {"epsilon": self.epsilon, "affine": self.affine}
 
 
 class Residual(Layer):
@@ -396,15 +390,27 @@ class Residual(Layer):
     def sublayers(self):
         return self.layers
 
+    def shapes(self, in_dim):
+        dim, shapes = in_dim, {}
+        for j, layer in enumerate(self.layers):
+            dim, inner = layer.shapes(dim)
+            shapes.update({f"layers.{j}.{name}": shape for name, shape in inner.items()})
+        self._check_width(in_dim, dim)
+        return in_dim, shapes
+
     def build(self, in_dim, ctx, rng):
         dim = in_dim
         for layer in self.layers:
             dim = layer.build(dim, ctx, rng)
-        if dim != in_dim:
-            raise ValueError(
-                f"Residual block must keep the width: input {in_dim}, output {dim}"
-            )
+        self._check_width(in_dim, dim)
         return super().build(in_dim, ctx, rng)
+
+    @staticmethod
+    def _check_width(in_dim, out_dim):
+        if out_dim != in_dim:
+            raise ValueError(
+                f"Residual block must keep the width: input {in_dim}, output {out_dim}"
+            )
 
     def forward(self, x, *, training=False):
         h, caches = x, []
@@ -420,14 +426,3 @@ class Residual(Layer):
             for key, g in layer_grads.items():
                 grads[f"layers.{j}.{key}"] = g
         return dy + d, grads
-
-    def get_config(self):
-        return {"layers": [{"name": type(layer).__name__, **layer.get_config()}
-                           for layer in self.layers]}
-
-
-def _activation_config(activation):
-    if activation is None:
-        return None
-    config = activation.get_config()
-    return {"name": activation.name, **config} if config else activation.name

@@ -26,6 +26,7 @@ from .checks import (
     check_sequence,
     check_targets,
 )
+from .config import Configurable, register
 from .data import TargetEncoder
 from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of this module's API)
 from .layers import Dense, Layer
@@ -33,7 +34,7 @@ from .random import Random
 from .regularizers import L1L2
 
 
-class Network:
+class Network(Configurable):
     """A multi-layer perceptron with hand-written backprop on any array API backend.
 
     Two ways to describe it::
@@ -42,9 +43,9 @@ class Network:
         nnx.Network([Dense(64, activation="relu"), Dense(10)], input_dim=64)
 
     In the layer-sizes form every hidden layer uses ``activation`` and every layer, the output
-    layer included, is initialised by that activation's rule (He for the ReLU family, Glorot
-    otherwise), as in the lesson. The last layer always emits logits; the loss applies the
-    output link (sigmoid, softmax or identity).
+    layer included, is initialised by that activation's rule (He for the ReLU family, LeCun
+    for SELU, Glorot otherwise), as in the lesson. The last layer always emits logits; the
+    loss applies the output link (sigmoid, softmax or identity).
 
     Parameters
     ----------
@@ -71,8 +72,8 @@ class Network:
         Makes initial weights, shuffling and dropout reproducible; the same seed gives the same
         initial weights on every backend.
     l1, l2 : float, default 0
-        Network-wide weight penalties: every Dense kernel without its own
-        ``kernel_regularizer`` gets ``L1L2(l1, l2)`` (see :mod:`nnx.regularizers` for how
+        Network-wide weight penalties: every kernel (``W``, of Dense or any layer) without
+        its own ``kernel_regularizer`` gets ``L1L2(l1, l2)`` (see :mod:`nnx.regularizers` for how
         this relates to torch's ``weight_decay`` and scikit-learn's ``alpha``).
 
     Attributes
@@ -87,6 +88,8 @@ class Network:
     history_ : History
         Logs of every epoch of every ``fit`` call.
     """
+
+    registry_kind = "model"
 
     def __init__(self, layers, *, input_dim=None, activation="relu", kernel_initializer=None,
                  loss=None, optimizer="sgd", learning_rate=None, backend="numpy", device=None,
@@ -155,14 +158,14 @@ class Network:
         shortcut = L1L2(self.l1, self.l2) if (self.l1 or self.l2) else None
         self._penalties, self._constraints = [], []
         for prefix, layer in leaves:
-            if not isinstance(layer, Dense):
+            if "W" not in layer.params:  # penalties and constraints act on kernels
                 continue
-            if layer.kernel_regularizer is None and shortcut is not None:
-                layer.kernel_regularizer = shortcut
-            if layer.kernel_regularizer is not None:
-                self._penalties.append((f"{prefix}.W", layer.params, layer.kernel_regularizer))
-            if layer.kernel_constraint is not None:
-                self._constraints.append((layer.params, layer.kernel_constraint))
+            regularizer = getattr(layer, "kernel_regularizer", None) or shortcut
+            if regularizer is not None:
+                self._penalties.append((f"{prefix}.W", layer.params, regularizer))
+            constraint = getattr(layer, "kernel_constraint", None)
+            if constraint is not None:
+                self._constraints.append((layer.params, constraint))
         self.optimizer.build(self.parameters(), self.ctx)
         return self
 
@@ -610,6 +613,64 @@ class Network:
             return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
         return self.evaluate(X, y)["accuracy"]
 
+    # ------------------------------------------------------------------ config and state
+
+    def get_config(self) -> dict:
+        """What rebuilds this network's architecture and training setup (not its learned
+        values, see :meth:`state_dict`): ``Network(**config, backend=...)`` is a twin."""
+        self._require_built("get_config()")
+        return {"layers": list(self.layers), "input_dim": int(self.input_dim),
+                "loss": self.loss_, "optimizer": self.optimizer,
+                "dtype": self.ctx.dtype_name, "seed": self.seed, "l1": self.l1, "l2": self.l2}
+
+    def state_dict(self, include_optimizer: bool = True) -> dict:
+        """Everything learned or drawn so far: parameters, layer state, the optimizer's state
+        (with ``include_optimizer``), the labels, the random streams and the history, as host
+        NumPy arrays and plain values. :meth:`load_state_dict` puts it back, so that training
+        resumes exactly."""
+        self._require_built("state_dict()")
+        history = self.history_
+        return {
+            "parameters": {k: to_numpy(v) for k, v in self.parameters().items()},
+            "state": {k: to_numpy(v) for k, v in self.state().items()},
+            "optimizer_state": self.optimizer.state_dict() if include_optimizer else None,
+            "targets": None if self.targets_ is None else self.targets_.state_dict(),
+            "random": self.random.export_state(),
+            "history": {"epoch": [int(e) for e in history.epoch],
+                        "history": {k: list(v) for k, v in history.history.items()}},
+        }
+
+    @entry_point
+    def load_state_dict(self, state: dict, saved_on: dict | None = None) -> None:
+        """Restore a :meth:`state_dict` (the names and shapes must be this network's).
+
+        ``saved_on`` (``{"backend": ..., "device": ...}``) says where the random streams were
+        saved: a backend generator's state applies only on the same kind of device.
+
+        Raises
+        ------
+        ValueError
+            A missing or extra parameter or state name, or a wrong shape.
+        """
+        for key, current in (("parameters", self.parameters()), ("state", self.state())):
+            if set(state[key]) != set(current):
+                raise ValueError(f"the {key} are {sorted(state[key])}; this network has "
+                                 f"{sorted(current)}")
+        self.set_parameters(state["parameters"])
+        self.set_state(state["state"])
+        if state.get("optimizer_state") is not None:
+            self.optimizer.load_state_dict(state["optimizer_state"])
+        targets = state.get("targets")
+        self.targets_ = None if targets is None else TargetEncoder.from_state_dict(targets)
+        saved_on = saved_on or {}
+        self.random.import_state(state["random"], saved_on.get("backend"),
+                                 saved_on.get("device"))
+        history = History()
+        history.epoch = [int(e) for e in state["history"]["epoch"]]
+        history.history = {str(k): [float(v) for v in values]
+                           for k, values in state["history"]["history"].items()}
+        self.history_ = history
+
     # ------------------------------------------------------------------ saving
 
     def save(self, path, include_optimizer=True, metadata=None):
@@ -644,19 +705,40 @@ class Network:
 
     # ------------------------------------------------------------------ display
 
-    def summary(self) -> str:
-        """A table of layers, output widths and parameter counts."""
-        lines = [f"Network on {self.ctx.name} ({self.ctx.dtype_name}), loss={self.loss_!r}"]
-        total = 0
-        for i, layer in enumerate(self.layers):
-            count = sum(int(np.prod(p.shape)) for p in layer.params.values())
-            total += count
-            lines.append(f"  layers.{i:<3d} {layer!r:<60} out={layer.output_dim} params={count}")
-        lines.append(f"  total parameters: {total}")
-        return "\n".join(lines)
+    def summary(self, print_fn=print, width: int = 60) -> None:
+        """Print a table of the layers (nested ones indented), their output widths and
+        parameter counts, as Keras's ``summary`` does.
+
+        Parameters
+        ----------
+        print_fn : callable, default print
+            Called with each line (``lines.append`` collects them).
+        width : int, default 60
+            Longest layer description; longer ones are cut with "...".
+        """
+        self._require_built("summary()")
+        rows = [("layer", "type", "output", "params")]
+        for prefix, layer in self.named_layers():
+            depth = prefix.count(".layers.")
+            text = repr(layer) if not layer.sublayers() else f"{type(layer).__name__}(...)"
+            text = text if len(text) <= width else text[:width - 3] + "..."
+            own = sum(math.prod(p.shape) for p in layer.params.values())
+            rows.append(("  " * depth + prefix, text,
+                         str(layer.output_dim), str(own) if own or not layer.sublayers() else ""))
+        sizes = [max(len(row[i]) for row in rows) for i in range(4)]
+        line = "  ".join(f"{{:<{sizes[0]}}} {{:<{sizes[1]}}} {{:>{sizes[2]}}} {{:>{sizes[3]}}}"
+                         .split(" "))
+        total = sum(math.prod(p.shape) for p in self.parameters().values())
+        print_fn(f"Network on {self.ctx.name} ({self.ctx.dtype_name}), loss={self.loss_!r}")
+        for row in rows:
+            print_fn(line.format(*row))
+        print_fn(f"total parameters: {total}")
 
     def __repr__(self):
         return (
             f"Network(layers={self.layers!r}, backend={self.ctx.name!r}, "
             f"dtype={self.ctx.dtype_name!r})"
         )
+
+
+register(Network)  # model files name it; a user's subclass registers with @nnx.register

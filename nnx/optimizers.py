@@ -1,4 +1,4 @@
-"""Optimizers: per-parameter update rules in PyTorch's conventions.
+r"""Optimizers: update rules in PyTorch's conventions, composed from element-wise transforms.
 
 An optimizer is built once for a network's parameters (``build``), then ``step(params,
 grads)`` updates every parameter and returns the updated arrays, which the caller installs as
@@ -10,6 +10,11 @@ learning rate, when weight decay is coupled), so ``torch.optim`` is an exact ora
 train the same network with both for 100 steps in float64 and compare parameters to 1e-8.
 Each docstring gives the formula and says where scikit-learn or Keras differ.
 
+An element-wise rule is a list of small stages from :mod:`nnx.transforms` (a weight decay, a
+moving average, a division by a root mean square, a bias correction): its :meth:`~Optimizer.rule`.
+``AdamW`` is Adam's stages followed by a decoupled decay; :class:`Chain` runs any list on the
+spot. ``docs/optimizers.md`` writes one rule both ways, as a class and as a composition.
+
 What every optimizer shares (the :class:`Optimizer` base):
 
 - ``learning_rate`` is a positive Python float or a schedule ``step -> rate`` (see
@@ -17,39 +22,39 @@ What every optimizer shares (the :class:`Optimizer` base):
 - ``clip_value=`` clamps every gradient entry to ``[-clip_value, clip_value]`` and
   ``clip_norm=`` rescales all gradients together so that their global L2 norm is at most
   ``clip_norm`` (``torch.nn.utils.clip_grad_norm_``; value clipping first when both are set);
+- ``foreach=`` runs an element-wise rule once over all parameters packed into one vector;
 - ``state_dict()`` / ``load_state_dict()`` hold host NumPy arrays and Python scalars, so a run
-  can be saved (without pickle) and resumed exactly.
+  can be saved (without pickle) and resumed exactly;
+- ``get_config()`` and ``repr`` are derived from the constructor: every hyperparameter is
+  declared once, as a :class:`Hyper` in the class body, and stored under its own name.
 
 Hyperparameters are Python floats and the step count a Python int, so nothing here creates a
-float64 scalar in a float32 step or waits for a GPU. Per-parameter state ("slots") is created
-with ``xp.zeros_like`` (of the parameter, or of the packed vector when the rule runs packed)
-and so inherits its device and dtype; where the backend's arrays are writeable, slots are
-updated in place too (it saves one temporary array per moving average, which matters for
-large layers).
+float64 scalar in a float32 step or waits for a GPU: bias corrections are host factors of the
+rate. Per-parameter state ("slots") is created with ``xp.zeros_like`` (of the parameter, or of
+the packed vector when the rule runs packed) and so inherits its device and dtype; where the
+backend's arrays are writeable, slots are updated in place too (it saves one temporary array
+per moving average, which matters for large layers).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import math
 
 import numpy as np
 
+from . import transforms as T
 from .backend import to_numpy
-from .packing import FlatLayout
-from .validation import check_bool, check_choice, check_learning_rate, check_number
+from .checks import check_learning_rate
+from .config import Configurable
+from .linesearch import strong_wolfe
+from .packing import FlatLayout, Packed, PerParameter
+from .transforms import (check_beta, check_count, check_flag, check_fraction, check_nonnegative,
+                         check_positive, one_of, optional)
 
-
-
-_PACKED = "*packed*"  # the one slots key of a rule running on packed parameters
-
-
-def _check_beta(name, value):
-    return check_number(name, value, low=0, high=1, high_open=True)
-
-
-def _optional_positive(name, value):
-    return None if value is None else check_number(name, value, low=0, low_open=True)
+REQUIRED = inspect.Parameter.empty
 
 
 def _host_copy(x):
@@ -57,15 +62,152 @@ def _host_copy(x):
     return None if x is None else np.array(to_numpy(x), copy=True)
 
 
-class Optimizer:
+# ---------------------------------------------------------------------- declarations
+
+
+class _Argument:
+    """A constructor argument declared in the class body (see :class:`Hyper`), read where it
+    is used: setting it needs nothing more (the learning rate, read at every step)."""
+
+    def __init__(self, default=REQUIRED, check=None, *, keyword=False):
+        self.default, self.check, self.keyword = default, check, keyword
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        raise AttributeError(self.name)  # declared, not set yet
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.default!r})"
+
+
+class Hyper(_Argument):
+    """A hyperparameter, declared once in the class body: a constructor argument by that name.
+
+    ``beta_1 = Hyper(0.9, check_beta)`` (and ``learning_rate = rate(1e-3)``): the class gets a
+    constructor with these arguments (the base's first, then each class's in the order they
+    are declared, keyword-only ones last), which checks each value and stores it under its
+    name, so ``get_config`` and ``repr`` are derived (:class:`nnx.config.Configurable`). A
+    subclass redeclares one to change its default (it keeps its place) or withdraws it with a
+    plain class attribute (``foreach = None``).
+
+    The stages of the rule are built from the hyperparameters, so setting one on a built
+    optimizer rebuilds them: the next step uses the new value.
+
+    Parameters
+    ----------
+    default : optional
+        Omitted: a required argument.
+    check : callable, optional
+        ``check(name, value) -> value`` (:mod:`nnx.transforms` has the usual ones).
+    keyword : bool, default False
+        Keyword-only.
+    """
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value
+        obj._hyperparameter_changed()
+
+
+def _check_rate(name, value):
+    return check_learning_rate(value, name)
+
+
+def rate(default=REQUIRED) -> _Argument:
+    """The ``learning_rate`` declaration, with a class's own default."""
+    return _Argument(default, _check_rate)
+
+
+def _declarations(cls) -> dict:
+    """Name -> declared argument of ``cls``, base classes' first, each in declaration order."""
+    declared = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, _Argument):
+                declared[name] = value  # a redeclaration keeps the first place
+            elif name in declared:
+                del declared[name]  # a plain class attribute withdraws the argument
+    return declared
+
+
+def _constructor(declared: dict):
+    """``__init__`` with the declared arguments: check, store, then ``_setup()``."""
+    order = ([h for h in declared.values() if not h.keyword]
+             + [h for h in declared.values() if h.keyword])
+    kinds = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [inspect.Parameter("self", kinds[0])]
+        + [inspect.Parameter(h.name, kinds[h.keyword], default=h.default) for h in order])
+
+    def __init__(self, *args, **kwargs):
+        arguments = signature.bind(self, *args, **kwargs)
+        arguments.apply_defaults()
+        for h in order:
+            value = arguments.arguments[h.name]
+            self.__dict__[h.name] = value if h.check is None else h.check(h.name, value)
+        self._setup()
+
+    __init__.__signature__ = signature
+    return __init__
+
+
+def _overrides(stage, method) -> bool:
+    return getattr(type(stage), method) is not getattr(T.Transform, method)
+
+
+class _Rule:
+    """An optimizer's stages bound to its context: what a step runs. Rebuilt by ``build``
+    and whenever a hyperparameter changes; never saved, copied or snapshot."""
+
+    def __init__(self, optimizer, ctx):
+        ops = T.arithmetic(ctx.writeable)
+        self.transforms = [s.bind(ctx.xp, ops) for s in optimizer.rule() if s.active]
+        self.begins = [s.begin for s in self.transforms if _overrides(s, "begin")]
+        self.applies = [s.apply for s in self.transforms if _overrides(s, "apply")]
+        # a hand-written direction runs as the one stage; begin_step only when it has work
+        own_direction = type(optimizer).direction is not Optimizer.direction
+        self.run = [optimizer._direction_stage] if own_direction else self.applies
+        own_begin = type(optimizer).begin_step is not Optimizer.begin_step
+        self.begin_step = optimizer.begin_step if own_begin or self.begins else None
+        self.sub, self.results = ops.sub, ops.results
+        self.clip = optimizer.clip_value is not None or optimizer.clip_norm is not None
+
+
+_TRANSIENT = ("ctx", "_seam", "_rule")  # rebuilt, not part of a snapshot
+
+
+def _copy_containers(state: dict) -> dict:
+    return {k: type(v)(v) if type(v) in (list, dict) else v for k, v in state.items()}
+
+
+# ---------------------------------------------------------------------- the base
+
+
+class Optimizer(Configurable):
     r"""Base class of the update rules.
 
-    Subclasses define ``init_slots(xp, p) -> dict`` (per-parameter state) and
-    ``direction(xp, p, g, slots, t) -> (u, slots)``: the update before the learning rate is
-    applied, :math:`p \leftarrow p - \eta_t c_t u`, where ``t`` is the 1-based step number.
-    Per-step host scalars shared by all parameters (bias corrections) go in ``begin_step(t)``,
-    which may also set the host factor :math:`c_t` (``self._rate_factor``, default 1): a
-    scalar folded into the rate costs no array operation.
+    A step computes an update :math:`u` for each parameter from its gradient by running the
+    rule's stages in order (:meth:`rule`, a list of :class:`nnx.transforms.Transform`), then
+
+    .. math:: p \leftarrow p - \eta_t\, c_t\, u
+
+    where :math:`c_t` is the product of the stages' host factors at step :math:`t` (1-based).
+    A new element-wise rule is a class that declares its hyperparameters (:class:`Hyper`) and
+    returns its stages from :meth:`rule`, or a :class:`Chain` of stages. A rule that cannot be
+    written as stages defines ``init_slots(xp, p) -> dict``, ``direction(xp, p, g, slots, t)
+    -> (u, slots)`` and, for host scalars shared by all parameters, ``begin_step(t) ->
+    c_t``; such a class is not element-wise unless it says so (``elementwise = True``).
 
     Parameters
     ----------
@@ -105,44 +247,68 @@ class Optimizer:
     elementwise : bool
         ``True`` for rules whose update of an entry depends on that entry alone (its
         gradient, its value, its own state) and on host scalars: these may pack
-        (``foreach``). A subclass that defines its own ``direction``, ``init_slots`` or
-        ``begin_step`` is not element-wise unless it says so (``elementwise = True`` in its
-        class body): a rule that looks across entries (a per-matrix norm, ``p.ndim``) must
-        never see the packed vector.
+        (``foreach``). Stages are element-wise by contract; a subclass that defines its own
+        ``direction``, ``init_slots``, ``begin_step`` or ``step`` is not element-wise unless
+        it says so (``elementwise = True`` in its class body): a rule that looks across
+        entries (a per-matrix norm, ``p.ndim``) must never see the packed vector.
     """
 
+    registry_kind = "optimizer"
     name = "optimizer"
     needs_closure = False
-    elementwise = False
+    elementwise = True
     #: ``foreach=None`` packs when the parameters average at most this many elements, unless
     #: the backend sets its own (:attr:`nnx.backend.Backend.foreach_max_mean_size`). Measured
     #: by ``benchmarks/foreach_threshold.py`` with NumPy on a CPU; GPU backends use it too
     #: until a GPU run of that script sets theirs.
     FOREACH_MAX_MEAN_SIZE = 2**13
-    _rate_factor = 1.0
+
+    learning_rate = rate()
+    clip_norm = Hyper(None, optional(check_positive), keyword=True)
+    clip_value = Hyper(None, optional(check_positive), keyword=True)
+    foreach = Hyper(None, optional(check_flag), keyword=True)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         own = vars(cls)
         if "elementwise" not in own and any(
-                name in own for name in ("direction", "init_slots", "begin_step")):
-            cls.elementwise = False  # a new rule is not element-wise until it says so
+                name in own for name in ("direction", "init_slots", "begin_step", "step")):
+            cls.elementwise = False  # a hand-written rule is not element-wise until it says so
+        cls._declared = _declarations(cls)
+        if "__init__" not in own:
+            cls.__init__ = _constructor(cls._declared)
 
-    def __init__(self, learning_rate, *, clip_norm=None, clip_value=None, foreach=None):
-        self.learning_rate = check_learning_rate(learning_rate)
-        self.clip_norm = _optional_positive("clip_norm", clip_norm)
-        self.clip_value = _optional_positive("clip_value", clip_value)
-        self.foreach = None if foreach is None else check_bool("foreach", foreach)
-        if self.foreach and not self.elementwise:
+    def _setup(self) -> None:
+        """After the constructor stored the hyperparameters: checks across them, and the
+        state of an optimizer not built yet."""
+        stages = self.rule()  # the stages check their own arguments (nesterov, ...)
+        if self.foreach and not self._elementwise(stages):
             raise ValueError(
                 f"foreach=True packs all parameters into one vector, which only element-wise "
                 f"rules allow; {type(self).__name__} is not element-wise"
             )
         self.iterations = 0
-        self._slots: dict = {}
-        self._packing: FlatLayout | None = None  # set by build when the rule runs packed
-        self._packed_params = None  # the packed parameters the last step handed out
         self.ctx = None
+        self._rule = None
+        self._slots: dict = {}
+        self._host: dict = {}
+        self._seam = PerParameter()
+        self.reset()
+
+    def _elementwise(self, stages) -> bool:
+        return self.elementwise and all(s.elementwise for s in stages)
+
+    def rule(self) -> list:
+        """The update rule: stages (:mod:`nnx.transforms`) run in order on every parameter's
+        update, starting from its gradient. Inactive stages (a decay of 0) are left out."""
+        return []
+
+    def get_config(self) -> dict:
+        """The constructor's arguments; keyword-only options left at ``None`` (no clipping,
+        ``foreach`` decided per network) are omitted."""
+        declared = self._declared
+        return {k: v for k, v in super().get_config().items()
+                if not (v is None and k in declared and declared[k].keyword)}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -150,24 +316,34 @@ class Optimizer:
         """Create the per-parameter state for ``params`` (name -> array); resets the count."""
         self.ctx = ctx
         self.iterations = 0
-        self._packing = FlatLayout(params) if self._packs(params) else None
-        self._packed_params = None
-        if self._packing is None:
-            self._slots = {name: self.init_slots(ctx.xp, p) for name, p in params.items()}
-        else:
-            self._slots = {_PACKED: self.init_slots(ctx.xp, self._packing.pack(ctx.xp, params))}
+        self._compile()
+        self._seam = Packed(params, ctx) if self._packs(params) else PerParameter()
+        self._slots = {name: self.init_slots(ctx.xp, p)
+                       for name, p in self._seam.initial(params).items()}
         self.reset()
 
+    def _compile(self) -> None:
+        self._rule = _Rule(self, self.ctx)
+
+    def _hyperparameter_changed(self) -> None:
+        if self.__dict__.get("_rule") is not None:
+            self._compile()
+
     def __getstate__(self):
-        # a copy (lr_find's, a pickle) must pack its own parameters again: the parameters
-        # handed out here are views of this optimizer's packed vector, a copy's are not
-        state = dict(vars(self))
-        state["_packed_params"] = None
-        return state
+        # a copy (lr_find's, a pickle) rebinds its stages and packs its own parameters again
+        # (the seam forgets its vector): the arrays handed out here are views of this
+        # optimizer's packed vector, a copy's are not
+        return {**vars(self), "_rule": None}
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        if self.ctx is not None:
+            self._compile()
 
     def _packs(self, params: dict) -> bool:
         """Whether this rule runs on the packed parameters (see ``foreach``)."""
-        if not self.elementwise or self.foreach is False or len(params) < 2:
+        if (not self._elementwise(self._rule.transforms) or self.foreach is False
+                or len(params) < 2):
             return False
         if self.foreach:
             return True
@@ -178,7 +354,7 @@ class Optimizer:
     @property
     def packed(self) -> bool:
         """True when the rule runs once over all parameters packed (``foreach``)."""
-        return self._packing is not None
+        return self._seam.packed
 
     @property
     def slots(self) -> dict:
@@ -187,30 +363,13 @@ class Optimizer:
         When the rule runs packed, these are the parameter's slices of the packed state
         (views on NumPy, CuPy and torch); read them, do not replace them.
         """
-        if self._packing is None:
-            return self._slots
-        xp, layout = self.ctx.xp, self._packing
-        per_slot = {k: None if v is None else layout.unpack(xp, v)
-                    for k, v in self._slots[_PACKED].items()}
-        return {name: {k: None if parts is None else parts[name]
-                       for k, parts in per_slot.items()}
-                for name in layout.names}
-
-    def _set_slots(self, per_parameter: dict) -> None:
-        """Install per-parameter slots (``load_state_dict``), packing them when needed."""
-        if self._packing is None:
-            self._slots = per_parameter
-            return
-        xp, layout = self.ctx.xp, self._packing
-        first = per_parameter[layout.names[0]]
-        self._slots = {_PACKED: {
-            k: None if first[k] is None
-            else layout.pack(xp, {name: per_parameter[name][k] for name in layout.names})
-            for k in first}}
-        self._packed_params = None
+        return self._seam.per_parameter(self._slots)
 
     def reset(self) -> None:
-        """Reset optimizer-level state (beyond the slots); called by ``build``."""
+        """Reset optimizer-level state (beyond the slots): the stages' host scalars; called by
+        ``build``."""
+        stages = [] if self._rule is None else self._rule.transforms
+        self._host = {k: v for s in stages for k, v in s.host_state.items()}
 
     def current_learning_rate(self) -> float:
         """The rate the next step will use, as a Python float."""
@@ -236,37 +395,28 @@ class Optimizer:
         array in place reaches the packed vector only where slices are views (NumPy, CuPy,
         torch).
         """
-        xp = self.ctx.xp
-        lr = self.current_learning_rate()
+        rule = self._rule
+        lr = self.learning_rate
+        if callable(lr):
+            lr = self.current_learning_rate()
         self.iterations += 1
-        t = self.iterations
-        layout = self._packing
-        if layout is not None:
-            # the packed parameters stay current while the arrays handed out last step come
-            # back unchanged; anything else (set_parameters, a restore, a constraint that
-            # rebinds) means pack again
-            if self._packed_params is None or not layout.holds(params):
-                self._packed_params = layout.pack(xp, params)
-            params = {_PACKED: self._packed_params}
-            grads = {_PACKED: layout.pack(xp, grads)}
-        if self.clip_value is not None or self.clip_norm is not None:
+        params, grads = self._seam.enter(params, grads)
+        if rule.clip:
             grads = self.clip_gradients(grads)
-        self.begin_step(t)
-        lr = lr * self._rate_factor
-        writeable = self.ctx.writeable
-        slots = self._slots
-        out = {}
-        for name, p in params.items():
-            u, slots[name] = self.direction(xp, p, grads[name], slots[name], t)
-            if writeable:
-                p -= lr * u
-                out[name] = p
-            else:
-                out[name] = p - lr * u
-        if layout is None:
-            return out
-        self._packed_params = out[_PACKED]
-        return layout.hand_out(xp, self._packed_params, self.ctx.views)
+        if rule.begin_step is not None:
+            lr *= rule.begin_step(self.iterations)
+        run, sub, slots = rule.run, rule.sub, self._slots
+        out = rule.results(params)
+        if run:
+            for name, p in params.items():
+                u, s = grads[name], slots[name]
+                for stage in run:
+                    u = stage(u, p, s)
+                out[name] = sub(p, lr * u)
+        else:  # no stage touches the arrays (plain SGD): the update is the gradient
+            for name, p in params.items():
+                out[name] = sub(p, lr * grads[name])
+        return self._seam.leave(out)
 
     def clip_gradients(self, grads: dict) -> dict:
         """Apply ``clip_value`` then ``clip_norm``; returns new gradient arrays.
@@ -289,30 +439,35 @@ class Optimizer:
             grads = {k: g * scale for k, g in grads.items()}
         return grads
 
-    def begin_step(self, t: int) -> None:
-        """Hook: host scalars shared by all parameters at step ``t`` (1-based)."""
+    def begin_step(self, t: int) -> float:
+        """Host scalars shared by all parameters at step ``t`` (1-based); returns the factor
+        :math:`c_t` of the rate (the product of the stages' factors)."""
+        factor, host = 1.0, self._host
+        for begin in self._rule.begins:
+            factor = begin(t, factor, host)
+        return factor
 
     def init_slots(self, xp, p) -> dict:
-        return {}
+        """The state of one parameter ``p``: every stage's slots."""
+        slots = {}
+        for stage in self._rule.transforms:
+            slots.update(stage.init(xp, p))
+        return slots
 
     def direction(self, xp, p, g, slots, t):
-        raise NotImplementedError("abstract method: subclasses define direction")
+        """The update of one parameter before the rate, and its new slots: the stages, in
+        order. A hand-written rule overrides this (and ``init_slots``, ``begin_step``)."""
+        for apply in self._rule.applies:
+            g = apply(g, p, slots)
+        return g, slots
 
-    def _scale_add(self, buf, a: float, x, b: float, x_is_temporary=False):
-        """``a * buf + b * x``, computed in ``buf`` itself where the backend allows it (and
-        in ``x`` too when the caller made it for this call): large arrays then cost no
-        fresh allocations, whose page faults dominate a memory-bound update."""
-        if self.ctx.writeable:
-            if a != 1.0:
-                buf *= a
-            if b != 1.0:
-                if x_is_temporary:
-                    x *= b
-                else:
-                    x = b * x
-            buf += x
-            return buf
-        return a * buf + b * x
+    def _direction_stage(self, u, p, s):
+        """A hand-written :meth:`direction` as the one stage of the rule."""
+        u, new = self.direction(self.ctx.xp, p, u, s, self.iterations)
+        if new is not s:
+            s.clear()
+            s.update(new)
+        return u
 
     # ------------------------------------------------------------------ saving
 
@@ -375,7 +530,7 @@ class Optimizer:
                         f"slot {pname}.{k} has shape {tuple(ref.shape)}; saved {arr.shape}"
                     )
                 new[pname][k] = self._to_device(arr, None if ref is None else ref.dtype)
-        self._set_slots(new)
+        self._slots = self._seam.from_per_parameter(new)
         self.iterations = int(state["iterations"])
         if "learning_rate" in state and not callable(self.learning_rate):
             self.learning_rate = float(state["learning_rate"])
@@ -383,25 +538,23 @@ class Optimizer:
 
     def snapshot(self) -> dict:
         """An in-memory restore point on the device (no host transfer): copies of the slots,
-        and the other attributes as they are (counters, host scalars; lists are copied).
+        and the other attributes as they are (counters, host scalars; lists and dicts are
+        copied).
 
         An optimizer that updates an array outside ``slots`` in place must override this.
         """
-        state = dict(vars(self))
-        for key in ("ctx", "_packing", "_packed_params"):
-            del state[key]
-        for key, value in state.items():
-            if type(value) is list:
-                state[key] = list(value)
+        state = _copy_containers({k: v for k, v in vars(self).items() if k not in _TRANSIENT})
         state["_slots"] = self._copy_slots(self._slots)
         return state
 
     def restore(self, state: dict) -> None:
         """Go back to a :meth:`snapshot` (which stays reusable)."""
-        state = dict(state)
+        state = _copy_containers(state)
         state["_slots"] = self._copy_slots(state["_slots"])
         vars(self).update(state)
-        self._packed_params = None  # the parameters are packed again from the network's
+        self._seam.forget()  # the parameters are packed again from the network's
+        if self.ctx is not None:
+            self._compile()  # with the snapshot's hyperparameters
 
     def _copy_slots(self, slots: dict) -> dict:
         if not any(slots.values()):  # a rule without state (plain SGD): nothing to copy
@@ -419,33 +572,48 @@ class Optimizer:
                                    device=self.ctx.device, copy=True)
 
     def _extra_state(self) -> dict:
-        return {}
+        return dict(self._host)
 
     def _load_extra_state(self, extra: dict) -> None:
-        pass
+        for key in self._host:
+            self._host[key] = float(extra[key])
 
-    # ------------------------------------------------------------------ display
 
-    def get_config(self) -> dict:
-        lr = self.learning_rate
-        config = {"learning_rate": lr}
-        if self.clip_norm is not None:
-            config["clip_norm"] = self.clip_norm
-        if self.clip_value is not None:
-            config["clip_value"] = self.clip_value
-        if self.foreach is not None:
-            config["foreach"] = self.foreach
-        return config
+Optimizer.__init__ = _constructor(_declarations(Optimizer))
+Optimizer._declared = _declarations(Optimizer)
 
-    def _config(self, **kwargs) -> dict:
-        """The base config with the subclass's hyperparameters inserted after the rate."""
-        base = Optimizer.get_config(self)
-        lr = {"learning_rate": base.pop("learning_rate")}
-        return {**lr, **kwargs, **base}
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+def _check_transforms(name, value):
+    stages = list(value) if isinstance(value, (list, tuple)) else None
+    if not stages or not all(isinstance(s, T.Transform) for s in stages):
+        raise ValueError(f"{name} must be a non-empty list of nnx.transforms.Transform; "
+                         f"got {value!r}")
+    return stages
+
+
+class Chain(Optimizer):
+    r"""An optimizer composed on the spot from stages of :mod:`nnx.transforms`.
+
+    .. math:: u \leftarrow f_k(\cdots f_1(g)), \qquad p \leftarrow p - \eta\, c_t\, u
+
+    ``Chain(1e-3, nnx.transforms.adam())`` is :class:`Adam` to the last bit, and
+    ``Chain(lr, [*nnx.transforms.adam(), DecoupledDecay(1e-2)])`` is :class:`AdamW`. The
+    stages given are copied when the chain is built, so one list may serve several chains.
+
+    Parameters
+    ----------
+    learning_rate : float or schedule
+    transforms : list of :class:`nnx.transforms.Transform`
+    clip_norm, clip_value : float, optional
+    foreach : bool, optional
+        See :class:`Optimizer`.
+    """
+
+    name = "chain"
+    transforms = Hyper(REQUIRED, _check_transforms)
+
+    def rule(self):
+        return [copy.copy(s) for s in self.transforms]
 
 
 # ---------------------------------------------------------------------- first-order rules
@@ -459,6 +627,8 @@ class SGD(Optimizer):
         b_t &= \mu b_{t-1} + (1 - \tau) g_t \quad (b_1 = g_1) \\
         u_t &= g_t + \mu b_t \ \text{(Nesterov)}, \quad b_t \ \text{otherwise} \\
         p &\leftarrow p - \eta\, u_t
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.Trace`.
 
     Parameters
     ----------
@@ -485,62 +655,21 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    elementwise = True
+    learning_rate = rate(1e-3)
+    momentum = Hyper(0.0, check_beta)
+    dampening = Hyper(0.0, check_fraction)
+    nesterov = Hyper(False, check_flag)
+    weight_decay = Hyper(0.0, check_nonnegative)
 
-    def __init__(self, learning_rate=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
-        self.dampening = check_number("dampening", dampening, low=0, high=1)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-        self.nesterov = check_bool("nesterov", nesterov)
-        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
-            raise ValueError(
-                "nesterov=True needs momentum in (0, 1) and dampening == 0; got "
-                f"momentum={self.momentum}, dampening={self.dampening}"
-            )
-
-    def init_slots(self, xp, p):
-        # None until the first step, which copies the gradient (torch: buf = grad.clone())
-        return {"momentum": None} if self.momentum else {}
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay),
+                T.Trace(self.momentum, self.dampening, self.nesterov)]
 
     def _packs(self, params):
         # SGD takes two to five array calls per parameter: measured with momentum, packing
         # saves under 5% on the smallest networks and loses from ~9k entries per parameter
         # (benchmarks/foreach_threshold.py); plain SGD has less to save. Only on request.
         return bool(self.foreach) and super()._packs(params)
-
-    def step(self, params, grads):
-        if (self.momentum or self.weight_decay or self.clip_value or self.clip_norm
-                or self._packing is not None):
-            return super().step(params, grads)
-        # Plain SGD, p <- p - lr g, without a direction() call per parameter: on a small
-        # network the Python overhead of the general path is ~3% of the whole step.
-        lr = self.current_learning_rate()
-        self.iterations += 1
-        if self.ctx.writeable:
-            for name, p in params.items():
-                p -= lr * grads[name]
-            return params
-        return {name: p - lr * grads[name] for name, p in params.items()}
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if not self.momentum:
-            return g, slots
-        b = slots["momentum"]
-        if b is None:
-            b = xp.asarray(g, copy=True)
-        else:
-            b = self._scale_add(b, self.momentum, g, 1.0 - self.dampening)
-        u = g + self.momentum * b if self.nesterov else b
-        return u, {"momentum": b}
-
-    def get_config(self):
-        return self._config(momentum=self.momentum, dampening=self.dampening,
-                            nesterov=self.nesterov, weight_decay=self.weight_decay)
 
 
 class Adagrad(Optimizer):
@@ -551,6 +680,9 @@ class Adagrad(Optimizer):
         s_t &= s_{t-1} + g_t^2 \quad (s_0 = \text{initial\_accumulator\_value}) \\
         p &\leftarrow p - \frac{\eta}{1 + (t - 1)\,\delta}\,
              \frac{g_t}{\sqrt{s_t} + \epsilon}
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.SumOfSquares`,
+    :class:`~nnx.transforms.RMSScale`, :class:`~nnx.transforms.RateDecay`.
 
     Parameters
     ----------
@@ -572,35 +704,16 @@ class Adagrad(Optimizer):
     """
 
     name = "adagrad"
-    elementwise = True
+    learning_rate = rate(1e-2)
+    lr_decay = Hyper(0.0, check_nonnegative)
+    weight_decay = Hyper(0.0, check_nonnegative)
+    initial_accumulator_value = Hyper(0.0, check_nonnegative)
+    epsilon = Hyper(1e-10, check_nonnegative)
 
-    def __init__(self, learning_rate=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, epsilon=1e-10, *, clip_norm=None,
-                 clip_value=None, foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.lr_decay = check_number("lr_decay", lr_decay, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-        self.initial_accumulator_value = check_number(
-            "initial_accumulator_value", initial_accumulator_value, low=0)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-
-    def init_slots(self, xp, p):
-        return {"sum": xp.full_like(p, self.initial_accumulator_value)}
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        s = self._scale_add(slots["sum"], 1.0, g * g, 1.0)
-        u = g / (xp.sqrt(s) + self.epsilon)
-        if self.lr_decay:
-            u = u * (1.0 / (1.0 + (t - 1) * self.lr_decay))
-        return u, {"sum": s}
-
-    def get_config(self):
-        return self._config(lr_decay=self.lr_decay, weight_decay=self.weight_decay,
-                            initial_accumulator_value=self.initial_accumulator_value,
-                            epsilon=self.epsilon)
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay),
+                T.SumOfSquares(self.initial_accumulator_value, "sum"),
+                T.RMSScale(self.epsilon, "sum"), T.RateDecay(self.lr_decay)]
 
 
 class RMSprop(Optimizer):
@@ -615,6 +728,10 @@ class RMSprop(Optimizer):
         b_t &= \mu b_{t-1} + g_t / d_t \quad (b_0 = 0) \\
         p &\leftarrow p - \eta\, b_t \quad (\mu > 0), \qquad
         p \leftarrow p - \eta\, g_t / d_t \quad (\mu = 0)
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.SecondMoment`,
+    :class:`~nnx.transforms.FirstMoment` (centered), :class:`~nnx.transforms.RMSScale`,
+    :class:`~nnx.transforms.Trace`.
 
     Parameters
     ----------
@@ -639,45 +756,19 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
-    elementwise = True
+    learning_rate = rate(1e-2)
+    rho = Hyper(0.99, check_beta)
+    epsilon = Hyper(1e-8, check_nonnegative)
+    momentum = Hyper(0.0, check_beta)
+    centered = Hyper(False, check_flag)
+    weight_decay = Hyper(0.0, check_nonnegative)
 
-    def __init__(self, learning_rate=1e-2, rho=0.99, epsilon=1e-8, momentum=0.0,
-                 centered=False, weight_decay=0.0, *, clip_norm=None, clip_value=None,
-                 foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.rho = _check_beta("rho", rho)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
-        self.centered = check_bool("centered", centered)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-
-    def init_slots(self, xp, p):
-        slots = {"square_avg": xp.zeros_like(p)}
-        if self.centered:
-            slots["grad_avg"] = xp.zeros_like(p)
-        if self.momentum:
-            slots["momentum"] = xp.zeros_like(p)
-        return slots
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        rho = self.rho
-        new = {"square_avg": self._scale_add(slots["square_avg"], rho, g * g, 1.0 - rho)}
-        if self.centered:
-            ga = new["grad_avg"] = self._scale_add(slots["grad_avg"], rho, g, 1.0 - rho)
-            denom = xp.sqrt(new["square_avg"] - ga * ga) + self.epsilon
-        else:
-            denom = xp.sqrt(new["square_avg"]) + self.epsilon
-        u = g / denom
-        if self.momentum:
-            u = new["momentum"] = self._scale_add(slots["momentum"], self.momentum, u, 1.0)
-        return u, new
-
-    def get_config(self):
-        return self._config(rho=self.rho, epsilon=self.epsilon, momentum=self.momentum,
-                            centered=self.centered, weight_decay=self.weight_decay)
+    def rule(self):
+        centered = [T.FirstMoment(self.rho, "grad_avg", replace=False)] if self.centered else []
+        return [T.CoupledDecay(self.weight_decay), T.SecondMoment(self.rho, "square_avg"),
+                *centered,
+                T.RMSScale(self.epsilon, "square_avg", center="grad_avg" if centered else None),
+                T.Trace(self.momentum, copy_first=False)]
 
 
 class Adadelta(Optimizer):
@@ -689,6 +780,9 @@ class Adadelta(Optimizer):
         \Delta_t &= \frac{\sqrt{a_{t-1} + \epsilon}}{\sqrt{v_t + \epsilon}}\, g_t \\
         a_t &= \rho a_{t-1} + (1 - \rho) \Delta_t^2 \\
         p &\leftarrow p - \eta\, \Delta_t
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.SecondMoment`,
+    :class:`~nnx.transforms.DeltaScale`.
 
     Parameters
     ----------
@@ -707,52 +801,24 @@ class Adadelta(Optimizer):
     """
 
     name = "adadelta"
-    elementwise = True
+    learning_rate = rate(1.0)
+    rho = Hyper(0.9, check_beta)
+    epsilon = Hyper(1e-6, check_nonnegative)
+    weight_decay = Hyper(0.0, check_nonnegative)
 
-    def __init__(self, learning_rate=1.0, rho=0.9, epsilon=1e-6, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.rho = _check_beta("rho", rho)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-
-    def init_slots(self, xp, p):
-        return {"square_avg": xp.zeros_like(p), "acc_delta": xp.zeros_like(p)}
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        rho, eps = self.rho, self.epsilon
-        v = self._scale_add(slots["square_avg"], rho, g * g, 1.0 - rho)
-        delta = xp.sqrt(slots["acc_delta"] + eps) / xp.sqrt(v + eps) * g
-        a = self._scale_add(slots["acc_delta"], rho, delta * delta, 1.0 - rho)
-        return delta, {"square_avg": v, "acc_delta": a}
-
-    def get_config(self):
-        return self._config(rho=self.rho, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay)
-
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay), T.SecondMoment(self.rho, "square_avg"),
+                T.DeltaScale(self.rho, self.epsilon, "square_avg", "acc_delta")]
 
 
 class _Moments(Optimizer):
-    """Shared parts of the Adam family: moment rates ``beta_1``, ``beta_2``, ``epsilon`` and
-    coupled weight decay (:math:`g \\leftarrow g + \\lambda p`), validated once here."""
+    """The Adam family's moment rates ``beta_1``, ``beta_2``, ``epsilon`` and coupled weight
+    decay (:math:`g \\leftarrow g + \\lambda p`), declared once here."""
 
-    elementwise = True
-
-    def __init__(self, learning_rate, beta_1, beta_2, epsilon, weight_decay, *, clip_norm=None,
-                 clip_value=None, foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.epsilon = check_number("epsilon", epsilon, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-
-    def _moments_config(self, **extra) -> dict:
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                            weight_decay=self.weight_decay, **extra)
+    beta_1 = Hyper(0.9, check_beta)
+    beta_2 = Hyper(0.999, check_beta)
+    epsilon = Hyper(1e-8, check_nonnegative)
+    weight_decay = Hyper(0.0, check_nonnegative)
 
 
 class Adam(_Moments):
@@ -765,6 +831,10 @@ class Adam(_Moments):
         \hat v_t &= \max(\hat v_{t-1}, v_t) \ \text{(AMSGrad)}, \quad v_t \ \text{otherwise} \\
         p &\leftarrow p - \eta\, \frac{m_t / (1 - \beta_1^t)}
                                   {\sqrt{\hat v_t / (1 - \beta_2^t)} + \epsilon}
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, then :func:`nnx.transforms.adam` (the
+    bias corrections become a factor of the rate and a shifted epsilon, two array operations
+    less per parameter than correcting :math:`m` and :math:`v`).
 
     Parameters
     ----------
@@ -788,51 +858,14 @@ class Adam(_Moments):
     """
 
     name = "adam"
-    elementwise = True
-    _decoupled = False
+    learning_rate = rate(1e-3)
+    amsgrad = Hyper(False, check_flag)
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, amsgrad=False, *, clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.amsgrad = check_bool("amsgrad", amsgrad)
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay), *self._adam()]
 
-    def init_slots(self, xp, p):
-        slots = {"m": xp.zeros_like(p), "v": xp.zeros_like(p)}
-        if self.amsgrad:
-            slots["v_max"] = xp.zeros_like(p)
-        return slots
-
-    def begin_step(self, t):
-        # m_hat / (sqrt(v_hat) + eps) = (sqrt(bc2) / bc1) m / (sqrt(v) + sqrt(bc2) eps): the
-        # bias corrections become a factor of the rate and a shifted epsilon, two array
-        # operations less per parameter than correcting m and v
-        root_bc2 = math.sqrt(1.0 - self.beta_2**t)
-        self._rate_factor = root_bc2 / (1.0 - self.beta_1**t)
-        self._denom_eps = root_bc2 * self.epsilon
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay and not self._decoupled:
-            g = g + self.weight_decay * p
-        b1, b2 = self.beta_1, self.beta_2
-        m = self._scale_add(slots["m"], b1, g, 1.0 - b1)
-        v = self._scale_add(slots["v"], b2, g * g, 1.0 - b2, x_is_temporary=True)
-        new = {"m": m, "v": v}
-        if self.amsgrad:
-            v = new["v_max"] = xp.maximum(slots["v_max"], v)
-        denom = xp.sqrt(v)
-        if self.ctx.writeable:  # the same arithmetic, without a temporary
-            denom += self._denom_eps
-        else:
-            denom = denom + self._denom_eps
-        u = m / denom
-        if self.weight_decay and self._decoupled:  # p -= lr wd p, through the rate factor
-            u = u + (self.weight_decay / self._rate_factor) * p
-        return u, new
-
-    def get_config(self):
-        return self._moments_config(amsgrad=self.amsgrad)
+    def _adam(self):
+        return T.adam(self.beta_1, self.beta_2, self.epsilon, self.amsgrad)
 
 
 class AdamW(Adam):
@@ -844,7 +877,8 @@ class AdamW(Adam):
         p \leftarrow p - \eta \lambda p - \eta\, \frac{m_t / (1 - \beta_1^t)}
                                                 {\sqrt{\hat v_t / (1 - \beta_2^t)} + \epsilon}
 
-    with :math:`m_t, \hat v_t` as in :class:`Adam` computed from the raw gradient.
+    with :math:`m_t, \hat v_t` as in :class:`Adam` computed from the raw gradient. Stages:
+    :func:`nnx.transforms.adam`, then :class:`~nnx.transforms.DecoupledDecay`.
 
     Parameters
     ----------
@@ -864,14 +898,10 @@ class AdamW(Adam):
     """
 
     name = "adamw"
-    _decoupled = True
+    weight_decay = Hyper(1e-2, check_nonnegative)
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=1e-2, amsgrad=False, *, clip_norm=None, clip_value=None,
-                 foreach=None):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, amsgrad,
-                         clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
+    def rule(self):
+        return [*self._adam(), T.DecoupledDecay(self.weight_decay)]
 
 
 class NAdam(_Moments):
@@ -889,6 +919,9 @@ class NAdam(_Moments):
              + \frac{\mu_{t+1}}{1 - \prod_{i \le t+1} \mu_i} m_t \right)
              \Big/ \left(\sqrt{v_t / (1 - \beta_2^t)} + \epsilon\right)
 
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.SecondMoment`,
+    :class:`~nnx.transforms.NesterovMomentum`, :class:`~nnx.transforms.RMSScale`.
+
     Parameters
     ----------
     learning_rate : float or schedule, default 2e-3
@@ -903,57 +936,20 @@ class NAdam(_Moments):
 
     Notes
     -----
-    The running product :math:`\prod \mu_i` is a host float64. torch keeps it in a tensor of
-    the default dtype, so to compare in float64 run torch with
+    The running product :math:`\prod \mu_i` is a host float64 (saved as ``mu_product``).
+    torch keeps it in a tensor of the default dtype, so to compare in float64 run torch with
     ``torch.set_default_dtype(torch.float64)``. Keras's Nadam fixes
     ``momentum_decay=0.004`` and defaults to ``learning_rate=0.001``, ``epsilon=1e-7``.
     """
 
     name = "nadam"
-    elementwise = True
+    learning_rate = rate(2e-3)
+    momentum_decay = Hyper(4e-3, check_nonnegative)
 
-    def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, momentum_decay=4e-3, *, clip_norm=None, clip_value=None,
-                 foreach=None):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.momentum_decay = check_number("momentum_decay", momentum_decay, low=0)
-        self.mu_product = 1.0
-
-    def reset(self):
-        self.mu_product = 1.0
-
-    def init_slots(self, xp, p):
-        return {"m": xp.zeros_like(p), "v": xp.zeros_like(p)}
-
-    def begin_step(self, t):
-        b1, psi = self.beta_1, self.momentum_decay
-        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
-        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-        self.mu_product *= mu
-        self._coef_g = (1.0 - mu) / (1.0 - self.mu_product)
-        self._coef_m = mu_next / (1.0 - self.mu_product * mu_next)
-        self._inv_bc2 = 1.0 / (1.0 - self.beta_2**t)
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        b1, b2 = self.beta_1, self.beta_2
-        m = self._scale_add(slots["m"], b1, g, 1.0 - b1)
-        v = self._scale_add(slots["v"], b2, g * g, 1.0 - b2)
-        denom = xp.sqrt(v * self._inv_bc2) + self.epsilon
-        u = (self._coef_g * g + self._coef_m * m) / denom
-        return u, {"m": m, "v": v}
-
-    def _extra_state(self):
-        return {"mu_product": self.mu_product}
-
-    def _load_extra_state(self, extra):
-        self.mu_product = float(extra["mu_product"])
-
-    def get_config(self):
-        return self._moments_config(momentum_decay=self.momentum_decay)
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay), T.SecondMoment(self.beta_2, "v"),
+                T.NesterovMomentum(self.beta_1, self.momentum_decay, "m"),
+                T.RMSScale(self.epsilon, "v", debias=self.beta_2)]
 
 
 class RAdam(_Moments):
@@ -972,7 +968,10 @@ class RAdam(_Moments):
         r_t &= \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
                           {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}}
 
-    with :math:`m_t, v_t` Adam's moments of :math:`g_t = \nabla_p L + \lambda p`.
+    with :math:`m_t, v_t` Adam's moments of :math:`g_t = \nabla_p L + \lambda p`. Stages:
+    :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.SecondMoment`,
+    :class:`~nnx.transforms.FirstMoment`, :class:`~nnx.transforms.Rectify`,
+    :class:`~nnx.transforms.BiasCorrection` (the host factors of the rate).
 
     Parameters
     ----------
@@ -987,42 +986,12 @@ class RAdam(_Moments):
     """
 
     name = "radam"
-    elementwise = True
+    learning_rate = rate(1e-3)
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-
-    def init_slots(self, xp, p):
-        return {"m": xp.zeros_like(p), "v": xp.zeros_like(p)}
-
-    def begin_step(self, t):
-        b2 = self.beta_2
-        bc2 = 1.0 - b2**t
-        self._inv_bc1 = 1.0 / (1.0 - self.beta_1**t)
-        rho_inf = 2.0 / (1.0 - b2) - 1.0
-        rho_t = rho_inf - 2.0 * t * b2**t / bc2
-        self._rectify = rho_t > 5.0
-        if self._rectify:
-            r = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
-                 / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
-            self._adaptive_scale = math.sqrt(bc2) * r
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        b1, b2 = self.beta_1, self.beta_2
-        m = self._scale_add(slots["m"], b1, g, 1.0 - b1)
-        v = self._scale_add(slots["v"], b2, g * g, 1.0 - b2)
-        u = m * self._inv_bc1
-        if self._rectify:
-            u = u * (self._adaptive_scale / (xp.sqrt(v) + self.epsilon))
-        return u, {"m": m, "v": v}
-
-    def get_config(self):
-        return self._moments_config()
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay), T.SecondMoment(self.beta_2, "v"),
+                T.FirstMoment(self.beta_1, "m"), T.Rectify(self.beta_2, self.epsilon, "v"),
+                T.BiasCorrection(self.beta_1)]
 
 
 class Adamax(_Moments):
@@ -1033,6 +1002,10 @@ class Adamax(_Moments):
         m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t \\
         u_t &= \max(\beta_2 u_{t-1},\ |g_t| + \epsilon) \\
         p &\leftarrow p - \frac{\eta}{1 - \beta_1^t}\, \frac{m_t}{u_t}
+
+    Stages: :class:`~nnx.transforms.CoupledDecay`, :class:`~nnx.transforms.InfinityNorm`,
+    :class:`~nnx.transforms.FirstMoment`, :class:`~nnx.transforms.DivideBy`,
+    :class:`~nnx.transforms.BiasCorrection`.
 
     Parameters
     ----------
@@ -1052,28 +1025,12 @@ class Adamax(_Moments):
     """
 
     name = "adamax"
-    elementwise = True
+    learning_rate = rate(2e-3)
 
-    def __init__(self, learning_rate=2e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 weight_decay=0.0, *, clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay,
-                         clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-
-    def init_slots(self, xp, p):
-        return {"m": xp.zeros_like(p), "u": xp.zeros_like(p)}
-
-    def direction(self, xp, p, g, slots, t):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        b1 = self.beta_1
-        m = self._scale_add(slots["m"], b1, g, 1.0 - b1)
-        norm = xp.maximum(self.beta_2 * slots["u"], xp.abs(g) + self.epsilon)
-        u = m / norm * (1.0 / (1.0 - b1**t))
-        return u, {"m": m, "u": norm}
-
-    def get_config(self):
-        return self._moments_config()
+    def rule(self):
+        return [T.CoupledDecay(self.weight_decay),
+                T.InfinityNorm(self.beta_2, self.epsilon, "u"),
+                T.FirstMoment(self.beta_1, "m"), T.DivideBy("u"), T.BiasCorrection(self.beta_1)]
 
 
 class Lion(Optimizer):
@@ -1087,7 +1044,9 @@ class Lion(Optimizer):
         m_t &= \beta_2 m_{t-1} + (1 - \beta_2) g_t
 
     Every coordinate moves by exactly :math:`\pm\eta` (plus decay), so Lion wants a rate
-    3-10x smaller than Adam's and a decoupled weight decay 3-10x larger.
+    3-10x smaller than Adam's and a decoupled weight decay 3-10x larger. Stages:
+    :class:`~nnx.transforms.LionMomentum`, :class:`~nnx.transforms.Sign`,
+    :class:`~nnx.transforms.DecoupledDecay`.
 
     Parameters
     ----------
@@ -1107,30 +1066,14 @@ class Lion(Optimizer):
     """
 
     name = "lion"
-    elementwise = True
+    learning_rate = rate(1e-4)
+    beta_1 = Hyper(0.9, check_beta)
+    beta_2 = Hyper(0.99, check_beta)
+    weight_decay = Hyper(0.0, check_nonnegative)
 
-    def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, weight_decay=0.0, *,
-                 clip_norm=None, clip_value=None, foreach=None):
-        super().__init__(learning_rate, clip_norm=clip_norm, clip_value=clip_value,
-                         foreach=foreach)
-        self.beta_1 = _check_beta("beta_1", beta_1)
-        self.beta_2 = _check_beta("beta_2", beta_2)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
-
-    def init_slots(self, xp, p):
-        return {"m": xp.zeros_like(p)}
-
-    def direction(self, xp, p, g, slots, t):
-        b1, b2 = self.beta_1, self.beta_2
-        u = xp.sign(b1 * slots["m"] + (1.0 - b1) * g)
-        if self.weight_decay:
-            u = u + self.weight_decay * p
-        m = self._scale_add(slots["m"], b2, g, 1.0 - b2)
-        return u, {"m": m}
-
-    def get_config(self):
-        return self._config(beta_1=self.beta_1, beta_2=self.beta_2,
-                            weight_decay=self.weight_decay)
+    def rule(self):
+        return [T.LionMomentum(self.beta_1, self.beta_2, "m"), T.Sign(),
+                T.DecoupledDecay(self.weight_decay)]
 
 
 # ---------------------------------------------------------------------- quasi-Newton
@@ -1147,9 +1090,10 @@ class LBFGS(Optimizer):
     .. math::
         d = -H_k g_k, \qquad H_k^0 = \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}} I
 
-    and the step length comes from a strong-Wolfe line search (sufficient decrease
-    :math:`c_1 = 10^{-4}`, curvature :math:`c_2 = 0.9`, cubic interpolation), or is the
-    fixed ``learning_rate`` with ``line_search=None`` (the first iteration ever uses
+    and the step length comes from a strong-Wolfe line search
+    (:func:`nnx.linesearch.strong_wolfe`: sufficient decrease :math:`c_1 = 10^{-4}`,
+    curvature :math:`c_2 = 0.9`, cubic interpolation), or is the fixed ``learning_rate``
+    with ``line_search=None`` (the first iteration ever uses
     :math:`\min(1, 1/\lVert g \rVert_1)\,\eta`).
 
     It needs the objective, not just a gradient, so it has no ``step``: call
@@ -1184,26 +1128,27 @@ class LBFGS(Optimizer):
 
     name = "lbfgs"
     needs_closure = True
+    learning_rate = rate(1.0)
+    max_iter = Hyper(20, check_count)
+    history_size = Hyper(100, check_count)
+    tolerance_grad = Hyper(1e-7, check_nonnegative)
+    tolerance_change = Hyper(1e-9, check_nonnegative)
+    line_search = Hyper("strong_wolfe", one_of("strong_wolfe", None))
+    max_eval = Hyper(None, optional(check_count), keyword=True)
+    foreach = None  # no such argument: the flat vector is L-BFGS's own
 
-    def __init__(self, learning_rate=1.0, max_iter=20, history_size=100, tolerance_grad=1e-7,
-                 tolerance_change=1e-9, line_search="strong_wolfe", *, max_eval=None,
-                 clip_norm=None, clip_value=None):
-        if clip_norm is not None or clip_value is not None:
+    def _setup(self):
+        if self.clip_norm is not None or self.clip_value is not None:
             raise ValueError(
                 "LBFGS does not support clip_norm/clip_value: its curvature pairs and line "
                 "search need the true gradient"
             )
-        super().__init__(learning_rate)
-        self.max_iter = check_number("max_iter", max_iter, low=1, integer=True)
-        self.history_size = check_number("history_size", history_size, low=1, integer=True)
-        self.tolerance_grad = check_number("tolerance_grad", tolerance_grad, low=0)
-        self.tolerance_change = check_number("tolerance_change", tolerance_change, low=0)
-        self.line_search = check_choice("line_search", line_search, ("strong_wolfe", None))
-        self.max_eval = (self.max_iter * 5 // 4 if max_eval is None
-                         else check_number("max_eval", max_eval, low=1, integer=True))
-        self.reset()
+        if self.max_eval is None:
+            self.max_eval = self.max_iter * 5 // 4
+        super()._setup()
 
     def reset(self):
+        super().reset()
         self.n_iter = 0  # iterations over all steps (torch state["n_iter"])
         self.func_evals = 0
         self._d = self._t = self._prev_flat_grad = self._prev_loss = None
@@ -1315,7 +1260,7 @@ class LBFGS(Optimizer):
                 def obj(step):
                     _, f_new, g_new = evaluate(x + step * d)
                     return f_new, g_new
-                loss, flat_grad, t, ls_evals = _strong_wolfe(
+                loss, flat_grad, t, ls_evals = strong_wolfe(
                     obj, t, d, loss, flat_grad, gtd, amax, dot, tol_change,
                     max_ls=self.max_eval - current_evals)
                 x = x + t * d
@@ -1365,108 +1310,6 @@ class LBFGS(Optimizer):
         self._H_diag = float(extra["H_diag"])
         self._prev_flat_grad = self._to_device(extra["prev_flat_grad"])
         self._prev_loss = None if extra["prev_loss"] is None else float(extra["prev_loss"])
-
-    def get_config(self):
-        return self._config(max_iter=self.max_iter, history_size=self.history_size,
-                            tolerance_grad=self.tolerance_grad,
-                            tolerance_change=self.tolerance_change,
-                            line_search=self.line_search, max_eval=self.max_eval)
-
-
-def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
-    """Minimiser of the cubic through two points with slopes, clamped to ``bounds``."""
-    xmin_bound, xmax_bound = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-    d2_square = d1**2 - g1 * g2
-    if d2_square >= 0:
-        d2 = math.sqrt(d2_square)
-        if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
-
-
-def _strong_wolfe(obj, t, d, f, g, gtd, amax, dot, tolerance_change, c1=1e-4, c2=0.9,
-                  max_ls=25):
-    """torch's strong-Wolfe line search along ``d`` (bracketing, then zoom).
-
-    ``obj(t) -> (loss float, flat gradient)``; scalars are host floats, vectors device arrays.
-    Returns ``(f_new, g_new, t, evaluations)``.
-    """
-    d_norm = amax(d)
-    f_new, g_new = obj(t)
-    ls_func_evals = 1
-    gtd_new = float(dot(g_new, d))
-    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
-    done = False
-    ls_iter = 0
-    bracket = bracket_f = bracket_g = bracket_gtd = None
-    while ls_iter < max_ls:
-        # bracketing phase
-        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g, bracket_gtd = [g_prev, g_new], [gtd_prev, gtd_new]
-            break
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket, bracket_f, bracket_g = [t], [f_new], [g_new]
-            done = True
-            break
-        if gtd_new >= 0:
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g, bracket_gtd = [g_prev, g_new], [gtd_prev, gtd_new]
-            break
-        min_step = t + 0.01 * (t - t_prev)
-        max_step = t * 10
-        tmp = t
-        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                               bounds=(min_step, max_step))
-        t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new, gtd_new
-        f_new, g_new = obj(t)
-        ls_func_evals += 1
-        gtd_new = float(dot(g_new, d))
-        ls_iter += 1
-    if ls_iter == max_ls:  # reached the evaluation budget while bracketing
-        bracket, bracket_f, bracket_g = [0.0, t], [f, f_new], [g, g_new]
-
-    # zoom phase: refine the bracket until the strong Wolfe conditions hold
-    insuf_progress = False
-    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break
-        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0],
-                               bracket[1], bracket_f[1], bracket_gtd[1])
-        # stay away from the bracket's ends unless progress stalls
-        eps = 0.1 * (max(bracket) - min(bracket))
-        if min(max(bracket) - t, t - min(bracket)) < eps:
-            if insuf_progress or t >= max(bracket) or t <= min(bracket):
-                t = max(bracket) - eps if abs(t - max(bracket)) < abs(t - min(bracket)) \
-                    else min(bracket) + eps
-                insuf_progress = False
-            else:
-                insuf_progress = True
-        else:
-            insuf_progress = False
-        f_new, g_new = obj(t)
-        ls_func_evals += 1
-        gtd_new = float(dot(g_new, d))
-        ls_iter += 1
-        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
-            bracket[high_pos], bracket_f[high_pos] = t, f_new
-            bracket_g[high_pos], bracket_gtd[high_pos] = g_new, gtd_new
-            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
-        else:
-            if abs(gtd_new) <= -c2 * gtd:
-                done = True
-            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
-                bracket[high_pos], bracket_f[high_pos] = bracket[low_pos], bracket_f[low_pos]
-                bracket_g[high_pos] = bracket_g[low_pos]
-                bracket_gtd[high_pos] = bracket_gtd[low_pos]
-            bracket[low_pos], bracket_f[low_pos] = t, f_new
-            bracket_g[low_pos], bracket_gtd[low_pos] = g_new, gtd_new
-    return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
 
 
 # ---------------------------------------------------------------------- by name

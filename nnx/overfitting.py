@@ -11,6 +11,7 @@ regularization (about 0.2) and easy to see close with it.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 
@@ -89,8 +90,7 @@ def regularization(out="nnx-output", backend="numpy", device=None, quick=False, 
                    seed=0):
     """The overfitting study: loss curves and decision boundaries of every variant side by
     side (writes regularization.png) and a table of train/validation accuracy."""
-    from .demos import _save
-    from .plotting import _pyplot, plot_decision_boundary
+    from .plotting import _pyplot, plot_decision_boundary, save_figure
 
     results, (X, y, Xv, yv) = run_study(backend, device, seed,
                                         epochs=150 if quick else 400,
@@ -113,7 +113,7 @@ def regularization(out="nnx-output", backend="numpy", device=None, quick=False, 
         axes[1, col].set_title("")
     fig.suptitle("Overfitting: 100 noisy Moons points, 2x%d ReLU network" % (64 if quick else 256))
     fig.tight_layout()
-    path = _save(fig, out, "regularization.png", dpi)
+    path = save_figure(fig, Path(out) / "regularization.png", dpi)
     summary = {name: {k: r[k] for k in ("train_acc", "val_acc", "gap", "epochs")}
                for name, r in results.items()}
     return {"results": summary, "files": [path]}

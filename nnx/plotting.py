@@ -35,6 +35,21 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path, dpi: int = 100) -> str:
+    """Write ``fig`` to ``path`` (folders created, the margins trimmed) and close it.
+
+    Returns the path as a string. Every figure nnx writes (demos, examples, the command
+    line) goes through here.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _pyplot().close(fig)
+    return str(path)
+
+
 def _subplots(nrows, ncols, figsize):
     fig, axes = _pyplot().subplots(nrows, ncols, figsize=figsize, squeeze=False)
     return fig, axes

@@ -26,10 +26,13 @@ rescale it; it is not part of the reported loss.
 from __future__ import annotations
 
 from .checks import check_number
+from .config import Value
 
 
-class Regularizer:
+class Regularizer(Value):
     """Base class: ``penalty(xp, W)`` (0-d array) and ``gradient(xp, W)`` (shape of ``W``)."""
+
+    registry_kind = "regularizer"
 
     def penalty(self, xp, W):
         raise NotImplementedError("abstract method: subclasses define penalty")
@@ -37,12 +40,6 @@ class Regularizer:
     def gradient(self, xp, W):
         raise NotImplementedError("abstract method: subclasses define gradient")
 
-    def get_config(self) -> dict:
-        return {}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -73,8 +70,6 @@ class L1L2(Regularizer):
             grad = grad + (2.0 * self.l2) * W
         return grad
 
-    def get_config(self):
-        return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(L1L2):
@@ -83,8 +78,9 @@ class L1(L1L2):
     def __init__(self, l: float = 0.01):  # noqa: E741 - the conventional name
         super().__init__(l1=l)
 
-    def get_config(self):
-        return {"l": self.l1}
+    @property
+    def l(self):  # noqa: E743 - the constructor's name for it
+        return self.l1
 
 
 class L2(L1L2):
@@ -93,11 +89,21 @@ class L2(L1L2):
     def __init__(self, l: float = 0.01):  # noqa: E741
         super().__init__(l2=l)
 
-    def get_config(self):
-        return {"l": self.l2}
+    @property
+    def l(self):  # noqa: E743
+        return self.l2
 
 
-class MaxNorm:
+class Constraint(Value):
+    """Base class: ``constraint(xp, W) -> W`` applied after every update."""
+
+    registry_kind = "constraint"
+
+    def __call__(self, xp, W):
+        raise NotImplementedError("abstract method: subclasses define the projection")
+
+
+class MaxNorm(Constraint):
     r"""Max-norm constraint (Srebro et al. 2005; used with dropout, Srivastava et al. 2014).
 
     After every update each unit's incoming weight vector (a column of ``W``, shape
@@ -116,11 +122,6 @@ class MaxNorm:
         norms = xp.sqrt(xp.sum(W * W, axis=0, keepdims=True))
         return W * xp.minimum(1.0, self.max_value / xp.maximum(norms, 1e-12))
 
-    def get_config(self):
-        return {"max_value": self.max_value}
-
-    def __repr__(self):
-        return f"MaxNorm(max_value={self.max_value!r})"
 
 
 def get(regularizer):

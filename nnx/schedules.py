@@ -36,6 +36,7 @@ import math
 import numbers
 
 from .checks import check_bool, check_choice, check_number, check_sequence
+from .config import Value
 
 
 def _rate(name, value):
@@ -52,8 +53,10 @@ def _check_step(step):
     return int(step)
 
 
-class Schedule:
+class Schedule(Value):
     """Base class: ``schedule(step) -> float`` for the 0-based optimizer step."""
+
+    registry_kind = "schedule"
 
     def __call__(self, step: int) -> float:
         return float(self.rate(_check_step(step)))
@@ -61,12 +64,7 @@ class Schedule:
     def rate(self, step: int) -> float:
         raise NotImplementedError("abstract method: subclasses define rate")
 
-    def get_config(self) -> dict:
-        return {}
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def as_schedule(value) -> Schedule:
@@ -90,8 +88,6 @@ class Constant(Schedule):
     def rate(self, step):
         return self.learning_rate
 
-    def get_config(self):
-        return {"learning_rate": self.learning_rate}
 
 
 class StepDecay(Schedule):
@@ -116,9 +112,6 @@ class StepDecay(Schedule):
     def rate(self, step):
         return self.initial_learning_rate * self.gamma ** (step // self.step_size)
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "step_size": self.step_size, "gamma": self.gamma}
 
 
 class MultiStep(Schedule):
@@ -150,9 +143,6 @@ class MultiStep(Schedule):
         return self.initial_learning_rate * self.gamma ** bisect.bisect_right(self.milestones,
                                                                              step)
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "milestones": list(self.milestones), "gamma": self.gamma}
 
 
 class Exponential(Schedule):
@@ -175,8 +165,6 @@ class Exponential(Schedule):
     def rate(self, step):
         return self.initial_learning_rate * self.gamma**step
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "gamma": self.gamma}
 
 
 class InverseTime(Schedule):
@@ -208,10 +196,6 @@ class InverseTime(Schedule):
         return self.initial_learning_rate * (
             1.0 + self.decay_rate * step / self.decay_steps) ** -self.power
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_rate": self.decay_rate, "decay_steps": self.decay_steps,
-                "power": self.power}
 
 
 class InvScaling(InverseTime):
@@ -232,8 +216,6 @@ class InvScaling(InverseTime):
         super().__init__(initial_learning_rate, 1.0, 1, power_t)
         self.power_t = self.power
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "power_t": self.power_t}
 
 
 class Polynomial(Schedule):
@@ -266,10 +248,6 @@ class Polynomial(Schedule):
         return (self.initial_learning_rate - self.end_learning_rate) * frac**self.power \
             + self.end_learning_rate
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "total_steps": self.total_steps, "power": self.power,
-                "end_learning_rate": self.end_learning_rate}
 
 
 class CosineAnnealing(Schedule):
@@ -320,10 +298,6 @@ class CosineAnnealing(Schedule):
         lo = self.min_learning_rate
         return lo + (self.initial_learning_rate - lo) * (1.0 + math.cos(math.pi * cur / length)) / 2
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "period": self.period,
-                "min_learning_rate": self.min_learning_rate, "restarts": self.restarts,
-                "period_mult": self.period_mult}
 
 
 class LinearWarmup(Schedule):
@@ -358,9 +332,6 @@ class LinearWarmup(Schedule):
         f = self.start_factor
         return self.schedule(0) * (f + (1.0 - f) * step / w)
 
-    def get_config(self):
-        return {"schedule": self.schedule, "warmup_steps": self.warmup_steps,
-                "start_factor": self.start_factor}
 
 
 class OneCycle(Schedule):
@@ -422,11 +393,6 @@ class OneCycle(Schedule):
             start_step = end_step
         raise AssertionError("unreachable: the last phase always matches")
 
-    def get_config(self):
-        return {"max_learning_rate": self.max_learning_rate, "total_steps": self.total_steps,
-                "pct_start": self.pct_start, "anneal_strategy": self.anneal_strategy,
-                "div_factor": self.div_factor, "final_div_factor": self.final_div_factor,
-                "three_phase": self.three_phase}
 
 
 class PerEpoch(Schedule):
@@ -450,8 +416,6 @@ class PerEpoch(Schedule):
     def rate(self, step):
         return self.schedule(step // self.steps_per_epoch)
 
-    def get_config(self):
-        return {"schedule": self.schedule, "steps_per_epoch": self.steps_per_epoch}
 
 
 SCHEDULES = {

@@ -46,8 +46,9 @@ Where nnx differs
 check_estimator
 ---------------
 Both estimators pass every check of ``check_estimator`` (scikit-learn 1.9) with their default
-parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all, on the
-numpy backend; the torch and array_api_strict backends pass them too, run by hand). Two
+parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all on the
+numpy backend; ``check_estimator`` with ``backend="torch"`` or ``"array_api_strict"`` passes
+too, outside the suite, which it would slow down). Two
 checks report "skipped", by scikit-learn's own rules: the multilabel ``decision_function``
 format check (there is no ``decision_function``: the network's outputs are probabilities)
 and ``check_array_api_input``, which runs only with ``SCIPY_ARRAY_API=1`` (it passes then).

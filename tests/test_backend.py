@@ -34,11 +34,21 @@ def test_torch_cuda_without_gpu_is_an_import_error(torch):
         nnx.Network([2, 1], backend="torch", device="cuda:0")
 
 
-def test_available_backends_lists_what_works():
+def test_available_backends_lists_what_works(monkeypatch):
+    """What is installed here, known independently of nnx, and nothing that fails."""
+    installed = [name for name in ("torch", "array_api_strict")
+                 if importlib.util.find_spec(name) is not None]
     names = nnx.available_backends()
     assert names[0] == "numpy"
-    for name in names:
-        get_context(name)
+    assert [n for n in names if n in ("torch", "array_api_strict")] == installed
+    assert ("cupy" in names) == isinstance(nnx.backend.device_info()["cupy"], list)
+
+    def broken(self):
+        raise ImportError("no driver")
+
+    monkeypatch.setattr(nnx.backend.TorchBackend, "load_namespace", broken)
+    monkeypatch.delitem(nnx.backend.get_backend("torch").__dict__, "_xp", raising=False)
+    assert "torch" not in nnx.available_backends()
 
 
 def test_context_is_resolved_once_and_frozen(backend):

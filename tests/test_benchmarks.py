@@ -7,6 +7,7 @@ the README's tables are made from.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import subprocess
@@ -53,7 +54,8 @@ def test_train_throughput_runs_every_side(backend, device, tmp_path):
     table = (tmp_path / "t.md").read_text()
     assert "| tiny | adam |" in table
     if backend == "numpy":
-        assert "## Targets (issue 7)" in table
+        assert "\n## Targets\n" in table
+        assert "| tiny | sgd | nnx.fit / hand.fit <= 1.15 |" in table
 
 
 def test_foreach_threshold_quick_sweep():
@@ -65,9 +67,84 @@ def test_foreach_threshold_quick_sweep():
 
 def test_fit_overhead_runs_every_variant():
     out = _run("fit_overhead.py", "--repeats", "1", "--epochs", "2")
-    for variant in ("| fit |", "| without the restore point |", "| without the finiteness check |",
-                    "| without the shuffle |"):
-        assert variant in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and " us |" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| fit", "| without the divergence guard", "| without the shuffle"]
+    for row in rows:
+        per_step = float(row.split(" | ")[1].split()[0])
+        assert per_step > 0, row
+
+
+@pytest.mark.parametrize("side", [
+    "nnx", "hand",
+    pytest.param("torch", marks=pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None, reason="torch is not installed")),
+])
+def test_memory_child_reports_its_peak(side):
+    """What each subprocess of the memory part runs, on a small config and one epoch."""
+    out = _run("train_throughput.py", "--rss-child", side, "--configs", "medium",
+               "--rss-epochs", "1", "--keep-openblas-env")
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["kind"] == side
+    assert record["peak_mib"] >= record["before_training_mib"] > 0
+
+
+@pytest.fixture
+def targets(monkeypatch):
+    """``benchmarks/throughput/targets.py``, imported as the scripts import it (their folder
+    first on the path)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    yield importlib.import_module("throughput.targets")
+    for name in [n for n in sys.modules if n.split(".")[0] == "throughput"]:
+        del sys.modules[name]
+
+
+def _median(value):
+    return {"median": value}
+
+
+def test_targets_are_evaluated_from_the_results(targets):
+    results = {"backend": "numpy", "device": "cpu", "throughput": {"configs": {
+        "tiny": {"ratios": {"sgd:nnx.step/hand": _median(1.2),
+                            "sgd:nnx.fit/hand.fit": _median(1.0),
+                            "sgd:nnx.step/torch": _median(0.25)},
+                 "adam_overhead_s": {"nnx.step": _median(1e-5), "torch": _median(2e-4),
+                                     "nnx.fit": _median(3e-4), "torch.fit": _median(2e-4)}},
+        "xlarge": {"skipped": "GPU only; not yet measured"}}},
+        "memory": {"nnx/hand_peak": 0.5},
+        "accuracy": {"sk/nnx": _median(0.8)}}
+    assert targets.evaluate(results) == [
+        ("tiny", "sgd", "nnx.step / hand <= 1.15", "1.200", "**missed**"),
+        ("tiny", "sgd", "nnx.fit / hand.fit <= 1.15", "1.000", "met"),
+        ("tiny", "sgd", "torch / nnx.step >= 3.0", "4.000", "met"),
+        ("tiny", "adam", "Adam overhead nnx.step <= torch foreach", "10.0us vs 200us", "met"),
+        ("tiny", "adam", "Adam overhead nnx.fit <= torch foreach", "300us vs 200us",
+         "**missed**"),
+        ("large", "sgd", "peak RSS nnx / hand <= 1.25", "0.500", "met"),
+        ("digits", "adam", "time to 97%: sklearn / nnx > 1", "0.80", "**missed**"),
+    ]
+
+
+def test_targets_hold_each_platform_to_its_own(targets):
+    gpu_run = {"backend": "cupy", "device": "cuda:0", "throughput": {
+        "matmul_rate_flops": 1e12, "configs": {"xlarge": {
+            "ratios": {"sgd:nnx.step/torch": _median(1.25)}, "flops_per_step": 5e8,
+            "step_s": {"sgd:nnx.step": _median(1e-3)}}}}}
+    assert targets.evaluate(gpu_run) == [
+        ("xlarge", "sgd", "nnx samples/s / torch-cuda >= 0.9", "0.800", "**missed**"),
+        ("xlarge", "sgd", "nnx flop rate / matmul rate >= 0.6", "0.500", "**missed**"),
+    ]
+    gpu_run["throughput"]["configs"] = {"medium": {"ratios": {}}}
+    assert targets.evaluate(gpu_run) == [
+        ("xlarge", "-", "GPU targets", "not yet measured", "-")]
+    assert targets.evaluate({"backend": "torch", "device": "cpu"}) == []
+    # any list of records is evaluated the same way
+    mine = [targets.Target("cpu-numpy", "tiny", "ratio", "torch", "<=", 0.3,
+                           optimizers=("sgd",), through_fit=False)]
+    results = {"backend": "numpy", "throughput": {"configs": {"tiny": {
+        "ratios": {"sgd:nnx.step/torch": _median(0.25)}}}}}
+    assert targets.evaluate(results, mine) == [
+        ("tiny", "sgd", "nnx.step / torch <= 0.3", "0.250", "met")]
 
 
 def _load_benchmark(name):

@@ -113,8 +113,7 @@ def test_round_trip_restores_every_piece(backend, tmp_path):
     assert loaded.ctx.name == net.ctx.name and loaded.ctx.dtype_name == "float32"
     _assert_same_arrays(net.parameters(), loaded.parameters())
     _assert_same_arrays(net.state(), loaded.state())
-    assert [layer.get_config() for layer in loaded.layers] == [
-        layer.get_config() for layer in net.layers]
+    assert [repr(layer) for layer in loaded.layers] == [repr(layer) for layer in net.layers]
     assert repr(loaded.optimizer) == repr(net.optimizer)
     assert repr(loaded.loss_) == "CategoricalCrossentropy(label_smoothing=0.1)"
     assert loaded.l2 == net.l2 and loaded.seed == 0
@@ -211,11 +210,14 @@ def test_the_file_is_a_plain_npz_with_a_json_header(tmp_path):
         running_var = npz["state/layers.1.running_var"]
         m = npz["optimizer/slots/layers.0.W/m"]
         classes = npz["targets/classes"]
-    assert header["format"] == "nnx-model" and header["format_version"] == 1
+    assert header["format"] == "nnx-model" and header["format_version"] == 2
     assert header["nnx_version"] == nnx.__version__
-    assert header["layers"][0] == {"class": "Dense", "config": {
-        "units": 8, "activation": {"name": "relu"}, "kernel_initializer": None,
-        "use_bias": True, "kernel_regularizer": None, "kernel_constraint": None}}
+    assert header["layers"][0] == {"__object__": "layer", "class": "Dense", "config": {
+        "units": 8,
+        "activation": {"__object__": "activation", "class": "ReLU", "config": {}},
+        "kernel_initializer": None, "use_bias": True, "kernel_regularizer": None,
+        "kernel_constraint": None}}
+    assert header["optimizer"]["__object__"] == "optimizer"
     assert header["optimizer"]["class"] == "Adam"
     np.testing.assert_array_equal(W, nnx.to_numpy(net.parameters()["layers.0.W"]))
     np.testing.assert_array_equal(running_var, nnx.to_numpy(net.state()["layers.1.running_var"]))
@@ -419,13 +421,15 @@ def _bad_files(good, d):
         ("unknown-optimizer", dict(header=_set(["optimizer", "class"], "eval")),
          "unknown optimizer 'eval'"),
         ("unknown-activation",
-         dict(header=_set(["layers", 0, "config", "activation"], {"name": "__import__"})),
-         "unknown activation"),
+         dict(header=_set(["layers", 0, "config", "activation", "class"], "__import__")),
+         "unknown activation '__import__'"),
+        ("not-a-layer", dict(header=_set(["layers", 0, "__object__"], "loss")),
+         "unknown loss 'Dense'"),
         ("newer-format", dict(header=_set(["format_version"], 99)),
          "format version 99.*upgrade nnx"),
         ("not-nnx-format", dict(header=_set(["format"], "keras")), "not an nnx model"),
         ("huge-units", dict(header=_set(["layers", 0, "config", "units"], 10**12)),
-         "needs a kernel of shape"),
+         r"layers.0.W: Dense builds shape \(4, 1000000000000\); the file has \(4, 8\)"),
         ("missing-entry", dict(drop=("parameters/layers.2.b",)), "missing array entry"),
         ("bad-config", dict(header=_set(["layers", 1, "config", "momentum"], "x")),
          "damaged or altered"),
@@ -621,3 +625,44 @@ def test_sklearn_estimators_pickle_with_joblib(backend, tmp_path):
                            **backend.kwargs).fit(X, X[:, 0] * 2.0)
     again = pickle.loads(pickle.dumps(reg))
     np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+
+
+def test_files_of_format_version_1_still_load(tmp_path):
+    """A format-1 header (class entries, activation names, schedule markers) loads into the
+    same network; the arrays are laid out as in format 2."""
+    from nnx.regularizers import L2
+
+    X, y = _data()
+    net = nnx.Network([Dense(8, activation="leaky_relu", kernel_regularizer=L2(1e-3),
+                             kernel_constraint=MaxNorm(2.0)),
+                       Residual([Dense(8, activation="tanh")]), Dense(3)], input_dim=4,
+                      loss=nnx.losses.CategoricalCrossentropy(0.1),
+                      optimizer=SGD(schedules.StepDecay(0.1, 5), momentum=0.9), seed=0)
+    net.fit(X, y, epochs=2)
+    path = net.save(tmp_path / "v2.nnx")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    header = json.loads(arrays.pop("__nnx__").tobytes().decode("utf-8"))
+    dense = {"units": 8, "activation": {"name": "leaky_relu", "alpha": 0.01},
+             "kernel_initializer": None, "use_bias": True,
+             "kernel_regularizer": {"class": "L2", "config": {"l": 1e-3}},
+             "kernel_constraint": {"class": "MaxNorm", "config": {"max_value": 2.0}}}
+    inner = {"units": 8, "activation": "tanh", "kernel_initializer": None, "use_bias": True,
+             "kernel_regularizer": None, "kernel_constraint": None}
+    header.update(
+        format_version=1,
+        layers=[{"class": "Dense", "config": dense},
+                {"class": "Residual", "layers": [{"class": "Dense", "config": inner}]},
+                {"class": "Dense", "config": {**inner, "units": 3, "activation": None}}],
+        loss={"class": "CategoricalCrossentropy", "config": {"label_smoothing": 0.1}},
+        optimizer={"class": "SGD", "config": {
+            "learning_rate": {"__schedule__": "StepDecay",
+                              "config": {"initial_learning_rate": 0.1, "step_size": 5,
+                                         "gamma": 0.1}},
+            "momentum": 0.9}})
+    arrays["__nnx__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "v1.npz", **arrays)
+    old = nnx.load(tmp_path / "v1.npz")
+    assert [repr(layer) for layer in old.layers] == [repr(layer) for layer in net.layers]
+    assert old.loss_ == net.loss_ and repr(old.optimizer) == repr(net.optimizer)
+    np.testing.assert_array_equal(old.predict_proba(X), net.predict_proba(X))

@@ -201,9 +201,22 @@ def test_set_parameters_moves_numpy_to_the_device(backend):
         net.set_parameters({"layers.9.W": np.ones((3, 2))})
 
 
-def test_summary_counts_parameters():
-    text = nnx.Network([2, 16, 8, 1]).summary()
-    assert "total parameters: 193" in text
+def test_summary_prints_every_layer_and_counts_nested_parameters(capsys):
+    from nnx.layers import BatchNorm, Residual
+
+    assert nnx.Network([2, 16, 8, 1]).summary() is None
+    assert capsys.readouterr().out.splitlines()[-1] == "total parameters: 193"
+    net = nnx.Network([Dense(8, activation="relu"),
+                       Residual([Dense(8, activation="relu"), BatchNorm(), Dense(8)]),
+                       Dense(1)], input_dim=4)
+    lines = []
+    net.summary(print_fn=lines.append)
+    # 4*8+8 + (8*8+8 + 2*8 + 8*8+8) + 8+1 = 40 + 160 + 9
+    assert lines[-1] == "total parameters: 209"
+    assert sum(np.prod(p.shape) for p in net.parameters().values()) == 209
+    nested = [line for line in lines if "layers.1.layers." in line]
+    assert len(nested) == 3 and nested[1].split()[-1] == "16"  # BatchNorm's gamma and beta
+    assert len({len(line) for line in lines[1:-1]}) == 1  # the columns line up
 
 
 @pytest.mark.parametrize("name,default", [("adam", 1e-3), ("lion", 1e-4), ("adadelta", 1.0),

@@ -677,3 +677,311 @@ def test_optimizers_example_writes_its_figures(tmp_path, capsys):
     assert [name for name, _ in saddle] == list(module.PATHS)
     assert all(float(f) < 0 for _, f in saddle)  # every optimizer left the saddle point
     assert re.search(r"suggested learning rate (\S+)", out)
+
+
+# ----------------------------------------------------------------------------- composition
+
+from nnx import transforms as T  # noqa: E402
+
+
+def _docs_code_blocks():
+    """The ```python blocks of docs/optimizers.md, run in one namespace."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "optimizers.md").read_text()
+    namespace = {"__name__": "docs_optimizers"}
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    for block in blocks:
+        if block.lstrip().startswith("def rule"):
+            continue  # an excerpt of AdamW, shown out of its class
+        exec(compile(block, "docs/optimizers.md", "exec"), namespace)
+    return namespace
+
+
+def _train(optimizer, backend, epochs=12, foreach=None, sizes=(3, 6, 4, 1)):
+    if foreach is not None:
+        optimizer.foreach = foreach
+    net = nnx.Network(list(sizes), activation="tanh", optimizer=optimizer, dtype="float64",
+                      seed=5, **backend.kwargs)
+    net.fit(X_SMALL, Y_SMALL, epochs=epochs, batch_size=8, shuffle=True)
+    slots = {name: {k: None if v is None else to_numpy(v).copy() for k, v in s.items()}
+             for name, s in net.optimizer.slots.items()}
+    return host_params(net), slots
+
+
+def _assert_same_training(a, b):
+    (params_a, slots_a), (params_b, slots_b) = a, b
+    assert set(params_a) == set(params_b) and set(slots_a) == set(slots_b)
+    for name in params_a:
+        np.testing.assert_array_equal(params_a[name], params_b[name], err_msg=name)
+        assert set(slots_a[name]) == set(slots_b[name])
+        for key, value in slots_a[name].items():
+            np.testing.assert_array_equal(value, slots_b[name][key], err_msg=f"{name}.{key}")
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["per-parameter", "packed"])
+def test_the_docs_adam_written_three_ways_trains_like_adam(foreach, backend):
+    """docs/optimizers.md writes Adam as a hand-written class, as a class of stages and as a
+    Chain: all three give Adam's trajectory and state bit for bit, packed or not."""
+    docs = _docs_code_blocks()
+    reference = _train(O.Adam(0.02), backend, foreach=foreach)
+    forms = [docs["HandAdam"](0.02), docs["ComposedAdam"](0.02), docs["chained_adam"]]
+    docs["chained_adam"].learning_rate = 0.02
+    assert docs["HandAdam"].elementwise and docs["ComposedAdam"].elementwise
+    for optimizer in forms:
+        _assert_same_training(_train(optimizer, backend, foreach=foreach), reference)
+    # the comparison has teeth: another rule ends elsewhere
+    other = _train(O.Adam(0.02, epsilon=1e-3), backend, foreach=foreach)
+    assert not np.allclose(other[0]["layers.0.W"], reference[0]["layers.0.W"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adamw_is_adams_stages_then_decoupled_decay(amsgrad, backend):
+    rule = [*T.adam(0.8, 0.99, 1e-7, amsgrad), T.DecoupledDecay(0.05)]
+    composed = _train(O.Chain(0.01, rule, clip_value=0.3), backend)
+    _assert_same_training(
+        composed, _train(O.AdamW(0.01, 0.8, 0.99, 1e-7, 0.05, amsgrad, clip_value=0.3), backend))
+    # and Adam is the coupled decay in front of the same stages
+    coupled = O.Chain(0.01, [T.CoupledDecay(0.05), *T.adam(0.8, 0.99, 1e-7, amsgrad)])
+    _assert_same_training(_train(coupled, backend),
+                          _train(O.Adam(0.01, 0.8, 0.99, 1e-7, 0.05, amsgrad), backend))
+    assert not np.array_equal(composed[0]["layers.0.W"], _train(coupled, backend)[0]["layers.0.W"])
+
+
+def test_one_list_of_stages_serves_several_chains(backend):
+    stages = T.adam()
+    first, second = O.Chain(0.01, stages), O.Chain(0.01, stages)
+    _assert_same_training(_train(first, backend), _train(second, backend))
+    assert all(not hasattr(s, "xp") for s in stages)  # built chains bind copies
+
+
+def test_a_hand_written_rule_may_return_new_slot_dicts(backend):
+    """The hand-written API: ``direction`` returns ``(u, slots)``, here a new dict each step."""
+    class HeavyBall(O.Optimizer):
+        elementwise = True
+        momentum = O.Hyper(0.9, T.check_beta)
+
+        def init_slots(self, xp, p):
+            return {"momentum": None}
+
+        def direction(self, xp, p, g, slots, t):
+            b = slots["momentum"]
+            b = xp.asarray(g, copy=True) if b is None else self.momentum * b + g
+            return b, {"momentum": b}
+
+    for foreach in (False, True):
+        _assert_same_training(_train(HeavyBall(0.05, foreach=foreach), backend),
+                              _train(O.SGD(0.05, momentum=0.9, foreach=foreach), backend))
+
+
+# ----------------------------------------------------------------------------- declarations
+
+
+def test_constructor_signatures_are_unchanged():
+    """The public constructors, argument for argument (order, defaults, keyword-only)."""
+    import inspect
+
+    shared = "*, clip_norm=None, clip_value=None, foreach=None"
+    expect = {
+        O.Optimizer: f"(learning_rate, {shared})",
+        O.SGD: f"(learning_rate=0.001, momentum=0.0, dampening=0.0, nesterov=False, "
+               f"weight_decay=0.0, {shared})",
+        O.Adagrad: f"(learning_rate=0.01, lr_decay=0.0, weight_decay=0.0, "
+                   f"initial_accumulator_value=0.0, epsilon=1e-10, {shared})",
+        O.RMSprop: f"(learning_rate=0.01, rho=0.99, epsilon=1e-08, momentum=0.0, "
+                   f"centered=False, weight_decay=0.0, {shared})",
+        O.Adadelta: f"(learning_rate=1.0, rho=0.9, epsilon=1e-06, weight_decay=0.0, {shared})",
+        O.Adam: f"(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, "
+                f"weight_decay=0.0, amsgrad=False, {shared})",
+        O.AdamW: f"(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, "
+                 f"weight_decay=0.01, amsgrad=False, {shared})",
+        O.NAdam: f"(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-08, "
+                 f"weight_decay=0.0, momentum_decay=0.004, {shared})",
+        O.RAdam: f"(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-08, "
+                 f"weight_decay=0.0, {shared})",
+        O.Adamax: f"(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-08, "
+                  f"weight_decay=0.0, {shared})",
+        O.Lion: f"(learning_rate=0.0001, beta_1=0.9, beta_2=0.99, weight_decay=0.0, {shared})",
+        O.LBFGS: "(learning_rate=1.0, max_iter=20, history_size=100, tolerance_grad=1e-07, "
+                 "tolerance_change=1e-09, line_search='strong_wolfe', *, clip_norm=None, "
+                 "clip_value=None, max_eval=None)",
+        O.Chain: f"(learning_rate, transforms, {shared})",
+    }
+    for cls, signature in expect.items():
+        assert str(inspect.signature(cls)) == signature, cls.__name__
+    with pytest.raises(TypeError):
+        O.Adam(1e-3, 0.9, 0.999, 1e-8, 0.0, False, None)  # the shared options are keyword-only
+    with pytest.raises(TypeError):
+        O.LBFGS(foreach=True)  # L-BFGS has no such option
+
+
+@pytest.mark.parametrize("name", sorted(O.OPTIMIZERS) + ["chain"])
+def test_every_optimizer_rebuilds_from_its_config(name, backend):
+    """``type(opt)(**opt.get_config())`` trains identically, options included."""
+    if name == "chain":
+        optimizer = O.Chain(0.01, [T.ClipValue(2.0), *T.adam(amsgrad=True)], clip_norm=1.0)
+    elif name == "lbfgs":
+        optimizer = O.LBFGS(0.5, max_iter=5, history_size=4)
+    else:
+        optimizer = O.get(name, 0.02, clip_value=1.0, foreach=True)
+    config = optimizer.get_config()
+    twin = type(optimizer)(**config)
+    assert twin.get_config() == config and repr(twin) == repr(optimizer)
+    if name != "lbfgs":
+        assert config["clip_value" if name != "chain" else "clip_norm"] == 1.0
+    epochs = 2 if name == "lbfgs" else 6
+    _assert_same_training(_train(optimizer, backend, epochs), _train(twin, backend, epochs))
+
+
+def test_repr_shows_what_differs_from_the_defaults():
+    assert repr(O.Adam()) == "Adam()"
+    assert repr(O.SGD(0.1, momentum=0.9, foreach=False)) == \
+        "SGD(learning_rate=0.1, momentum=0.9, foreach=False)"
+    assert "clip_norm=0.5" in repr(O.NAdam(clip_norm=0.5))
+    assert repr(T.RMSScale(1e-8, debias=0.999)) == "RMSScale(epsilon=1e-08, debias=0.999)"
+
+
+def test_setting_a_hyperparameter_on_a_built_optimizer_takes_effect(backend):
+    """Stages are built from the hyperparameters: setting one rebuilds them."""
+    ctx = backend.context("float64")
+    p0, g = np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.1, -0.2])
+    opt = O.SGD(0.1)
+    params = {"w": ctx.asarray(p0.copy())}
+    opt.build(params, ctx)
+    params = opt.step(params, {"w": ctx.asarray(g)})
+    p1 = p0 - 0.1 * g
+    np.testing.assert_allclose(to_numpy(params["w"]), p1, rtol=1e-15)
+    opt.weight_decay = 0.5
+    opt.clip_value = 0.15
+    params = opt.step(params, {"w": ctx.asarray(g)})
+    np.testing.assert_allclose(to_numpy(params["w"]),
+                               p1 - 0.1 * (np.clip(g, -0.15, 0.15) + 0.5 * p1), rtol=1e-15)
+    assert opt.get_config()["weight_decay"] == 0.5
+
+
+def test_a_snapshot_stays_reusable(backend):
+    """Restoring twice from one snapshot continues the same way twice (lists and dicts of the
+    optimizer, L-BFGS's history and NAdam's running product, are copied both ways)."""
+    for make, epochs in [(lambda: O.LBFGS(history_size=3, max_iter=5), 2),
+                         (lambda: O.NAdam(0.01), 5)]:
+        net = small_net(make(), backend)
+        net.fit(X_SMALL, Y_SMALL, epochs=epochs, batch_size=None, shuffle=False)
+        params, point = host_params(net), net.optimizer.snapshot()
+        results = []
+        for _ in range(2):
+            net.set_parameters(params)
+            net.optimizer.restore(point)
+            net.fit(X_SMALL, Y_SMALL, epochs=epochs, batch_size=None, shuffle=False)
+            results.append(host_params(net))
+        for name in results[0]:
+            np.testing.assert_array_equal(results[1][name], results[0][name])
+
+
+def test_nadam_keeps_its_running_product_in_the_saved_state(backend):
+    net = small_net(O.NAdam(0.01), backend)
+    net.fit(X_SMALL, Y_SMALL, epochs=3, batch_size=None)
+    extra = net.optimizer.state_dict()["extra"]
+    mu = [0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3)) for t in (1, 2, 3)]
+    assert extra == {"mu_product": mu[0] * mu[1] * mu[2]}
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def test_a_stage_that_is_not_elementwise_never_packs():
+    class PerMatrixNorm(T.Transform):
+        elementwise = False
+
+        def apply(self, u, p, s):
+            return u / (self.xp.linalg.vector_norm(u) + 1e-12)
+
+    rule = [PerMatrixNorm(), T.FirstMoment(0.9)]
+    net = nnx.Network([4, 8, 2], optimizer=O.Chain(0.01, rule), seed=0)
+    assert not net.optimizer.packed
+    net.fit(X_SMALL[:, :2].repeat(2, axis=1), Y_SMALL, epochs=1)
+    with pytest.raises(ValueError, match="Chain is not element-wise"):
+        O.Chain(0.01, rule, foreach=True)
+    with pytest.raises(ValueError, match="transforms must be a non-empty list"):
+        O.Chain(0.01, [])
+    with pytest.raises(ValueError, match="nesterov=True needs momentum"):
+        O.Chain(0.01, [T.Trace(0.0, nesterov=True)])
+
+
+def test_every_stage_rebuilds_from_its_config():
+    from nnx.config import registry
+
+    required = {"beta": 0.8, "beta_1": 0.8, "beta_2": 0.9, "epsilon": 1e-6, "rho": 0.7,
+                "weight_decay": 0.1, "momentum": 0.5, "momentum_decay": 0.01, "decay": 0.1,
+                "limit": 1.0, "source": "v"}
+    stages = registry("transform")
+    assert len(stages) >= 15
+    for name, cls in stages.items():
+        import inspect
+
+        params = inspect.signature(cls).parameters.values()
+        stage = cls(**{p.name: required[p.name] for p in params if p.default is p.empty})
+        assert type(stage)(**stage.get_config()) == stage, name
+        assert "math" in cls.__doc__ or "leftarrow" in cls.__doc__, name  # a formula
+
+
+# every stage, in chains that are rules (the built-in optimizers are audited in
+# test_sync_audit.py)
+AUDITED_CHAINS = {
+    "adagrad-like": lambda: [T.ClipValue(5.0), T.CoupledDecay(0.01), T.SumOfSquares(0.1),
+                             T.RMSScale(1e-10, "sum"), T.RateDecay(0.01)],
+    "centred-rmsprop-like": lambda: [T.SecondMoment(0.99), T.FirstMoment(0.99, "g", False),
+                                     T.RMSScale(1e-8, center="g"),
+                                     T.Trace(0.9, copy_first=False)],
+    "adamax-like": lambda: [T.InfinityNorm(0.999, 1e-8), T.FirstMoment(0.9), T.DivideBy("u"),
+                            T.BiasCorrection(0.9)],
+    "adadelta-like": lambda: [T.SecondMoment(0.9, "square_avg"), T.DeltaScale(0.9, 1e-6)],
+    "nadam-like": lambda: [T.SecondMoment(0.999), T.NesterovMomentum(0.9, 4e-3),
+                           T.RMSScale(1e-8, debias=0.999)],
+    "radam-amsgrad": lambda: [T.SecondMoment(0.999), T.FirstMoment(0.9), T.RunningMax(),
+                              T.Rectify(0.999, 1e-8, "v_max"), T.BiasCorrection(0.9)],
+    "lion-like": lambda: [T.LionMomentum(0.9, 0.99), T.Sign(), T.DecoupledDecay(0.01)],
+    "nesterov": lambda: [T.Trace(0.9, nesterov=True)],
+}
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["per-parameter", "packed"])
+@pytest.mark.parametrize("chain", list(AUDITED_CHAINS))
+def test_stages_never_make_the_host_wait(chain, foreach, torch):
+    """Fitted over 2 and over 20 steps per epoch on torch: the same host-blocking operators,
+    so none per step."""
+    from nnx.sync_audit import per_step_syncs
+
+    def run(steps):
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(steps * 8, 4)).astype(np.float32)
+        optimizer = O.Chain(1e-3, AUDITED_CHAINS[chain](), clip_norm=1.0, foreach=foreach)
+        net = nnx.Network([4, 8, 1], optimizer=optimizer, backend="torch", seed=0)
+        net.fit(X, (X[:, 0] > 0).astype(int), epochs=2, batch_size=8)
+
+    few, many = per_step_syncs(run)
+    assert many == few, f"host syncs grow with the steps: {dict(few)} -> {dict(many)}"
+
+
+def test_a_chain_is_saved_and_resumed_exactly(tmp_path, backend):
+    rule = [T.CoupledDecay(1e-3), *T.adam(amsgrad=True), T.ClipValue(0.5)]
+    net = nnx.Network([3, 5, 1], optimizer=O.Chain(0.01, rule, foreach=True), seed=0,
+                      **backend.kwargs)
+    net.fit(X_SMALL, Y_SMALL, epochs=3, batch_size=8)
+    loaded = nnx.load(net.save(tmp_path / "chain.nnx"), **backend.kwargs)
+    assert loaded.optimizer == net.optimizer or repr(loaded.optimizer) == repr(net.optimizer)
+    assert loaded.optimizer.transforms == rule and loaded.optimizer.packed
+    for model in (net, loaded):
+        model.fit(X_SMALL, Y_SMALL, epochs=2, batch_size=8, shuffle=False)
+    for name, value in host_params(net).items():
+        np.testing.assert_array_equal(host_params(loaded)[name], value)
+
+
+def test_lbfgs_line_search_lives_in_its_module():
+    from nnx import linesearch
+
+    assert O.strong_wolfe is linesearch.strong_wolfe
+    # the minimiser of the cubic through (0, 1, -1) and (1, 0.5, 0.5) (f = 1 - x + x^3 / 2
+    # up to a linear term) is where its slope vanishes
+    x = linesearch.cubic_interpolate(0.0, 1.0, -1.0, 1.0, 0.5, 0.5)
+    assert 0.0 < x < 1.0

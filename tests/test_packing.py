@@ -368,3 +368,69 @@ def test_a_backend_sets_its_own_packing_threshold():
                                backend="numpy_no_packing").optimizer.packed
     finally:
         unregister_backend("numpy_no_packing")
+
+
+# ----------------------------------------------------------------------------- the seam
+
+
+def test_the_seam_packs_and_hands_back(backend):
+    """``Packed``: one vector in (kept while the arrays handed out come back), slices out,
+    slots shown per parameter and taken back per parameter; ``PerParameter`` passes all."""
+    from nnx.packing import PACKED, Packed, PerParameter
+
+    ctx = backend.context("float64")
+    xp = ctx.xp
+    params = {"W": ctx.asarray(np.arange(6.0).reshape(2, 3)), "b": ctx.asarray([7.0, 8.0])}
+    grads = {"W": ctx.asarray(np.ones((2, 3))), "b": ctx.asarray([0.5, 0.5])}
+    identity = PerParameter()
+    assert identity.enter(params, grads) == (params, grads) and not identity.packed
+    assert identity.leave(params) is params
+
+    seam = Packed(params, ctx)
+    packed_params, packed_grads = seam.enter(params, grads)
+    assert set(packed_params) == set(packed_grads) == {PACKED}
+    np.testing.assert_array_equal(to_numpy(packed_grads[PACKED]), [1] * 6 + [0.5, 0.5])
+    out = seam.leave({PACKED: packed_params[PACKED] - 1.0})
+    np.testing.assert_array_equal(to_numpy(out["W"]), np.arange(6.0).reshape(2, 3) - 1.0)
+    again, _ = seam.enter(out, grads)  # what it handed out came back: no new pack
+    assert again[PACKED] is seam._vector
+    replaced, _ = seam.enter({**out, "b": ctx.asarray([0.0, 0.0])}, grads)
+    np.testing.assert_array_equal(to_numpy(replaced[PACKED])[-2:], [0.0, 0.0])
+
+    slots = {PACKED: {"m": xp.asarray(np.arange(8.0)), "momentum": None}}
+    per_parameter = seam.per_parameter(slots)
+    assert tuple(per_parameter["W"]["m"].shape) == (2, 3)
+    assert per_parameter["b"]["momentum"] is None
+    back = seam.from_per_parameter(per_parameter)
+    np.testing.assert_array_equal(to_numpy(back[PACKED]["m"]), np.arange(8.0))
+    assert back[PACKED]["momentum"] is None and seam._vector is None  # packs again next step
+
+
+def test_a_copy_of_the_seam_forgets_its_vector(backend):
+    import pickle
+
+    from nnx.packing import Packed
+
+    ctx = backend.context("float64")
+    params = {"a": ctx.asarray([1.0, 2.0]), "b": ctx.asarray([[3.0]])}
+    seam = Packed(params, ctx)
+    out = seam.leave(seam.enter(params, params)[0])
+    twin = pickle.loads(pickle.dumps(seam))
+    assert twin._vector is None and not twin.layout.holds(out)
+    assert seam.layout.holds(out)
+
+
+@pytest.mark.parametrize("rule", ["momentum-wd", "adam-amsgrad", "lion"])
+def test_setting_a_hyperparameter_mid_run_is_the_same_packed_or_not(rule, backend):
+    results = []
+    for foreach in (False, True):
+        net = _net(rule, foreach, backend)
+        net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+        net.optimizer.weight_decay = 0.05
+        if rule == "momentum-wd":
+            net.optimizer.momentum = 0.5
+        else:
+            net.optimizer.beta_1 = 0.5
+        net.fit(X, Y, epochs=2, batch_size=8, shuffle=False)
+        results.append(_host(net))
+    _assert_same(results[1], results[0])
