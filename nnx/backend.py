@@ -56,9 +56,10 @@ class Backend:
         The boundary: recognise the library's arrays, copy them to NumPy, copy NumPy data in
         (detached, writeable and contiguous as the library needs), find an array's device and
         move an array to another device of the same library.
-    :meth:`scope`
+    :meth:`scope`, ``scoped``
         A context manager every public entry point runs in: the device made current (CuPy
-        allocates many arrays on the *current* device), gradient recording off (torch).
+        allocates many arrays on the *current* device), gradient recording off (torch);
+        ``scoped = True`` when it does anything.
     :meth:`errstate`
         Silences floating-point warnings inside the math (NumPy-based libraries warn per
         operation; the divergence guard reports a NaN once, clearly).
@@ -82,6 +83,8 @@ class Backend:
     install_hint: str = ""
     views: bool = False
     foreach_max_mean_size: int | None = None
+    #: whether :meth:`scope` enters anything (entry points skip a scope that does nothing)
+    scoped: bool = False
 
     # -- namespace and devices
 
@@ -512,6 +515,8 @@ class TorchBackend(Backend):
     def move(self, x, device):
         return x if x.device == device else x.to(device)
 
+    scoped = True
+
     def scope(self, device):
         import torch
 
@@ -615,6 +620,8 @@ class CuPyBackend(Backend):
             return x
         with device:
             return cupy.asarray(x)
+
+    scoped = True
 
     def scope(self, device):
         return device  # a cupy.cuda.Device is its own context manager
@@ -783,6 +790,8 @@ def entry_point(method):
     :meth:`Backend.scope`): decorates every public entry point of the network."""
     @functools.wraps(method)
     def within_scope(self, *args, **kwargs):
+        if not self.ctx.backend.scoped:  # nothing to enter (the CPU backends)
+            return method(self, *args, **kwargs)
         with self.ctx.scope():
             return method(self, *args, **kwargs)
     return within_scope
@@ -853,8 +862,9 @@ def device_info() -> dict:
 def backend_of(x) -> Backend | None:
     """The registered backend whose library ``x`` belongs to (``None`` for host data that is
     not an array of any, such as lists and DataFrames), without importing libraries."""
+    package = type(x).__module__.partition(".")[0]
     for backend in _REGISTRY.values():
-        if backend.owns(x):
+        if backend.package == package and backend.owns(x):
             return backend
     return None
 

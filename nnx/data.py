@@ -289,6 +289,8 @@ class EpochBatches:
         step = n if batch_size is None else min(batch_size, n)
         # out-of-range slice stops are not portable: clamp them once
         self.bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
+        # per batch, made once: the rows' index and their count as a Python float
+        self._pieces = [((slice(a, b), ...), float(b - a)) for a, b in self.bounds]
 
     def __len__(self):
         return len(self.bounds)
@@ -305,14 +307,27 @@ class EpochBatches:
             return self.arrays, order
         return tuple(None if a is None else xp.take(a, order, axis=0) for a in self.arrays), None
 
-    def batch(self, data, k: int) -> tuple:
-        """Batch ``k`` of an :meth:`epoch`: a tuple like ``arrays``."""
+    def batch(self, data, k: int) -> list:
+        """Batch ``k`` of an :meth:`epoch`: a list like ``arrays``."""
         arrays, order = data
-        start, stop = self.bounds[k]
+        index = self._pieces[k][0]
         if order is None:
-            return tuple(None if a is None else a[start:stop, ...] for a in arrays)
-        xp, rows = self.ctx.xp, order[start:stop]
-        return tuple(None if a is None else xp.take(a, rows, axis=0) for a in arrays)
+            return [None if a is None else a[index] for a in arrays]
+        xp, rows = self.ctx.xp, order[index[0]]
+        return [None if a is None else xp.take(a, rows, axis=0) for a in arrays]
+
+    def __call__(self, data):
+        """Every batch of an :meth:`epoch` in order, with its row count as a float:
+        ``(batch, rows)`` pairs."""
+        arrays, order = data
+        if order is None:
+            for index, rows in self._pieces:
+                yield [None if a is None else a[index] for a in arrays], rows
+            return
+        xp = self.ctx.xp
+        for index, rows in self._pieces:
+            part = order[index[0]]
+            yield [None if a is None else xp.take(a, part, axis=0) for a in arrays], rows
 
     def rows(self, k: int) -> int:
         start, stop = self.bounds[k]

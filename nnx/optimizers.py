@@ -150,11 +150,28 @@ def _constructor(declared: dict):
         [inspect.Parameter("self", kinds[0])]
         + [inspect.Parameter(h.name, kinds[h.keyword], default=h.default) for h in order])
 
+    positional = [h.name for h in order if not h.keyword]
+
     def __init__(self, *args, **kwargs):
-        arguments = signature.bind(self, *args, **kwargs)
-        arguments.apply_defaults()
+        # what Signature.bind does, in the few lines these signatures need (constructing an
+        # optimizer is part of every small Network(...).fit call)
+        if len(args) > len(positional):
+            raise TypeError(f"{type(self).__name__}() takes {len(positional)} positional "
+                            f"arguments but {len(args)} were given")
+        values = dict(zip(positional, args))
+        for name, value in kwargs.items():
+            if name not in declared:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
+                                f"{name!r}")
+            if name in values:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument "
+                                f"{name!r}")
+            values[name] = value
         for h in order:
-            value = arguments.arguments[h.name]
+            value = values.get(h.name, h.default)
+            if value is REQUIRED:
+                raise TypeError(f"{type(self).__name__}() missing required argument "
+                                f"{h.name!r}")
             self.__dict__[h.name] = value if h.check is None else h.check(h.name, value)
         self._setup()
 

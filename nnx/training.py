@@ -124,7 +124,7 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
                 if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
     for cb in callbacks:
         cb.on_train_begin()
-    n = batches.n_rows
+    n, step = batches.n_rows, net.step
     try:
         for epoch in range(epochs):
             for cb in callbacks:
@@ -133,10 +133,8 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
             if guard is not None:
                 guard.begin_epoch()
             total = 0.0
-            for k in range(len(batches)):
-                xb, yb, wb = batches.batch(data, k)
-                loss = net.step(xb, yb, wb, grad_cbs)
-                total = total + loss * float(batches.rows(k))
+            for (xb, yb, wb), rows in batches(data):
+                total = total + step(xb, yb, wb, grad_cbs) * rows
             loss = guard.epoch_loss(total) if guard is not None else float(total)
             logs = {"loss": loss / n}
             if not math.isfinite(logs["loss"]) and guard is not None:

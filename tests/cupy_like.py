@@ -57,6 +57,7 @@ class CupyLikeBackend(StrictBackend):
     uncopyable generator."""
 
     package = "array_api_strict"
+    scoped = True
 
     def __init__(self, honour: bool):
         self.name = "cupy_like_honour" if honour else "cupy_like_raw"
