@@ -1,11 +1,11 @@
 """One contiguous vector for a dict of parameter arrays, and back.
 
 An element-wise update rule (SGD, Adam, RMSprop, ...) costs a dozen array operations per
-parameter. On a small network each operation is dominated by its fixed cost (a NumPy call is
-~1 us; a GPU kernel launch ~5 us) rather than by its arithmetic, so the optimizer can run the
-rule once over all parameters packed end to end instead of once per parameter (PyTorch's
-``foreach`` optimizers cut the calls with multi-tensor kernels instead; apex's flat buffers
-pack, as here). :class:`FlatLayout`
+parameter. On a small network each operation is dominated by its fixed cost (a NumPy call, a
+GPU kernel launch) rather than by its arithmetic (``benchmarks/foreach_threshold.py``
+measures where that stops), so the optimizer can run the rule once over all parameters
+packed end to end instead of once per parameter (PyTorch's ``foreach`` optimizers cut the
+calls with multi-tensor kernels instead; apex's flat buffers pack, as here). :class:`FlatLayout`
 records where each parameter lives in that vector; L-BFGS uses it too, for its dot products.
 :class:`Packed` is the one seam between an optimizer and packing (:class:`PerParameter` its
 identity): the optimizer hands it the parameters and gradients, runs its rule on what comes

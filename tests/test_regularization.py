@@ -336,3 +336,42 @@ def test_bad_fit_arguments_for_regularization():
         nnx.Network([4, 3]).fit(X, y, epochs=1, sample_weight=np.ones(5))
     with pytest.raises(ValueError, match="keep the width"):
         nnx.Network([Residual([Dense(3)]), Dense(3)], input_dim=4)
+
+
+def test_penalties_and_constraints_reach_the_kernel_of_any_layer():
+    """Not only Dense: a layer of the user's with a kernel ``W`` gets the network's l1/l2
+    and its own kernel_constraint."""
+    from nnx.layers import Layer
+    from nnx.regularizers import MaxNorm
+
+    class Linear(Layer):
+        def __init__(self, units=3):
+            super().__init__()
+            self.units = units
+            self.kernel_constraint = MaxNorm(0.1)
+
+        def build(self, in_dim, ctx, rng):
+            super().build(in_dim, ctx, rng)
+            self.params = {"W": ctx.asarray(np.full((in_dim, self.units), 0.5))}
+            self.output_dim = self.units
+            return self.units
+
+        def forward(self, x, *, training=False):
+            return x @ self.params["W"], x
+
+        def backward(self, cache, dy, need_dx=True):
+            return dy @ self.params["W"].T, {"W": cache.T @ dy}
+
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    y = (X[:, 0] > 0).astype(int)
+    plain = nnx.Network([Linear(), Dense(1)], input_dim=2, seed=0)
+    penalised = nnx.Network([Linear(), Dense(1)], input_dim=2, seed=0, l2=0.5)
+    loss_plain, _ = plain.gradients(X, y)
+    loss_penalised, grads = penalised.gradients(X, y)
+    W = nnx.to_numpy(penalised.parameters()["layers.0.W"])
+    V = nnx.to_numpy(penalised.parameters()["layers.1.W"])
+    assert loss_penalised == pytest.approx(loss_plain + 0.5 * (np.sum(W**2) + np.sum(V**2)),
+                                           rel=1e-5)
+    penalised.fit(X, y, epochs=1)
+    norms = np.linalg.norm(nnx.to_numpy(penalised.parameters()["layers.0.W"]), axis=0)
+    assert np.all(norms <= 0.1 + 1e-6)  # the constraint ran after the update
