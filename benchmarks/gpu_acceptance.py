@@ -18,6 +18,10 @@ Parts, each reported as ``passed``, ``failed`` or ``skipped`` with the reason:
     ``Network.fit`` on torch-CUDA under ``torch.cuda.set_sync_debug_mode("warn")``, with 2 and
     with 20 steps per epoch: CUDA itself counts the synchronising calls; the two counts must
     be equal (per-epoch and per-call syncs only). The calls' source lines are listed.
+``host_runs_ahead``
+    On CuPy and torch-CUDA: a kernel that keeps the GPU busy for about a second is queued,
+    then 20 training steps (``Network.step`` on device data); the host must queue them in
+    well under that second, or some step waited for the GPU. The only sync check CuPy has.
 ``benchmarks``
     ``train_throughput.py`` on the medium and xlarge configurations, nnx on CuPy and on
     torch-CUDA against torch eager on the same GPU (every block synchronised before its
@@ -109,6 +113,7 @@ def count_cuda_syncs(device, steps, batch=32, epochs=2):
 
     X, y = _data(steps * batch)
     net = _busy_network("torch", device)
+    net.fit(X, y, epochs=1, batch_size=batch)  # warm: one-time work (kernels, caches) first
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("warn")
     try:
@@ -132,6 +137,66 @@ def part_sync_debug(args, gpus):
     many = count_cuda_syncs(gpus["torch"], 20)
     ok = sum(few.values()) == sum(many.values())
     return {"status": "passed" if ok else "failed", "syncs_2_steps": few, "syncs_20_steps": many}
+
+
+def _spin(backend, cycles):
+    """Queue one GPU kernel that busy-waits ``cycles`` clock ticks (returns at once)."""
+    if backend == "torch":
+        import torch
+
+        torch.cuda._sleep(int(cycles))
+        return
+    import cupy
+
+    kernel = cupy.RawKernel(r"""
+extern "C" __global__ void nnx_spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) { }
+}""", "nnx_spin")
+    kernel((1,), (1,), (np.int64(cycles),))
+
+
+def host_runs_ahead(backend, device, steps=20, batch=32, cycles=1e9):
+    """Seconds the host spends queueing ``steps`` training steps behind a busy GPU, and the
+    busy wait's own length: a step that waits for the GPU anywhere makes the first at least
+    as long as the second. Works for CuPy, which has no sync debug mode."""
+    X, y = _data(steps * batch)
+    net = _busy_network(backend, device)
+    ctx = net.ctx
+    net.fit(X, y, epochs=1, batch_size=batch)  # build and warm
+    with ctx.scope():
+        Xd, Yd = net.prepare(X, y)
+        batches = [(Xd[i:i + batch, ...], Yd[i:i + batch, ...]) for i in range(0, len(X), batch)]
+        ctx.synchronize()
+        t0 = time.perf_counter()
+        _spin(backend, cycles)
+        ctx.synchronize()
+        spin_s = time.perf_counter() - t0
+        _spin(backend, cycles)
+        t0 = time.perf_counter()
+        for xb, yb in batches:
+            net.step(xb, yb)
+        host_s = time.perf_counter() - t0
+        ctx.synchronize()
+        total_s = time.perf_counter() - t0
+    return {"spin_s": spin_s, "host_s_for_steps": host_s, "total_s": total_s,
+            "steps": len(batches)}
+
+
+def part_host_runs_ahead(args, gpus):
+    if not (gpus["cupy"] or gpus["torch"]):
+        return {"status": "skipped", "reason": _no_gpu(gpus)}
+    out = {"status": "passed"}
+    for name in ("cupy", "torch"):
+        if not gpus[name]:
+            out[name] = {"skipped": gpus[f"{name}_reason"]}
+            continue
+        result = host_runs_ahead(name, gpus[name])
+        result["ahead"] = result["host_s_for_steps"] < 0.5 * result["spin_s"]
+        out[name] = result
+        if not result["ahead"]:
+            out["status"] = "failed"
+    return out
 
 
 def part_benchmarks(args, gpus):
@@ -232,8 +297,8 @@ def _no_gpu(gpus):
 
 
 PARTS = {"sync_audit": part_sync_audit, "gpu_tests": part_gpu_tests,
-         "sync_debug": part_sync_debug, "benchmarks": part_benchmarks,
-         "per_call": part_per_call}
+         "sync_debug": part_sync_debug, "host_runs_ahead": part_host_runs_ahead,
+         "benchmarks": part_benchmarks, "per_call": part_per_call}
 
 
 def environment():

@@ -18,10 +18,9 @@ from .network import DivergenceError, Network, NonFiniteWarning
 from .testing import check_gradients
 from .version import __version__
 
-# Loaded on first use (``nnx.plotting``, ``nnx.sklearn``, ...): they pull in matplotlib or
-# scikit-learn, which ``import nnx`` alone must not need.
-_LAZY = ("backend", "checks", "config", "data", "datasets", "demos", "guard", "lr_finder",
-         "overfitting", "plotting", "sklearn", "sync_audit", "training")
+# Loaded on first use (``nnx.plotting``, ``nnx.sklearn``, ...): they pull in matplotlib,
+# scikit-learn or torch, which ``import nnx`` alone must not need.
+_LAZY = ("datasets", "demos", "overfitting", "plotting", "sklearn", "sync_audit")
 
 
 def __getattr__(name):

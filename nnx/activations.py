@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-from array_api_compat import array_namespace
 
+from .backend import namespace_of
 from .checks import check_number
 from .config import Value
 
@@ -46,11 +46,11 @@ class Activation(Value):
         raise NotImplementedError("abstract method: subclasses define backward")
 
     def __call__(self, x):
-        return self.forward(array_namespace(x), x)
+        return self.forward(namespace_of(x), x)
 
     def derivative(self, x):
         """Element-wise derivative :math:`f'(x)`, same shape as ``x``."""
-        xp = array_namespace(x)
+        xp = namespace_of(x)
         y = self.forward(xp, x)
         return self.backward(xp, x, y, xp.ones_like(x))
 
@@ -229,7 +229,7 @@ class Softmax(Activation):
         return y * (dy - xp.sum(dy * y, axis=-1, keepdims=True))
 
     def derivative(self, x):
-        xp = array_namespace(x)
+        xp = namespace_of(x)
         s = self.forward(xp, x)
         return s * (1.0 - s)
 

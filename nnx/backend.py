@@ -22,6 +22,7 @@ import contextlib
 import functools
 import importlib
 import math
+import numbers
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,12 @@ class Backend:
     def devices(self) -> list[str]:
         return [self.device_name(self.device(self.namespace(), None))]
 
+    def same_device_kind(self, saved_name, device) -> bool:
+        """Whether state saved on the device named ``saved_name`` fits ``device`` (the kind
+        before the index: "cuda" of "cuda:1")."""
+        kind = str(saved_name or "").partition(":")[0]
+        return kind == self.device_name(device).partition(":")[0]
+
     # -- the boundary
 
     def owns(self, x) -> bool:
@@ -186,6 +193,14 @@ class NativeUniform:
 
     def set_state(self, state) -> None:
         raise NotImplementedError("abstract method: a native generator imports its state")
+
+    def export_state(self):
+        """:meth:`get_state` as plain values and NumPy arrays, for a model file."""
+        return self.get_state()
+
+    def import_state(self, saved):
+        """What :meth:`set_state` takes, from an :meth:`export_state` read back."""
+        return saved
 
     def __getstate__(self):
         return {"ctx": self.ctx, "state": self.get_state()}
@@ -260,7 +275,8 @@ def honour_device(namespace, use_device, device_of) -> None:
 
 
 def _is_scalar(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A host number (Python's or a NumPy scalar), passed to a kernel as an argument."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
 class _NumPyNamespace(Namespace):
@@ -411,9 +427,6 @@ class NumPyBackend(Backend):
     def devices(self):
         return ["cpu"]
 
-    def owns(self, x):
-        return type(x).__module__.split(".")[0] == "numpy"
-
     def move(self, x, device):
         return x
 
@@ -483,6 +496,10 @@ class TorchBackend(Backend):
         if dev.type not in ("cpu", "cuda", "mps", "xpu"):  # meta tensors hold no values
             raise ValueError(f"backend='torch' computes on cpu, cuda, mps or xpu devices; "
                              f"got device={spec!r}")
+        if dev.type in ("mps", "xpu") and not getattr(torch.backends, dev.type,
+                                                     getattr(torch, dev.type, None)).is_available():
+            raise ImportError(f"device={spec!r} needs a torch build with {dev.type} support "
+                              "and the device; none is available here")
         if dev.type == "cuda":
             if not torch.cuda.is_available():
                 raise ImportError(
@@ -553,6 +570,12 @@ class _TorchUniform(NativeUniform):
         import torch
 
         self.gen.set_state(torch.tensor(state, dtype=torch.uint8))
+
+    def export_state(self):
+        return np.asarray(self.get_state(), dtype=np.uint8)  # a few thousand bytes
+
+    def import_state(self, saved):
+        return np.asarray(saved, dtype=np.uint8).tolist()
 
 
 class CuPyBackend(Backend):
@@ -819,8 +842,12 @@ def get_context(backend: str | Context = "numpy", device=None, dtype: str = "flo
     if isinstance(backend, Context):
         return backend
     descriptor = get_backend(backend)
-    dtype_name = getattr(dtype, "name", dtype) if not isinstance(dtype, str) else dtype
-    dtype_name = str(dtype_name).replace("torch.", "")
+    dtype_name = str(dtype).rpartition(".")[2]  # "float32", torch.float32, xp.float32
+    if dtype_name not in DTYPES:
+        try:  # np.float32, np.dtype("float32"), xp.float32 of a namespace
+            dtype_name = np.dtype(dtype).name
+        except TypeError:
+            pass
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
     xp = descriptor.namespace()
@@ -869,6 +896,17 @@ def backend_of(x) -> Backend | None:
     return None
 
 
+def namespace_of(*arrays):
+    """The namespace nnx computes with for ``arrays`` of one registered backend (its
+    sync-free forms included); array-api-compat's ``array_namespace`` for anything else."""
+    backends = {backend_of(a) for a in arrays}
+    if len(backends) == 1 and None not in backends:
+        return backends.pop().namespace()
+    from array_api_compat import array_namespace
+
+    return array_namespace(*arrays)
+
+
 def is_host_array(x) -> bool:
     """True for NumPy arrays, lists, scalars and DataFrames (anything not on a device)."""
     backend = backend_of(x)
@@ -910,11 +948,6 @@ def to_namespace_of(reference, x, ctx: Context):
     if ctx.owns(reference) and not is_host_array(reference):
         return ctx.backend.move(x, ctx.backend.device_of(reference))
     return to_numpy(x)
-
-
-def synchronize(ctx: Context) -> None:
-    """Wait for queued device work (for timing); a no-op on CPU backends."""
-    ctx.synchronize()
 
 
 def common_namespace(*arrays):

@@ -115,6 +115,16 @@ class Configurable:
         return f"{type(self).__name__}({args})"
 
 
+def fresh(value):
+    """A new, unbuilt twin of ``value`` made from its config (recursively through lists and
+    nested building blocks); plain values come back as they are."""
+    if isinstance(value, Configurable):
+        return type(value)(**{k: fresh(v) for k, v in value.get_config().items()})
+    if isinstance(value, (list, tuple)):
+        return type(value)(fresh(v) for v in value)
+    return value
+
+
 class Value(Configurable):
     """A :class:`Configurable` that is a value: equal to another of its class with the same
     config, and hashable (activations, losses, penalties, constraints, schedules)."""

@@ -328,7 +328,3 @@ class EpochBatches:
         for index, rows in self._pieces:
             part = order[index[0]]
             yield [None if a is None else xp.take(a, part, axis=0) for a in arrays], rows
-
-    def rows(self, k: int) -> int:
-        start, stop = self.bounds[k]
-        return stop - start

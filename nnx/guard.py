@@ -90,6 +90,8 @@ class DivergenceGuard:
         )
         net.diverged_ = {"epoch": epoch, "step": step, "problem": problem}
         if self.on_nonfinite == "warn":
-            warnings.warn(message, NonFiniteWarning, stacklevel=5)
+            # the user's fit call: Network.fit (and its entry point), training.fit,
+            # run_epochs, here
+            warnings.warn(message, NonFiniteWarning, stacklevel=6)
             return
         raise DivergenceError(message)

@@ -108,6 +108,11 @@ class ModelFileError(ValueError):
 def _encode_object(obj, writer, where):
     kind = getattr(type(obj), "registry_kind", None) or "piece"
     name = registered_name(obj)
+    if name is None and type(obj).__module__.startswith("nnx.") and kind != "piece":
+        raise ValueError(
+            f"cannot save {where}: the {kind} {obj!r} is internal to nnx and not part of the "
+            "model format (a scikit-learn estimator's network_: pickle the estimator instead)"
+        )
     if name is None:
         known = ", ".join(sorted(registry(kind))) or "none"
         raise ValueError(
@@ -282,8 +287,11 @@ def save(network, path, *, include_optimizer=True, metadata=None) -> Path:
     OSError
         The folder does not exist or is not writable.
     """
-    if registered_name(network) is None or type(network).registry_kind != "model":
+    if getattr(network, "registry_kind", None) != "model":
         raise ValueError(f"save needs an nnx.Network; got {type(network).__name__}")
+    if registered_name(network) is None:
+        raise ValueError(f"cannot save a {type(network).__name__}: a file names its model "
+                         "class, so register it with @nnx.register")
     if not network.built:
         raise ValueError("save needs a built network: call fit first or pass input_dim=")
     if metadata is None:

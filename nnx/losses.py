@@ -18,9 +18,9 @@ with ``value(xp, z, y)`` and ``gradient(xp, z, y)``; subclass :class:`Loss` and 
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
 
 from . import activations
+from .backend import namespace_of
 from .checks import check_number
 from .config import Value
 
@@ -86,7 +86,7 @@ class Loss(Value):
 
     def __call__(self, z, y):
         """Standalone: the mean loss of logits ``z`` against encoded targets ``y``."""
-        return self.value(array_namespace(z, y), z, y)
+        return self.value(namespace_of(z, y), z, y)
 
 
 

@@ -26,7 +26,7 @@ from .checks import (
     check_sequence,
     check_targets,
 )
-from .config import Configurable, register
+from .config import Configurable, fresh, register
 from .data import TargetEncoder
 from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of this module's API)
 from .layers import Dense, Layer
@@ -113,6 +113,12 @@ class Network(Configurable):
                 "layers must be a list of layer sizes like [2, 16, 1] or a list of nnx.layers "
                 f"objects; got {layers!r}"
             )
+        elif any(layer.built for layer in layers):
+            # building it again would replace the parameters of the network it belongs to
+            raise ValueError(
+                "a layer given to Network is already built (part of another network); pass "
+                "new layers, e.g. the ones in other.get_config()['layers']"
+            )
         if not isinstance(layers[-1], Dense) or layers[-1].activation is not None:
             raise ValueError(
                 "the last layer must be a Dense layer without activation (it emits logits; the "
@@ -170,7 +176,7 @@ class Network(Configurable):
         return self
 
     def named_layers(self, layers=None, prefix="layers"):
-        """``(name prefix, layer)`` of every layer that holds parameters, nested ones included."""
+        """``(name prefix, layer)`` of every layer, nested ones included (depth first)."""
         for i, layer in enumerate(self.layers if layers is None else layers):
             name = f"{prefix}.{i}"
             yield name, layer
@@ -320,7 +326,11 @@ class Network(Configurable):
 
         The engine's step: no checks, no host synchronisation; returns the batch objective
         (before the update) as a device scalar. ``wb`` is a ``(batch, 1)`` weight column;
-        ``grad_callbacks`` get every step's gradients (``on_batch_gradients``).
+        ``grad_callbacks`` get every step's gradients (``on_batch_gradients``). Like the
+        other engine methods (:meth:`objective_and_gradients`, :meth:`apply_gradients`,
+        :meth:`scores`, :meth:`with_finiteness`) it runs in the caller's scope: a loop of
+        its own runs inside ``with net.ctx.scope():`` (on CuPy, the network's GPU current),
+        as ``fit`` does.
         """
         if self.optimizer.needs_closure:
             return self._closure_step(xb, yb, wb)
@@ -502,8 +512,7 @@ class Network(Configurable):
         range (weights ~1e35) count as divergence too."""
         xp = self.ctx.xp
         # one addition per parameter and one product (not two operations per parameter);
-        # no copy of the parameters (a GPU model may not have room) and no stack (on NumPy
-        # the sums are scalars, which a stack converts one by one)
+        # no stack (on NumPy the sums are scalars, which a stack converts one by one)
         sums = sum([xp.sum(owner[key]) for _, owner, key in self._param_refs])
         return total + 0.0 * sums
 
@@ -617,10 +626,11 @@ class Network(Configurable):
 
     def get_config(self) -> dict:
         """What rebuilds this network's architecture and training setup (not its learned
-        values, see :meth:`state_dict`): ``Network(**config, backend=...)`` is a twin."""
+        values, see :meth:`state_dict`): ``Network(**config, backend=...)`` is a twin. The
+        layers and the optimizer in it are new, unbuilt copies."""
         self._require_built("get_config()")
-        return {"layers": list(self.layers), "input_dim": int(self.input_dim),
-                "loss": self.loss_, "optimizer": self.optimizer,
+        return {"layers": fresh(self.layers), "input_dim": int(self.input_dim),
+                "loss": self.loss_, "optimizer": fresh(self.optimizer),
                 "dtype": self.ctx.dtype_name, "seed": self.seed, "l1": self.l1, "l2": self.l2}
 
     def state_dict(self, include_optimizer: bool = True) -> dict:
@@ -726,8 +736,7 @@ class Network(Configurable):
             rows.append(("  " * depth + prefix, text,
                          str(layer.output_dim), str(own) if own or not layer.sublayers() else ""))
         sizes = [max(len(row[i]) for row in rows) for i in range(4)]
-        line = "  ".join(f"{{:<{sizes[0]}}} {{:<{sizes[1]}}} {{:>{sizes[2]}}} {{:>{sizes[3]}}}"
-                         .split(" "))
+        line = "  ".join(f"{{:{align}{size}}}" for align, size in zip("<<>>", sizes))
         total = sum(math.prod(p.shape) for p in self.parameters().values())
         print_fn(f"Network on {self.ctx.name} ({self.ctx.dtype_name}), loss={self.loss_!r}")
         for row in rows:

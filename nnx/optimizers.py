@@ -67,7 +67,8 @@ def _host_copy(x):
 
 class _Argument:
     """A constructor argument declared in the class body (see :class:`Hyper`), read where it
-    is used: setting it needs nothing more (the learning rate, read at every step)."""
+    is used: setting it needs nothing more than its check (the learning rate, read at every
+    step, set by schedules' callbacks and ``lr_find``)."""
 
     def __init__(self, default=REQUIRED, check=None, *, keyword=False):
         self.default, self.check, self.keyword = default, check, keyword
@@ -78,7 +79,13 @@ class _Argument:
     def __get__(self, obj, owner=None):
         if obj is None:
             return self
-        raise AttributeError(self.name)  # declared, not set yet
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(self.name) from None  # declared, not set yet
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value if self.check is None else self.check(self.name, value)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.default!r})"
@@ -116,8 +123,15 @@ class Hyper(_Argument):
             raise AttributeError(self.name) from None
 
     def __set__(self, obj, value):
+        value = value if self.check is None else self.check(self.name, value)
+        old = obj.__dict__.get(self.name, REQUIRED)
         obj.__dict__[self.name] = value
-        obj._hyperparameter_changed()
+        try:
+            obj._hyperparameter_changed(self.name)
+        except ValueError:
+            obj.__dict__[self.name] = old  # refused: the optimizer stays as it was
+            obj._hyperparameter_changed(self.name)
+            raise
 
 
 def _check_rate(name, value):
@@ -177,6 +191,27 @@ def _constructor(declared: dict):
 
     __init__.__signature__ = signature
     return __init__
+
+
+def _check_composition(stages) -> None:
+    """Each stage reads only slots that an earlier stage keeps, and no two stages keep a slot
+    or a host scalar of the same name (they would silently share it)."""
+    slots, host = set(), set()
+    for stage in stages:
+        for attr in ("source", "center"):
+            read = getattr(stage, attr, None)
+            if read is not None and read not in slots:
+                raise ValueError(f"{stage!r} reads the slot {read!r}, which no stage before "
+                                 f"it keeps (kept so far: {sorted(slots) or 'none'})")
+        for name in stage.slots:
+            if name in slots:
+                raise ValueError(f"two stages keep a slot named {name!r}; give one of them "
+                                 "another slot= name")
+            slots.add(name)
+        for name in stage.host_state:
+            if name in host:
+                raise ValueError(f"two stages keep a host scalar named {name!r}")
+            host.add(name)
 
 
 def _overrides(stage, method) -> bool:
@@ -299,6 +334,7 @@ class Optimizer(Configurable):
         """After the constructor stored the hyperparameters: checks across them, and the
         state of an optimizer not built yet."""
         stages = self.rule()  # the stages check their own arguments (nesterov, ...)
+        _check_composition(stages)
         if self.foreach and not self._elementwise(stages):
             raise ValueError(
                 f"foreach=True packs all parameters into one vector, which only element-wise "
@@ -342,9 +378,25 @@ class Optimizer(Configurable):
     def _compile(self) -> None:
         self._rule = _Rule(self, self.ctx)
 
-    def _hyperparameter_changed(self) -> None:
-        if self.__dict__.get("_rule") is not None:
-            self._compile()
+    def _hyperparameter_changed(self, name: str) -> None:
+        """Rebuild the stages of a built optimizer for a new hyperparameter value; refuse a
+        value the built state cannot serve (a new slot, another packing)."""
+        if self.__dict__.get("_rule") is None:
+            return
+        if name == "foreach":
+            raise ValueError("foreach is chosen when the optimizer is built (at the first "
+                             "fit); set it before, or build a new optimizer")
+        self._compile()
+        if self._rule.run == [self._direction_stage] or not self._slots:
+            return  # a hand-written rule keeps its own slots
+        kept = set(next(iter(self._slots.values())))
+        needed = {slot for stage in self._rule.transforms for slot in stage.slots}
+        if needed - kept:
+            raise ValueError(
+                f"{name}={self.__dict__[name]!r} needs optimizer state this optimizer did not "
+                f"build ({', '.join(sorted(needed - kept))}); set it before training starts, "
+                "or build a new optimizer"
+            )
 
     def __getstate__(self):
         # a copy (lr_find's, a pickle) rebinds its stages and packs its own parameters again

@@ -64,27 +64,26 @@ class Random:
         return out
 
     def export_state(self) -> dict:
-        """:meth:`state` with the native generator's state as an array (for saving)."""
+        """:meth:`state` in saveable form (the native generator's state as its backend
+        exports it: plain values and NumPy arrays)."""
         state = dict(self.state())
-        native = state.get("mask_native")
-        if isinstance(native, list):  # torch's generator state: a few thousand bytes
-            state["mask_native"] = np.asarray(native, dtype=np.uint8)
+        if "mask_native" in state:
+            state["mask_native"] = self._native.export_state()
         return state
 
     def import_state(self, state: dict, backend=None, device=None) -> None:
-        """Restore an :meth:`export_state` saved on ``backend``/``device``.
+        """Restore an :meth:`export_state` saved on ``backend``/``device`` (names).
 
-        The host streams always apply; the native generator's state only on the same backend
-        and kind of device (a CPU torch generator's state does not fit a CUDA one); elsewhere
-        the native stream simply continues from this network's seed.
+        The host streams always apply; the native generator's state only where its backend
+        says it fits (the same backend and kind of device: a CPU torch generator's state does
+        not fit a CUDA one); elsewhere the native stream simply continues from this network's
+        seed.
         """
         state = dict(state)
         native = state.pop("mask_native", None)
-        same_kind = (backend == self.ctx.name
-                     and str(device or "").split(":")[0] == self.ctx.device_name.split(":")[0])
-        if native is not None and same_kind:
-            state["mask_native"] = (native if isinstance(native, dict)
-                                    else np.asarray(native, dtype=np.uint8).tolist())
+        if (native is not None and self._native is not None and backend == self.ctx.name
+                and self.ctx.backend.same_device_kind(device, self.ctx.device)):
+            state["mask_native"] = self._native.import_state(native)
         self.set_state(state)
 
     def set_state(self, state: dict) -> None:

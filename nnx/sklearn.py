@@ -419,7 +419,8 @@ class _NNXBase(BaseEstimator):
             self._init_fitted_attributes(n_outputs)
         elif not incremental:
             # a warm-started fit starts a fresh optimizer on the current weights, as sklearn's
-            self.network_.optimizer.build(self.network_.parameters(), self.network_.ctx)
+            with self.network_.ctx.scope():
+                self.network_.optimizer.build(self.network_.parameters(), self.network_.ctx)
         net = self.network_
         self._set_l2(net, l2)
         if self.early_stopping:
@@ -517,9 +518,10 @@ class _NNXBase(BaseEstimator):
             dtype = ctx.dtype if a.dtype.kind == "f" else getattr(ctx.xp, a.dtype.name)
             return ctx.asarray(a, dtype=dtype)
 
-        net.restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
-                      "random": saved["random"]})
-        net.optimizer.load_state_dict(saved["optimizer"])
+        with ctx.scope():
+            net.restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
+                         "random": saved["random"]})
+            net.optimizer.load_state_dict(saved["optimizer"])
         net.targets_ = saved["targets"]
         self.network_ = net
 

@@ -11,7 +11,10 @@ once per training step:
 - ``_local_scalar_dense``: a value read back (``float(x)``, ``bool(x)``, ``x.item()``);
 - ``nonzero``, ``masked_select``, ``is_nonzero``, ``equal``, ``unique``: results whose size
   or value the host must know;
-- ``index``/``index_put_`` with a boolean index: boolean-mask indexing, a ``nonzero`` inside.
+- ``index``/``index_put_`` with a boolean index: boolean-mask indexing, a ``nonzero`` inside;
+- copies of a whole tensor to the host or between devices, which dispatch no operator on a
+  CPU: ``Tensor.numpy``, ``__array__`` (``np.asarray(t)``), ``tolist``, ``cpu`` and ``to``
+  with a device, recorded at the level of torch functions (a ``TorchFunctionMode``).
 
 Arithmetic with a Python number is not among them: torch passes the number to the kernel as
 an argument.
@@ -25,6 +28,24 @@ _ALWAYS = {"lift_fresh", "lift_fresh_copy", "_local_scalar_dense", "nonzero", "n
            "masked_select", "is_nonzero", "equal", "unique_dim", "_unique", "_unique2",
            "unique_consecutive", "masked_scatter", "masked_scatter_"}
 _BOOLEAN_INDEX = {"index", "index_put", "index_put_", "_index_put_impl_"}
+
+
+_HOST_COPIES = {"numpy", "__array__", "tolist", "cpu"}
+
+
+def copy_reason(func, args, kwargs) -> str | None:
+    """Why the torch function ``func`` copies a whole tensor to the host or to another
+    device (blocking on CUDA), or ``None``."""
+    import torch
+
+    name = getattr(func, "__name__", "")
+    if name in _HOST_COPIES:
+        return f"Tensor.{name}"
+    if name == "to":
+        targets = [a for a in (*args[1:], kwargs.get("device")) if a is not None]
+        if any(isinstance(a, (str, torch.device)) for a in targets):
+            return "Tensor.to with a device"
+    return None
 
 
 def blocking_reason(func, args) -> str | None:
@@ -61,6 +82,7 @@ class SyncRecorder:
     """
 
     def __init__(self):
+        from torch.overrides import TorchFunctionMode
         from torch.utils._python_dispatch import TorchDispatchMode
 
         recorder = self
@@ -73,16 +95,27 @@ class SyncRecorder:
                     recorder.blocking[reason] += 1
                 return func(*args, **(kwargs or {}))
 
-        self._mode = _Mode()
+        class _Functions(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                reason = copy_reason(func, args, kwargs)
+                if reason is not None:
+                    recorder.blocking[reason] += 1
+                return func(*args, **kwargs)
+
+        self._modes = [_Functions(), _Mode()]
         self.blocking: collections.Counter = collections.Counter()
         self.ops = 0
 
     def __enter__(self):
-        self._mode.__enter__()
+        for mode in self._modes:
+            mode.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self._mode.__exit__(*exc)
+        for mode in reversed(self._modes):
+            mode.__exit__(*exc)
+        return False
 
     @property
     def total(self) -> int:

@@ -49,8 +49,9 @@ def test_restored_parameters_are_those_before_the_bad_step(backend):
 def test_warn_mode_returns_the_history_so_far(backend):
     X, y = _exploding()
     net = nnx.Network([3, 16, 1], learning_rate=10.0, seed=0, **backend.kwargs)
-    with pytest.warns(nnx.NonFiniteWarning, match="diverged"):
+    with pytest.warns(nnx.NonFiniteWarning, match="diverged") as caught:
         history = net.fit(X, y, epochs=50, on_nonfinite="warn")
+    assert caught[0].filename == __file__  # the warning points at the user's fit call
     assert len(history.history["loss"]) < 50
     assert all(np.isfinite(history.history["loss"]))
     _assert_finite(net)

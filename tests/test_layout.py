@@ -123,6 +123,11 @@ def test_an_unregistered_class_cannot_be_saved_and_names_cannot_be_taken_twice(t
     net = nnx.Network([Unlisted(), nnx.Dense(1)], input_dim=2)
     with pytest.raises(ValueError, match=r"not registered.*@nnx.register"):
         net.save(tmp_path / "m.nnx")
+    class MyNet(nnx.Network):
+        pass
+
+    with pytest.raises(ValueError, match="cannot save a MyNet.*@nnx.register"):
+        MyNet([2, 1]).save(tmp_path / "n.nnx")
     with pytest.raises(ValueError, match="already registered"):
         nnx.register(name="Scale")(Unlisted)
     with pytest.raises(TypeError, match="building block"):

@@ -296,3 +296,23 @@ def test_divergence_replay_gathers_the_same_batches(backend):
     assert infos[0] == infos[1]
     for name in params[0]:
         np.testing.assert_array_equal(params[1][name], params[0][name])
+
+
+def test_a_twin_from_get_config_leaves_the_original_alone():
+    from nnx.layers import Residual
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    net = nnx.Network([Dense(4, activation="relu"), Residual([Dense(4)]), Dense(1)],
+                      input_dim=3, optimizer="adam", seed=0)
+    net.fit(X, y, epochs=2)
+    before = net.predict_proba(X)
+    slots = {k: nnx.to_numpy(v["m"]).copy() for k, v in net.optimizer.slots.items()}
+    twin = nnx.Network(**net.get_config())
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    assert net.optimizer.iterations > 0 and twin.optimizer.iterations == 0
+    for k, v in net.optimizer.slots.items():
+        np.testing.assert_array_equal(nnx.to_numpy(v["m"]), slots[k])
+    assert all(a is not b for a, b in zip(twin.layers, net.layers))
+    with pytest.raises(ValueError, match="already built"):
+        nnx.Network(net.layers, input_dim=3)

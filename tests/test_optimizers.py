@@ -983,3 +983,29 @@ def test_lbfgs_line_search_lives_in_its_module():
     # up to a linear term) is where its slope vanishes
     x = linesearch.cubic_interpolate(0.0, 1.0, -1.0, 1.0, 0.5, 0.5)
     assert 0.0 < x < 1.0
+
+
+def test_setting_a_hyperparameter_is_checked_and_a_built_optimizer_refuses_new_state():
+    import nnx.transforms as T
+
+    opt = O.SGD(0.1, momentum=0.9, clip_norm=1.0)
+    for name, bad in (("clip_norm", -1.0), ("momentum", -0.5), ("learning_rate", -5.0),
+                      ("foreach", "yes")):
+        with pytest.raises(ValueError, match=name):
+            setattr(opt, name, bad)
+    net = nnx.Network([2, 3, 1], optimizer=O.SGD(0.1), seed=0)
+    with pytest.raises(ValueError, match=r"momentum=0.9 needs optimizer state .*momentum"):
+        net.optimizer.momentum = 0.9
+    assert net.optimizer.momentum == 0.0  # refused: left as it was, and still steps
+    net.fit(np.ones((4, 2)), [0, 1, 0, 1], epochs=1)
+    with pytest.raises(ValueError, match="foreach is chosen when the optimizer is built"):
+        net.optimizer.foreach = True
+    adam = nnx.Network([2, 3, 1], optimizer=O.Adam(), seed=0).optimizer
+    with pytest.raises(ValueError, match="v_max"):
+        adam.amsgrad = True
+    adam.beta_1 = 0.5  # a value the built state serves: taken
+    assert adam.beta_1 == 0.5
+    with pytest.raises(ValueError, match=r"reads the slot 'v', which no stage before"):
+        O.Chain(1e-3, [T.RMSScale(1e-8)])
+    with pytest.raises(ValueError, match="two stages keep a slot named 'm'"):
+        O.Chain(1e-3, [T.FirstMoment(0.9), T.FirstMoment(0.5)])

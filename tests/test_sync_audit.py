@@ -142,6 +142,30 @@ def test_the_audit_catches_a_per_step_read():
     assert many["_local_scalar_dense"] - few["_local_scalar_dense"] == 2 * 18
 
 
+def test_the_audit_catches_host_copies_of_whole_tensors():
+    x = torch.randn(5)
+    with SyncRecorder() as rec:
+        x.numpy()
+        np.asarray(x)
+        x.tolist()
+        x.cpu()
+        x.to("cpu")
+        nnx.to_numpy(x)
+        x.to(torch.float64)  # a cast, no device: not a copy between devices
+    assert rec.blocking == {"Tensor.numpy": 2, "Tensor.__array__": 1, "Tensor.tolist": 1,
+                            "Tensor.cpu": 2, "Tensor.to with a device": 1}
+
+
+def test_the_audit_catches_a_per_step_copy_to_the_host():
+    class Copying(nnx.losses.BinaryCrossentropy):
+        def value_and_grad(self, xp, z, y, weight=None):
+            nnx.to_numpy(z)  # a per-step copy, as a host-side metric would make
+            return super().value_and_grad(xp, z, y, weight)
+
+    few, many = per_step_syncs(_fit(lambda: _net(loss=Copying())))
+    assert many["Tensor.numpy"] - few["Tensor.numpy"] == 2 * 18
+
+
 def test_the_audit_catches_host_data_and_boolean_masks():
     x = torch.randn(5)
     with SyncRecorder() as rec:
@@ -163,12 +187,6 @@ def test_what_each_call_reads_back():
     # (loss and parameter finiteness together) comes back
     assert rec.blocking == {"lift_fresh": 2 + 3, "_local_scalar_dense": 3}
     with SyncRecorder() as rec:
-        net.train_step(X[:BATCH], y[:BATCH])
-    assert rec.blocking == {"lift_fresh": 2, "_local_scalar_dense": 1}
-    with SyncRecorder() as rec:
-        net.predict(X)
-    assert rec.blocking == {"lift_fresh": 1, "_local_scalar_dense": 1}
-    with SyncRecorder() as rec:
         net.fit(X, y, epochs=3, batch_size=BATCH, validation_split=0.25)
     # validation: its rows cross in once; each epoch its loss and accuracy come back
     assert rec.blocking == {"lift_fresh": 2 + 2 + 3, "_local_scalar_dense": 3 * 3}
@@ -178,8 +196,10 @@ def test_what_each_call_reads_back():
     for predict in (net.predict, net.predict_proba):
         with SyncRecorder() as rec:
             predict(X)
-        # the output's finiteness (NaN output is an error, never a silent result)
-        assert rec.blocking == {"lift_fresh": 1, "_local_scalar_dense": 1}
+        # the output's finiteness (NaN output is an error, never a silent result), then the
+        # result itself, copied to the host for a host input
+        assert rec.blocking == {"lift_fresh": 1, "_local_scalar_dense": 1, "Tensor.cpu": 1,
+                                "Tensor.numpy": 1}
     with SyncRecorder() as rec:
         net.evaluate(X, y)
     assert rec.blocking == {"lift_fresh": 2, "_local_scalar_dense": 2}  # loss, accuracy
