@@ -114,23 +114,15 @@ class Hyper(_Argument):
         Keyword-only.
     """
 
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        try:
-            return obj.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(self.name) from None
-
     def __set__(self, obj, value):
-        value = value if self.check is None else self.check(self.name, value)
         old = obj.__dict__.get(self.name, REQUIRED)
-        obj.__dict__[self.name] = value
+        super().__set__(obj, value)
         try:
             obj._hyperparameter_changed(self.name)
         except ValueError:
             obj.__dict__[self.name] = old  # refused: the optimizer stays as it was
-            obj._hyperparameter_changed(self.name)
+            if obj.__dict__.get("_rule") is not None:
+                obj._compile()
             raise
 
 
