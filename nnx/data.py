@@ -254,6 +254,22 @@ class TargetEncoder:
 
 # --------------------------------------------------------------------------- epoch batching
 
+#: rows per block of ``shuffle="block"``
+BLOCK_ROWS = 4096
+
+
+def epoch_order(n: int, shuffle, rng):
+    """The row order of one epoch: ``None`` (in order), a permutation, or a block shuffle
+    (see the module docstring), drawn from ``rng`` (a ``numpy.random.Generator``)."""
+    if shuffle is False:
+        return None
+    if shuffle is True:
+        return rng.permutation(n)
+    starts = rng.permutation(range(0, n, BLOCK_ROWS))
+    return np.concatenate([start + rng.permutation(min(BLOCK_ROWS, n - start))
+                           for start in starts])
+
+
 
 class EpochBatches:
     """The mini-batches of training epochs: one policy for ``fit``, ``lr_find`` and the
@@ -295,13 +311,14 @@ class EpochBatches:
     def __len__(self):
         return len(self.bounds)
 
-    def epoch(self, shuffle: bool) -> tuple:
-        """One epoch's data: ``(arrays, order)`` for :meth:`batch` (draws a new order when
-        ``shuffle``)."""
+    def epoch(self, shuffle) -> tuple:
+        """One epoch's data: ``(arrays, order)`` for :meth:`batch`; ``shuffle`` (``True``
+        or ``"block"``) draws a new order (:func:`epoch_order`)."""
         if not shuffle:
             return self.arrays, None
         xp = self.ctx.xp
-        order = self.random.permutation(self.n_rows)
+        order = self.ctx.asarray(epoch_order(self.n_rows, shuffle, self.random.shuffle),
+                                 dtype=xp.int64)
         itemsize = 8 if self.ctx.dtype_name == "float64" else 4
         if math.prod(self.arrays[0].shape) * itemsize > self.GATHER_PER_BATCH_BYTES:
             return self.arrays, order

@@ -58,11 +58,16 @@ class DivergenceGuard:
         net = self.network
         xp = net.ctx.xp
         net.restore(self.restore_point)
+        if not getattr(batches, "replayable", True):
+            self._report(epoch, "?", "?", "the loss", None)
+            return
         problem, step = "the loss", len(batches)  # if the replay cannot reproduce it
         closure = net.optimizer.needs_closure
+        scale = 0.0
         for k in range(len(batches)):
             before = net.snapshot(optimizer=True, masks_only=True)
             xb, yb, wb = batches.batch(data, k)
+            scale = max(scale, float(xp.max(xp.abs(xb))))
             if closure:
                 loss, grads = net.step(xb, yb, wb), {}
             else:
@@ -78,20 +83,27 @@ class DivergenceGuard:
                 net.restore(before)
                 problem, step = " and ".join(bad[:3]), k + 1
                 break
-        scale = float(xp.max(xp.abs(batches.arrays[0])))
+        self._report(epoch, step, len(batches), problem, scale)
+
+    def _report(self, epoch, step, steps, problem, scale):
+        net = self.network
         lr = net.optimizer.current_learning_rate()
+        where = (f"step {step} of {steps}" if step != "?" else
+                 "a step the data source cannot replay to name")
         message = (
-            f"training diverged at epoch {epoch + 1}, step {step} of {len(batches)}: {problem} "
+            f"training diverged at epoch {epoch + 1}, {where}: {problem} "
             f"became NaN or inf. Likely cause: a learning rate too high for this problem "
             f"(now {lr:g}; try 10x lower)"
             + (f", or unscaled inputs (largest |x| is {scale:.3g}; standardize the features)"
-               if scale > 100 else "")
-            + ". The parameters were restored to their last finite values, before that step."
+               if scale is not None and scale > 100 else "")
+            + (". The parameters were restored to their last finite values, before that step."
+               if step != "?" else
+               ". The parameters were restored to their values at the start of that epoch.")
         )
         net.diverged_ = {"epoch": epoch, "step": step, "problem": problem}
         if self.on_nonfinite == "warn":
             # the user's fit call: Network.fit (and its entry point), training.fit,
-            # run_epochs, here
-            warnings.warn(message, NonFiniteWarning, stacklevel=6)
+            # run_epochs, diverged, here
+            warnings.warn(message, NonFiniteWarning, stacklevel=7)
             return
         raise DivergenceError(message)

@@ -32,6 +32,7 @@ from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of thi
 from .layers import Dense, Layer
 from .random import Random
 from .regularizers import L1L2
+from .sources import IterableSource, is_streamed, source_for
 
 
 class Network(Configurable):
@@ -376,6 +377,24 @@ class Network(Configurable):
         Xd = to_device(X, self.ctx)
         return Xd if y is None else (Xd, self.encode_targets(y, Xd.shape[0]))
 
+    def prepare_batch(self, X, y, k: int):
+        """One host batch ``k`` of a streamed source, checked and moved to the device:
+        ``(Xd, Yd)``. A problem is a ``ValueError`` that names the batch (another feature
+        count or type, a label the network does not know, NaN)."""
+        try:
+            X = check_features(X, n_features=self.input_dim, dtype=self.ctx.dtype_name)
+            Yd = None if y is None else self.encode_targets(y, X.shape[0])
+        except ValueError as exc:
+            raise ValueError(f"batch {k} of the data source: {exc}") from None
+        return to_device(X, self.ctx), Yd
+
+    def learn_targets(self, y, classes=None) -> None:
+        """Learn the label kind and set from host targets ``y`` (or from ``classes=``, every
+        label), before the first step; a no-op once the network knows them."""
+        if self.targets_ is None:
+            y = check_targets(y, len(y))
+            self.targets_ = TargetEncoder(self.loss_.task, self.n_outputs).fit(y, classes)
+
     def encode_targets(self, y, n_samples: int):
         """``y`` checked and encoded for the loss, on the device; the first call learns the
         labels (``classes_``)."""
@@ -439,14 +458,19 @@ class Network(Configurable):
     # ------------------------------------------------------------------ training
 
     @entry_point
-    def fit(self, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
-            validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
-            on_nonfinite="raise"):
+    def fit(self, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0,
+            callbacks=None, validation_split=None, validation_data=None, sample_weight=None,
+            class_weight=None, on_nonfinite="raise", classes=None, steps_per_epoch=None,
+            prefetch=2):
         """Train with mini-batch gradient descent.
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_features)
+        X : array-like, shape (n_samples, n_features), or a data source
+            Arrays in memory go to the device once. Larger-than-memory data is read batch by
+            batch (:mod:`nnx.sources`): a NumPy memmap or ``.npy`` path, a Dask array, a
+            dataset (``len`` and ``take(rows)``), or an iterable of ``(X, y)`` batches (then
+            ``y`` is ``None``).
         y : array-like, shape (n_samples,) or (n_samples, n_outputs)
             Labels of any sortable type, one-hot / multilabel 0-1 matrix, or regression values.
         epochs : int, default 100
@@ -454,8 +478,10 @@ class Network(Configurable):
             ``None``: full-batch gradient descent; ``1``: pure stochastic; else mini-batches.
             Ignored by optimizers that re-evaluate the objective (``LBFGS``): they take one
             full-batch step per epoch.
-        shuffle : bool, default True
-            Reshuffle the rows before every epoch (order drawn from the network's seed).
+        shuffle : bool or "block", default True
+            Reshuffle the rows before every epoch (order drawn from the network's seed);
+            ``"block"`` shuffles blocks of consecutive rows and the rows within each (for data
+            read from disk; see :mod:`nnx.sources` for what each source gets).
         verbose : int, default 0
             ``1`` shows a progress bar (tqdm when installed) with the loss of each epoch.
         callbacks : list of Callback, optional
@@ -479,6 +505,12 @@ class Network(Configurable):
             :class:`DivergenceError` is raised, or a :class:`NonFiniteWarning` issued and the
             history so far returned. Checked once per epoch (no host synchronisation per
             step), then the failing epoch is replayed step by step to name the step.
+        classes : array-like, optional
+            Every label, when the first batches of a source may not show them all.
+        steps_per_epoch : int, optional
+            Batches per epoch of an iterable source whose length is unknown.
+        prefetch : int, default 2
+            Batches of a streamed source read ahead on a host thread (0: none).
 
         Returns
         -------
@@ -490,7 +522,9 @@ class Network(Configurable):
                             verbose=verbose, callbacks=callbacks,
                             validation_split=validation_split,
                             validation_data=validation_data, sample_weight=sample_weight,
-                            class_weight=class_weight, on_nonfinite=on_nonfinite)
+                            class_weight=class_weight, on_nonfinite=on_nonfinite,
+                            classes=classes, steps_per_epoch=steps_per_epoch,
+                            prefetch=prefetch)
 
     # ------------------------------------------------------------------ engine
     def check_batch_rows(self, n: int, batch_size) -> None:
@@ -535,6 +569,22 @@ class Network(Configurable):
         check_finite_result(out, self.ctx, "the network's output for X", Xd, self.parameters())
         return out
 
+    def _chunks(self, X, y=None, chunk: int = 4096):
+        """Host ``(X, y)`` chunks of a streamed ``X`` (see :mod:`nnx.sources`), in order."""
+        source = source_for(X, y)
+        if isinstance(source, IterableSource):
+            for k, item in enumerate(source.fresh()):
+                Xc, yc = item if isinstance(item, (tuple, list)) else (item, None)
+                yield np.asarray(Xc), None if yc is None else np.asarray(yc)
+            return
+        n = len(source)
+        for start in range(0, n, chunk):
+            yield source.take(np.arange(start, min(start + chunk, n)))
+
+    def _streamed(self, method, X, y=None):
+        """``method`` (predict, predict_proba) over a streamed ``X``, chunk by chunk."""
+        return np.concatenate([method(Xc) for Xc, _ in self._chunks(X, y)])
+
     @entry_point
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
@@ -543,6 +593,8 @@ class Network(Configurable):
         scikit-learn does; a multilabel network one probability per label.
         """
         self._require_fitted("predict_proba")
+        if is_streamed(X):
+            return self._streamed(self.predict_proba, X)
         if self.targets_.kind == "regression":
             raise ValueError("predict_proba is for classifiers; this network does regression")
         p = self._proba_device(X)
@@ -557,6 +609,8 @@ class Network(Configurable):
         Regression with one output returns shape ``(n_samples,)``.
         """
         self._require_fitted("predict")
+        if is_streamed(X):
+            return self._streamed(self.predict, X)
         xp = self.ctx.xp
         p = self._proba_device(X)
         if self.targets_.kind == "regression":
@@ -577,6 +631,10 @@ class Network(Configurable):
         The loss here is the data loss alone (no weight penalties), as Keras reports it.
         """
         self._require_fitted("evaluate")
+        if is_streamed(X):  # means weighted by the rows of each chunk
+            parts = [(self.evaluate(Xc, yc), len(Xc)) for Xc, yc in self._chunks(X, y)]
+            n = sum(rows for _, rows in parts)
+            return {key: sum(s[key] * rows for s, rows in parts) / n for key in parts[0][0]}
         Xd, Yd = self.prepare(X, y)
         with self.ctx.errstate():  # an overflowing loss is reported below, once
             scores = self.scores(Xd, Yd)
@@ -610,6 +668,8 @@ class Network(Configurable):
     def score(self, X, y) -> float:
         """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
         if self.targets_ is not None and self.targets_.kind == "regression":
+            if is_streamed(X):
+                X, y = (np.concatenate(parts) for parts in zip(*self._chunks(X, y)))
             pred = to_numpy(self.predict(X)).astype(float)  # checks X first
             truth = check_targets(y, pred.shape[0])
             truth = check_regression_targets(truth, dtype=self.ctx.dtype_name).astype(float)

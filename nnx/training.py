@@ -20,11 +20,13 @@ from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
 from .guard import DivergenceGuard
+from .sources import (ArrayDataset, Dataset, IterableSource, StreamBatches, is_streamed,
+                      source_for, targets_of)
 
 
-def fit(net, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
+def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
         validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
-        on_nonfinite="raise") -> History:
+        on_nonfinite="raise", classes=None, steps_per_epoch=None, prefetch=2) -> History:
     """Train ``net``; see :meth:`nnx.Network.fit` for the arguments."""
     epochs = check_number("epochs", epochs, low=0, integer=True)
     batch_size = check_batch_size(batch_size)
@@ -32,18 +34,32 @@ def fit(net, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks
     if net.optimizer.needs_closure:
         batch_size = None  # LBFGS: one full-batch step per epoch
     callbacks = check_callbacks(callbacks)
-    shuffle = check_bool("shuffle", shuffle)
-    Xd = net.prepare(X)
-    n = Xd.shape[0]
-    y_host = check_targets(y, n)
-    Yd = net.encode_targets(y_host, n)
-    Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
-    validation = None
-    if validation_data is not None:
-        validation = validation_pair(net, validation_data)
-    elif validation_split is not None:
-        (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
-    net.check_batch_rows(Xd.shape[0], batch_size)
+    if shuffle != "block":
+        shuffle = check_bool("shuffle", shuffle)
+    if steps_per_epoch is not None:
+        steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
+    prefetch = check_number("prefetch", prefetch, low=0, integer=True)
+    # a list without y is a list of (X, y) batches; with y it is data (rows)
+    if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
+        batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
+                                       prefetch, validation_split, validation_data,
+                                       sample_weight, class_weight)
+    else:
+        if y is None:
+            raise ValueError("y is missing: fit(X, y) with arrays needs the targets")
+        Xd = net.prepare(X)
+        n = Xd.shape[0]
+        y_host = check_targets(y, n)
+        net.learn_targets(y_host, classes)
+        Yd = net.encode_targets(y_host, n)
+        Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
+        validation = None
+        if validation_data is not None:
+            validation = validation_pair(net, validation_data)
+        elif validation_split is not None:
+            (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
+        net.check_batch_rows(Xd.shape[0], batch_size)
+        batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
 
     history = History()
     cbs = [history, net.history_] + callbacks
@@ -54,11 +70,78 @@ def fit(net, X, y, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks
         net.metrics_names += ["val_" + key for key in metric_keys(net)]
     for cb in cbs:
         cb.set_network(net)
-    batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
     with net.ctx.errstate():
         run_epochs(net, batches, epochs, shuffle, cbs, validation,
                    DivergenceGuard(net, on_nonfinite))
     return history
+
+
+def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validation_split,
+             validation_data, sample_weight, class_weight):
+    """The batches and validation data of a source read batch by batch (:mod:`nnx.sources`):
+    the classes learned first, validation from a second source or a held-out tail."""
+    if sample_weight is not None or class_weight is not None:
+        raise ValueError("sample_weight and class_weight are for arrays in memory; a streamed "
+                         "source cannot take them yet (pass the arrays, or drop the weights)")
+    source = source_for(X, y)
+    validation = None
+    if validation_data is not None:
+        validation = validation_pair(net, validation_data)
+    elif validation_split is not None:
+        source, held_out = held_out_tail(source, validation_split)
+        validation = held_out
+    if not net.built:
+        net.build(_feature_count(source))
+    net.learn_targets(targets_of(source, classes), classes)
+    if isinstance(validation, Dataset):
+        validation = net.prepare(*validation.take(np.arange(len(validation))))
+    batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch)
+    if batches.map_style:
+        net.check_batch_rows(batches.n_rows, batch_size)
+    return batches, validation
+
+
+def held_out_tail(source, fraction):
+    """The last ``fraction`` of a dataset's rows as validation data (a contiguous block: a
+    random subset would mean one random read per row)."""
+    fraction = check_number("validation_split", fraction, low=0, high=1, low_open=True,
+                            high_open=True)
+    if isinstance(source, IterableSource):
+        raise ValueError("validation_split needs a source with rows (an array, memmap or "
+                         "dataset); give an iterable source validation_data= instead")
+    n = len(source)
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"validation_split={fraction} of {n} rows leaves {n - n_val} for "
+                         f"training and {n_val} for validation; both need at least one")
+    return Rows(source, 0, n - n_val), Rows(source, n - n_val, n)
+
+
+class Rows(Dataset):
+    """Rows ``start:stop`` of a dataset."""
+
+    def __init__(self, source, start, stop):
+        self.source, self.start, self.stop = source, start, stop
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def take(self, rows):
+        return self.source.take(np.asarray(rows) + self.start)
+
+
+def _feature_count(source) -> int:
+    if isinstance(source, ArrayDataset):
+        return int(source.X.shape[1])
+    if isinstance(source, IterableSource):
+        if source.one_shot:
+            raise ValueError("a network trained from a one-shot iterator needs its input "
+                             "width up front: Network(..., input_dim=)")
+        first = next(source.fresh(), None)
+        if first is None:
+            raise ValueError("the data source gave no batch")
+        return int(np.asarray(first[0]).shape[1])
+    return int(np.asarray(source.take(np.arange(1))[0]).shape[1])
 
 
 def metric_keys(net) -> list:
@@ -124,7 +207,7 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
                 if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
     for cb in callbacks:
         cb.on_train_begin()
-    n, step = batches.n_rows, net.step
+    step = net.step
     try:
         for epoch in range(epochs):
             for cb in callbacks:
@@ -132,11 +215,12 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
             data = batches.epoch(shuffle)
             if guard is not None:
                 guard.begin_epoch()
-            total = 0.0
+            total, seen = 0.0, 0.0
             for (xb, yb, wb), rows in batches(data):
                 total = total + step(xb, yb, wb, grad_cbs) * rows
+                seen += rows
             loss = guard.epoch_loss(total) if guard is not None else float(total)
-            logs = {"loss": loss / n}
+            logs = {"loss": loss / seen}
             if not math.isfinite(logs["loss"]) and guard is not None:
                 guard.diverged(epoch, batches, data)
                 break

@@ -1,0 +1,295 @@
+"""Data larger than memory: sources that ``fit``, ``evaluate`` and ``predict`` read batch by batch.
+
+Arrays already in memory go to the device once (:class:`~nnx.data.EpochBatches`). Everything
+else is read a batch at a time, checked, and moved to the device while the previous step
+computes (a host thread, ``prefetch`` batches ahead):
+
+- NumPy memmaps and ``.npy`` paths (opened with ``np.load(path, mmap_mode="r")``), Dask
+  arrays and any row-indexable array, through :class:`ArrayDataset`;
+- map-style datasets: any object with ``len(ds)`` and ``ds.take(rows) -> (X_rows, y_rows)``
+  for a sorted array of row indices (the :class:`Dataset` protocol);
+- iterables of ``(X, y)`` batches: a callable returning a fresh iterator each epoch, a
+  re-iterable (a list, an object with ``__iter__``), or one iterator read across epochs with
+  ``steps_per_epoch``.
+
+Randomness, per source (the same seed gives the same batches on every backend):
+
+- ``shuffle=True``: a fresh permutation of all rows each epoch, drawn from the network's
+  shuffle stream exactly as for arrays in memory, so a streamed fit takes the same batches
+  and ends with the same parameters as the in-memory fit. Each batch's rows are read in
+  sorted order and put back in the permutation's order in memory;
+- ``shuffle="block"``: blocks of :data:`nnx.data.BLOCK_ROWS` consecutive rows in a random
+  order, the rows of each block shuffled among themselves; a batch then reads one or two contiguous
+  blocks (for data on disk that is not in the page cache). Arrays in memory accept it too
+  and give the same batches;
+- ``shuffle=False``: the rows in order;
+- iterables: their own order (``shuffle`` does not apply).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data import epoch_order
+
+
+class Dataset:
+    """The map-style protocol: ``len(ds)`` rows, ``ds.take(rows)`` returns the host arrays
+    ``(X_rows, y_rows)`` of the given sorted row indices (``y_rows`` ``None`` when the
+    dataset has no targets). Subclass it or just provide both methods."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError("abstract method: a dataset says how many rows it has")
+
+    def take(self, rows: np.ndarray) -> tuple:
+        raise NotImplementedError("abstract method: a dataset reads rows")
+
+
+class ArrayDataset(Dataset):
+    """Rows of a pair of arrays that need not fit in memory.
+
+    Parameters
+    ----------
+    X : array-like, numpy.memmap, dask array or path to a ``.npy`` file, shape (n, features)
+    y : array-like, memmap, dask array or ``.npy`` path, shape (n,) or (n, k), optional
+
+    ``take`` reads only the rows asked for (``X[rows]``), never the whole array.
+    """
+
+    def __init__(self, X, y=None):
+        self.X = open_array(X, "X")
+        self.y = None if y is None else open_array(y, "y")
+        if getattr(self.X, "ndim", 0) != 2:
+            raise ValueError(f"X must be 2-D (rows, features); got shape "
+                             f"{getattr(self.X, 'shape', None)}")
+        if self.y is not None and len(self.y) != len(self.X):
+            raise ValueError(f"X has {len(self.X)} rows but y has {len(self.y)}")
+
+    def __len__(self):
+        return int(self.X.shape[0])
+
+    def take(self, rows):
+        X = np.asarray(self.X[rows])
+        return X, (None if self.y is None else np.asarray(self.y[rows]))
+
+
+def open_array(value, name):
+    """A path to a ``.npy`` file opened memory-mapped; anything else as it is."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if path.suffix != ".npy":
+            raise ValueError(f"{name} path {str(path)!r} is not a .npy file (memory-mapped "
+                             "reading needs .npy; load an .npz yourself)")
+        return np.load(path, mmap_mode="r")
+    return value
+
+
+def is_streamed(X) -> bool:
+    """Whether ``fit``/``evaluate``/``predict`` read ``X`` batch by batch instead of moving
+    it to the device whole: memmaps, ``.npy`` paths, datasets, Dask arrays, iterables."""
+    if isinstance(X, (np.memmap, os.PathLike, Dataset)):
+        return True
+    if isinstance(X, str):
+        return X.endswith(".npy")  # any other string is data, and checked as such
+    if type(X).__module__.partition(".")[0] == "dask":
+        return True
+    if hasattr(X, "take") and hasattr(X, "__len__") and not hasattr(X, "shape"):
+        return True  # the Dataset protocol without the base class
+    return callable(X) or (hasattr(X, "__iter__") and not hasattr(X, "shape")
+                           and not isinstance(X, (list, tuple, dict)))
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class StreamBatches:
+    """The batches of a data source, read and moved to the device a few batches ahead.
+
+    The same interface as :class:`~nnx.data.EpochBatches` (``epoch``, calling it for the
+    batches, ``batch`` for one again), so the training loop and the divergence guard do not
+    know which they have.
+
+    Parameters
+    ----------
+    net : Network
+        Its ``prepare_batch`` checks and moves a host batch; its shuffle stream orders rows.
+    source : Dataset-like or iterable source (see :func:`source_for`)
+    batch_size : int or None
+    prefetch : int >= 0
+        Batches read ahead by a host thread (0: read in the loop).
+    """
+
+    def __init__(self, net, source, batch_size, prefetch=2, steps_per_epoch=None):
+        self.net, self.source, self.prefetch = net, source, prefetch
+        self.steps_per_epoch = steps_per_epoch
+        self.map_style = not isinstance(source, IterableSource)
+        self.replayable = self.map_style or source.replayable
+        if self.map_style:
+            n = self.n_rows = len(source)
+            if n == 0:
+                raise ValueError("the data source has no rows")
+            step = n if batch_size is None else min(batch_size, n)
+            self.bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
+        else:
+            self.n_rows = None
+            self.bounds = None
+
+    def __len__(self):
+        return len(self.bounds) if self.map_style else (self.steps_per_epoch or 0)
+
+    def epoch(self, shuffle):
+        if not self.map_style:
+            return self.source.epoch_iterator(self.steps_per_epoch)
+        return epoch_order(self.n_rows, shuffle, self.net.random.shuffle)
+
+    def _read(self, order, k):
+        """Host batch ``k`` of a map-style epoch, checked: ``(X, y, rows)``."""
+        a, b = self.bounds[k]
+        if order is None:
+            X, y = self.source.take(np.arange(a, b))
+        else:
+            rows = order[a:b]
+            sort = np.argsort(rows, kind="stable")
+            X, y = self.source.take(rows[sort])
+            back = np.empty_like(sort)
+            back[sort] = np.arange(sort.shape[0])
+            X, y = X[back], (None if y is None else y[back])
+        return X, y, b - a
+
+    def _host_batches(self, data):
+        """Host batches of an epoch, in order, ``prefetch`` ahead on a thread."""
+        if self.map_style:
+            reads = (lambda k=k: self._read(data, k) for k in range(len(self.bounds)))
+        else:
+            reads = self.source.reads(data)
+        if self.prefetch <= 0:
+            for read in reads:
+                yield read()
+            return
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nnx-prefetch") as pool:
+            pending = collections.deque()
+            try:
+                for read in reads:
+                    pending.append(pool.submit(read))
+                    if len(pending) > self.prefetch:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def __call__(self, data):
+        """Device batches of an epoch: ``([xb, yb, None], rows)`` pairs."""
+        for k, (X, y, rows) in enumerate(self._host_batches(data)):
+            xb, yb = self.net.prepare_batch(X, y, k)
+            yield [xb, yb, None], float(rows)
+
+    def batch(self, data, k):
+        """Batch ``k`` of an epoch again (the divergence guard's replay)."""
+        if not self.map_style:
+            raise ValueError("an iterator cannot be replayed")
+        X, y, _ = self._read(data, k)
+        xb, yb = self.net.prepare_batch(X, y, k)
+        return [xb, yb, None]
+
+
+class IterableSource:
+    """Batches ``(X, y)`` from an iterable (see the module docstring)."""
+
+    def __init__(self, data):
+        self.data = data
+        self.replayable = False
+        #: one iterator read across epochs (it cannot be read ahead or started again)
+        self.one_shot = not callable(data) and hasattr(data, "__next__")
+
+    def fresh(self):
+        """An iterator over the batches: a new one, unless the source is one-shot."""
+        if callable(self.data):
+            return iter(self.data())
+        return self.data if self.one_shot else iter(self.data)
+
+    def epoch_iterator(self, steps):
+        if self.one_shot and steps is None:
+            raise ValueError("a one-shot iterator needs steps_per_epoch= (how many batches "
+                             "make an epoch); or pass a callable that returns a new iterator")
+        return self.fresh(), steps
+
+    def reads(self, data):
+        iterator, steps = data
+        count = 0
+        while steps is None or count < steps:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                if count == 0:
+                    raise ValueError("the data source gave no batch this epoch (an empty or "
+                                     "exhausted iterator)") from None
+                if steps is not None:
+                    raise ValueError(f"the data source was exhausted after {count} of "
+                                     f"steps_per_epoch={steps} batches") from None
+                return
+            yield _batch_of(item, count)
+            count += 1
+
+    def labels(self):
+        """Every batch's targets, from one pass (to learn the classes)."""
+        if self.one_shot:
+            raise ValueError("pass classes= (every label) when training from a one-shot "
+                             "iterator: the labels cannot be read ahead")
+        ys = [y for _, y in (_split_item(item, k) for k, item in enumerate(self.fresh()))]
+        if not ys:
+            raise ValueError("the data source gave no batch")
+        return np.concatenate([np.asarray(y) for y in ys])
+
+
+def _split_item(item, k):
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise ValueError(f"batch {k}: a data source must give (X, y) pairs; got "
+                         f"{type(item).__name__}")
+    return item
+
+
+def _batch_of(item, k):
+    X, y = _split_item(item, k)
+    return lambda: (np.asarray(X), None if y is None else np.asarray(y), len(X))
+
+
+def source_for(X, y=None):
+    """The source object for ``X`` (and ``y``) as :func:`is_streamed` recognises them."""
+    if isinstance(X, Dataset) or (hasattr(X, "take") and hasattr(X, "__len__")
+                                  and not hasattr(X, "shape")):
+        if y is not None:
+            raise ValueError("y must be None when X is a dataset: it gives (X, y) rows itself")
+        return X
+    if callable(X) or (hasattr(X, "__iter__") and not hasattr(X, "shape")
+                       and not isinstance(X, (str, os.PathLike, dict))):
+        if y is not None:
+            raise ValueError("y must be None when X is an iterable of (X, y) batches")
+        return IterableSource(X)
+    return ArrayDataset(X, y)
+
+
+def targets_of(source, classes=None):
+    """Host targets to learn the label kind and set from: the whole ``y`` of a dataset over
+    arrays (labels are small beside the features), one pass over an iterable, or only the
+    first batch when ``classes=`` names every label."""
+    if isinstance(source, ArrayDataset):
+        if source.y is None:
+            raise ValueError("y is missing: pass the targets (an array, memmap or .npy path)")
+        return np.asarray(source.y)
+    if isinstance(source, IterableSource):
+        # every label named: enough to learn the kind and the set without a pass
+        return np.asarray(classes) if classes is not None else source.labels()
+    n = len(source)
+    rows = np.arange(n if classes is None else min(n, 1024))
+    return np.asarray(source.take(rows)[1])
+
+
+__all__ = ["ArrayDataset", "Dataset", "StreamBatches", "is_streamed", "open_array",
+           "source_for", "targets_of"]

@@ -1,0 +1,248 @@
+"""Training and inference on data read batch by batch: memmaps, .npy paths, datasets,
+iterables. The oracle is the in-memory fit: same seed, same shuffle, same parameters."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import nnx
+from nnx.data import epoch_order
+from nnx.sources import ArrayDataset, Dataset
+
+
+def _data(n=300, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.argmax(X[:, :3] + 0.3 * rng.normal(size=(n, 3)), axis=1)
+    return X, y
+
+
+def _memmaps(tmp_path, X, y):
+    Xm = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=X.dtype, shape=X.shape)
+    Xm[:] = X
+    ym = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=y.dtype, shape=y.shape)
+    ym[:] = y
+    Xm.flush()
+    ym.flush()
+    return np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "y.npy", mmap_mode="r")
+
+
+def _net(backend, **kwargs):
+    from nnx.layers import BatchNorm, Dense, Dropout
+
+    return nnx.Network([Dense(8, activation="relu"), BatchNorm(), Dropout(0.2), Dense(3)],
+                       input_dim=5, optimizer="adam", seed=3, dtype="float64",
+                       **backend.kwargs, **kwargs)
+
+
+def _params(net):
+    return {k: nnx.to_numpy(v) for k, v in net.parameters().items()}
+
+
+@pytest.mark.parametrize("shuffle", [True, "block", False])
+def test_a_streamed_fit_equals_the_in_memory_fit(backend, tmp_path, shuffle, monkeypatch):
+    monkeypatch.setattr("nnx.data.BLOCK_ROWS", 64)  # several blocks in 300 rows
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    memory, streamed = _net(backend), _net(backend)
+    h1 = memory.fit(X, y, epochs=3, batch_size=32, shuffle=shuffle)
+    h2 = streamed.fit(Xm, ym, epochs=3, batch_size=32, shuffle=shuffle)
+    for name, p in _params(memory).items():
+        np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
+    assert h1.history["loss"] == h2.history["loss"]
+    # paths, a dataset of the user's, and no prefetch give the same again
+    by_path = _net(backend)
+    by_path.fit(str(tmp_path / "X.npy"), tmp_path / "y.npy", epochs=3, batch_size=32,
+                shuffle=shuffle, prefetch=0)
+    np.testing.assert_array_equal(_params(by_path)["layers.0.W"], _params(memory)["layers.0.W"])
+
+
+def test_block_shuffle_reads_contiguous_blocks_and_covers_every_row(monkeypatch):
+    monkeypatch.setattr("nnx.data.BLOCK_ROWS", 10)
+    order = epoch_order(95, "block", np.random.default_rng(0))
+    assert sorted(order) == list(range(95))
+    i = 0
+    while i < 95:  # the order is whole blocks of consecutive rows, one after another
+        start = order[i] // 10 * 10
+        length = min(10, 95 - start)
+        assert sorted(order[i:i + length]) == list(range(start, start + length))
+        i += length
+    assert not np.array_equal(order, np.arange(95))
+
+
+class Squares(Dataset):
+    """A user's map-style dataset: rows computed on demand."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def take(self, rows):
+        x = np.stack([np.sin(rows), np.cos(rows)], axis=1)
+        return x, (np.sin(rows) > 0).astype(int)
+
+
+def test_datasets_and_iterables_train(backend):
+    net = nnx.Network([2, 8, 1], seed=0, **backend.kwargs)
+    history = net.fit(Squares(200), epochs=3, batch_size=25)
+    assert len(history.history["loss"]) == 3 and np.isfinite(history.history["loss"]).all()
+    X, y = _data(120, 5)
+    chunks = [(X[i:i + 40], y[i:i + 40]) for i in range(0, 120, 40)]
+    for source in (lambda: iter(chunks), chunks):
+        net = nnx.Network([5, 8, 3], seed=0, **backend.kwargs)
+        net.fit(source, epochs=2)
+        assert net.classes_.tolist() == [0, 1, 2]
+    one_shot = nnx.Network([5, 8, 3], seed=0, **backend.kwargs)
+    endless = (chunk for _ in range(100) for chunk in chunks)
+    one_shot.fit(endless, epochs=4, steps_per_epoch=3, classes=[0, 1, 2])
+    assert len(one_shot.history_.epoch) == 4
+
+
+def test_bad_sources_name_the_batch(tmp_path):
+    X, y = _data(120, 5)
+    good = [(X[:40], y[:40]), (X[40:80], y[40:80])]
+    cases = [
+        (good + [(X[80:, :4], y[80:])], "batch 2 of the data source.*4 features.*5"),
+        (good + [(np.full((40, 5), "a"), y[80:])], "batch 2 of the data source"),
+        (good + [(np.where(X[80:] > 2, np.nan, X[80:]), y[80:])], r"batch 2 .*NaN"),
+        (good + [(X[80:], np.full(40, 7))], "batch 2 of the data source.*7"),
+    ]
+    for batches, match in cases:
+        net = nnx.Network([5, 8, 3], seed=0)
+        with pytest.raises(ValueError, match=match):
+            net.fit(batches, epochs=1, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="no batch"):
+        nnx.Network([5, 8, 3]).fit(lambda: iter([]), epochs=1, classes=[0, 1, 2])
+    one_shot = iter(good)
+    with pytest.raises(ValueError, match="exhausted after 2 of steps_per_epoch=3"):
+        nnx.Network([5, 8, 3]).fit(one_shot, epochs=1, steps_per_epoch=3, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="classes="):
+        nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, steps_per_epoch=2)
+    with pytest.raises(ValueError, match="sample_weight and class_weight"):
+        nnx.Network([5, 8, 3]).fit(good, class_weight="balanced")
+    Xm, ym = _memmaps(tmp_path, X, y[:100].copy() if False else y)
+    with pytest.raises(ValueError, match="not a .npy file"):
+        nnx.Network([5, 8, 3]).fit(tmp_path / "X.npz", ym)
+    with pytest.raises(ValueError, match="120 rows but y has 100"):
+        nnx.Network([5, 8, 3]).fit(Xm, y[:100])
+
+
+def test_streamed_inference_equals_in_memory(backend, tmp_path):
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    net = _net(backend)
+    net.fit(X, y, epochs=2)
+    np.testing.assert_array_equal(net.predict(Xm), net.predict(X))
+    np.testing.assert_allclose(net.predict_proba(Xm), net.predict_proba(X), rtol=1e-12)
+    a, b = net.evaluate(Xm, ym), net.evaluate(X, y)
+    assert a["accuracy"] == b["accuracy"] and a["loss"] == pytest.approx(b["loss"], rel=1e-12)
+    assert net.score(Xm, ym) == net.score(X, y)
+
+
+def test_streamed_validation_and_divergence(tmp_path):
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    net = nnx.Network([5, 8, 3], seed=0)
+    history = net.fit(Xm, ym, epochs=2, validation_split=0.2)
+    assert set(history.history) == {"loss", "val_loss", "val_accuracy"}
+    held_out = nnx.Network([5, 8, 3], seed=0)
+    held_out.fit(Xm[:240], ym[:240], epochs=2, validation_data=(X[240:], y[240:]))
+    assert history.history["val_loss"] == held_out.history_.history["val_loss"]
+    wild = np.lib.format.open_memmap(tmp_path / "w.npy", mode="w+", dtype=float,
+                                     shape=X.shape)
+    wild[:] = X * 1e3
+    with pytest.raises(nnx.DivergenceError, match=r"epoch \d+, step \d+ of"):
+        nnx.Network([5, 8, 3], learning_rate=50.0, seed=0).fit(wild, y, epochs=20)
+    with pytest.raises(nnx.DivergenceError, match="cannot replay to name"):
+        nnx.Network([5, 8, 3], learning_rate=50.0, seed=0, input_dim=5).fit(
+            (b for _ in range(50) for b in [(X * 1e3, y)]), epochs=20, steps_per_epoch=1,
+            classes=[0, 1, 2])
+
+
+def test_streaming_adds_no_host_sync_but_the_batch_itself(torch):
+    """Per step, a streamed fit moves its batch in (the features and the labels: on CUDA a
+    copy the step needs) and reads nothing back."""
+    from nnx.sync_audit import per_step_syncs
+
+    def run(steps):
+        X, y = _data(steps * 8, 5)
+        net = nnx.Network([5, 8, 3], backend="torch", seed=0)
+        net.fit(ArrayDataset(X, y), epochs=2, batch_size=8, prefetch=0)
+
+    few, many = per_step_syncs(run)
+    grown = {k: many[k] - few.get(k, 0) for k in many if many[k] != few.get(k, 0)}
+    assert set(grown) == {"lift_fresh"}, grown
+    assert grown["lift_fresh"] % (2 * 18) == 0
+
+
+MEMORY_CHILD = textwrap.dedent("""
+    import sys, threading, time
+    import numpy as np
+    import nnx
+
+    path, dtype = sys.argv[1], sys.argv[2]
+    X = np.load(path + "/X.npy", mmap_mode="r")
+    y = np.load(path + "/y.npy", mmap_mode="r")
+
+    def anon():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+
+    net = nnx.Network([X.shape[1], 16, 1], optimizer="adam", seed=0, dtype=dtype)
+    net.fit(X[:2048], y[:2048], epochs=1, batch_size=1024, shuffle="block")  # warm
+    peak, start, done = [0], anon(), [False]
+
+    def sample():
+        while not done[0]:
+            peak[0] = max(peak[0], anon())
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    net.fit(X, y, epochs=1, batch_size=1024, shuffle="block")
+    done[0] = True
+    thread.join()
+    print((max(peak[0], anon()) - start) / 2**20)
+    streamed = {k: nnx.to_numpy(v) for k, v in net.parameters().items()}
+    again = nnx.Network([X.shape[1], 16, 1], optimizer="adam", seed=0, dtype=dtype)
+    again.fit(X[:2048], y[:2048], epochs=1, batch_size=1024, shuffle="block")
+    again.fit(np.array(X), np.array(y), epochs=1, batch_size=1024, shuffle="block")
+    same = all(np.array_equal(nnx.to_numpy(v), streamed[k])
+               for k, v in again.parameters().items())
+    print(same)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_memmap_larger_than_the_memory_budget_streams(tmp_path):
+    """One epoch over a ~400 MiB float32 memmap grows anonymous memory by less than 64 MiB
+    (file pages count in plain RSS whatever the code does; RssAnon tells streaming from
+    copying), for a float32 and a float64 network, and ends with the in-memory fit's
+    parameters."""
+    rows, width = 2**20, 100  # 400 MiB of float32
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32,
+                                  shape=(rows, width))
+    rng = np.random.default_rng(0)
+    for start in range(0, rows, 2**16):
+        X[start:start + 2**16] = rng.standard_normal((2**16, width), dtype=np.float32)
+    y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.int8,
+                                  shape=(rows,))
+    y[:] = (X[:, 0] > 0)
+    X.flush()
+    y.flush()
+    del X, y
+    for dtype in ("float32", "float64"):
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path), dtype],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        grown, same = out.stdout.split()
+        assert float(grown) < 64, f"{dtype}: anonymous memory grew by {grown} MiB"
+        assert same == "True", dtype
