@@ -1,22 +1,37 @@
-"""The ``nnx`` command: lesson figures, training on bundled data or a CSV, prediction, info.
+"""The ``nnx`` command: lesson figures, training on bundled data, a CSV or NumPy files,
+prediction, info.
 
 ::
 
     nnx demo [--out DIR] [--backend B] [--quick]
     nnx train --data moons [--hidden 64,32] [--optimizer adam] [--epochs 100] [--out DIR]
     nnx train --csv data.csv --target label [...]
+    nnx train --data X.npy --target y.npy [...]       # memory-mapped, read batch by batch
+    nnx train --data data.npz [...]                   # arrays X and y, loaded into memory
     nnx predict --model DIR/model.nnx --csv new.csv [--out predictions.csv]
+    nnx predict --model DIR/model.nnx --data X.npy [--out predictions.npy]
     nnx info
+
+``.npy`` features are opened with ``np.load(path, mmap_mode="r")`` and never loaded whole:
+they are checked and their statistics taken block by block
+(:meth:`nnx.datasets.Standardizer.partial_fit`), the training rows are standardized once into
+a scratch ``.npy`` under ``--out`` (deleted after training) whose memmap ``Network.fit`` reads
+batch by batch, and the test rows are predicted a block at a time. The split holds out the
+same rows as for the same data in memory (same ``--seed``), each part kept in file order so
+that the file is read front to back. Only the labels (one value per row) are read into
+memory. NumPy cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole:
+use ``.npy`` files for data larger than memory.
 
 Every mistake of the user (missing file, unknown column, non-numeric or missing values in the
 CSV, a malformed option, an output folder that cannot be written) ends with one line on stderr
 and exit status 2, never a traceback. ``NNX_DEBUG=1`` shows the traceback instead.
 
 ``nnx train`` writes the trained network to ``--out``/``model.nnx`` (see :mod:`nnx.io`) with
-the feature names, the target and the task; ``nnx predict`` picks those columns of a new CSV
-by name. Training standardizes the features (mean and deviation of the training rows) and, for
-regression, the target; both are then folded into the first and last Dense layers, so the saved
-model takes the raw CSV columns and returns values in the target's own units:
+the feature names (none for arrays), the feature count, the target, the task and the data
+source; ``nnx predict`` picks those columns of a new CSV by name. Training standardizes the
+features (mean and deviation of the training rows) and, for regression, the target; both are
+then folded into the first and last Dense layers, so the saved model takes the raw columns and
+returns values in the target's own units:
 
 .. math::
     \\frac{x - \\mu}{\\sigma} W + b = x \\, \\frac{W}{\\sigma}
@@ -26,6 +41,7 @@ model takes the raw CSV columns and returns values in the target's own units:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -74,6 +90,29 @@ def _float(text):
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def _data_source(text):
+    """``--data`` of ``nnx train``: a bundled dataset's name, or a ``.npy`` / ``.npz`` path."""
+    from .datasets import NAMES
+
+    if text in NAMES:
+        return text
+    if _is_array_file(text):
+        return text
+    hint = " (a CSV file goes to --csv FILE --target COLUMN)" if text.lower().endswith(
+        ".csv") else ""
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r}: give a bundled dataset ({', '.join(NAMES)}) or a .npy or "
+        f".npz file{hint}"
+    )
+
+
+def _array_file(text):
+    """``--data`` of ``nnx predict``: a ``.npy`` or ``.npz`` path."""
+    if not _is_array_file(text):
+        raise argparse.ArgumentTypeError(f"expected a .npy or .npz file, got {text!r}")
+    return text
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -212,6 +251,187 @@ def load_csv(path, target):
     return X, y, [header[j] for j in features]
 
 
+# --------------------------------------------------------------------------- .npy / .npz
+
+#: rows are read from a memory-mapped file in blocks of about this many bytes (as float64)
+BLOCK_BYTES = 32 * 2**20
+
+_ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+def _is_array_file(path) -> bool:
+    return Path(path).suffix.lower() in _ARRAY_SUFFIXES
+
+
+def _block_rows(n_features: int) -> int:
+    return max(1, BLOCK_BYTES // (8 * max(1, n_features)))
+
+
+def _load_npy(path, what: str):
+    """A ``.npy`` file memory-mapped read-only (``np.load(path, mmap_mode="r")``): nothing
+    is read until rows are used."""
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"no such .npy file ({what}): {str(path)!r}")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # not .npy, truncated, Python objects
+        raise CLIError(f"{str(path)!r} is not a readable .npy file: {_npy_reason(exc)}") from None
+    if not isinstance(arr, np.ndarray):  # an .npz renamed .npy
+        raise CLIError(f"{str(path)!r} is not a single-array .npy file")
+    return arr
+
+
+def _npy_reason(exc) -> str:
+    # NumPy falls back to unpickling what is not an .npy or .npz, then refuses to
+    if "pickle" in str(exc):
+        return "not in NumPy's format, or it holds Python objects (save numbers with np.save)"
+    return str(exc)
+
+
+def _load_npz(path, names):
+    """The named arrays of an ``.npz`` file, loaded into memory (NumPy cannot memory-map
+    the members of a zip archive)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"no such .npz file: {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise CLIError(f"{str(path)!r} is a .npy file, not an .npz archive")
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise CLIError(
+                    f"{str(path)!r} has no array named {', '.join(map(repr, missing))} (it holds: "
+                    f"{', '.join(archive.files) or 'nothing'}); save it with "
+                    f"np.savez(path, {', '.join(f'{n}={n}' for n in names)})"
+                )
+            return [archive[name] for name in names]
+    except (ValueError, OSError, EOFError) as exc:  # not a zip, truncated, Python objects
+        raise CLIError(f"{str(path)!r} is not a readable .npz file: {_npy_reason(exc)}") from None
+
+
+def _check_feature_array(X, name: str, n_features=None):
+    """Shape and dtype of a feature matrix from a file (no data read)."""
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise CLIError(
+            f"the features in {name} must be a 2-D array of shape (rows, features) with at "
+            f"least one of each; got shape {X.shape}"
+        )
+    if X.dtype.kind != "f":
+        raise CLIError(
+            f"the features in {name} must be floats; got {X.dtype} (save them with "
+            "X.astype(np.float32))"
+        )
+    if n_features is not None and X.shape[1] != n_features:
+        raise CLIError(
+            f"the model takes {n_features} feature(s) per row; the features in {name} have "
+            f"{X.shape[1]}"
+        )
+    return X
+
+
+def _check_label_array(y, n_rows: int, name: str, features: str):
+    """1-D labels (or one column), one per row of the features, as an in-memory array."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise CLIError(f"the labels in {name} must be 1-D, one per row; got shape {y.shape}")
+    if y.shape[0] != n_rows:
+        raise CLIError(
+            f"the labels in {name} have {y.shape[0]} rows but the features in {features} have "
+            f"{n_rows}"
+        )
+    if y.dtype.kind == "S":
+        y = y.astype(str)
+    if y.dtype.kind not in "biufU":
+        raise CLIError(f"the labels in {name} must be numbers or text; got {y.dtype}")
+    y = np.array(y)  # labels are one value per row: read them into memory
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        first = int(np.flatnonzero(np.isnan(y))[0])
+        raise CLIError(f"the labels in {name} contain NaN (first at row {first}); drop those rows")
+    return y
+
+
+def load_arrays(data, target=None):
+    """Features and labels of ``nnx train --data X.npy --target y.npy`` or ``--data d.npz``.
+
+    A ``.npy`` pair is memory-mapped: the features stay on disk (a ``numpy.memmap``) and only
+    the labels are read. An ``.npz`` holds arrays ``X`` and ``y`` and is loaded whole.
+
+    Returns
+    -------
+    X : numpy.ndarray or numpy.memmap, shape (n_samples, n_features), float
+    y : numpy.ndarray, shape (n_samples,)
+    source : str
+        The file(s) the data came from.
+    """
+    data = Path(data)
+    features = _features_name(data)
+    if data.suffix.lower() == ".npz":
+        X, y = _load_npz(data, ["X", "y"])
+        labels, source = f"{str(data)!r} (array y)", str(data)
+    else:
+        X = _load_npy(data, "features")
+        y = _load_npy(target, "labels")
+        labels, source = repr(str(target)), f"{data} + {target}"
+    _check_feature_array(X, features)
+    return X, _check_label_array(y, X.shape[0], labels, features), source
+
+
+def _features_name(path) -> str:
+    """How errors name the features of a ``.npy`` or ``.npz`` file."""
+    path = Path(path)
+    return f"{str(path)!r}" + (" (array X)" if path.suffix.lower() == ".npz" else "")
+
+
+def _checked_block(block, start: int, name: str):
+    """One block of feature rows, refused with its file row when it holds NaN, inf, or
+    values a float32 model cannot take."""
+    finite = np.isfinite(block)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise CLIError(
+            f"the features in {name} hold NaN or inf (first at row {start + int(row)}, column "
+            f"{int(col)}); drop or fill those rows first"
+        )
+    check_in_range(block, name, "float32", hint="rescale those columns")
+    return block
+
+
+def _scan_features(X, name: str, train_rows=None):
+    """Check every row of ``X``, reading it in blocks (a memmap is never loaded whole), and,
+    given the training rows, fit a Standardizer on them chunk by chunk
+    (:meth:`~nnx.datasets.Standardizer.partial_fit`)."""
+    from .datasets import Standardizer
+
+    scaler = Standardizer()
+    is_train = None
+    if train_rows is not None:
+        is_train = np.zeros(X.shape[0], dtype=bool)
+        is_train[train_rows] = True
+    step = _block_rows(X.shape[1])
+    for start in range(0, X.shape[0], step):
+        block = _checked_block(np.asarray(X[start:start + step]), start, name)
+        if is_train is not None:
+            rows = block[is_train[start:start + step]]
+            if rows.shape[0]:
+                scaler.partial_fit(rows)
+    return scaler
+
+
+def _standardized_copy(X, rows, scaler, path: Path, dtype: str):
+    """``scaler.transform(X[rows])`` written block by block to a ``.npy`` file of the
+    network's dtype, returned memory-mapped read-only."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(rows.shape[0], X.shape[1]))
+    step = _block_rows(X.shape[1])
+    for start in range(0, rows.shape[0], step):
+        out[start:start + step] = scaler.transform(X[rows[start:start + step]])
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r")
+
+
 def _target_task(y_text: np.ndarray, requested: str, name: str = "target"):
     """Decide classification vs regression and convert the target accordingly.
 
@@ -286,8 +506,16 @@ def cmd_demo(args) -> int:
 
 
 def _training_data(args):
+    """``(X, y, task, features, target, source, source_format)`` of ``nnx train``'s data
+    options; ``X`` is a memmap for a ``.npy`` file, an in-memory array otherwise."""
     from . import datasets
 
+    if args.data is not None and _is_array_file(args.data):
+        X, y_raw, source = load_arrays(args.data, args.target)
+        npz = Path(args.data).suffix.lower() == ".npz"
+        target = "y" if npz else Path(args.target).stem
+        task, y = _target_task(y_raw, args.task, target)
+        return X, y, task, None, target, source, "npz" if npz else "npy"
     if args.data is not None:
         data = datasets.load(args.data)
         task = "regression" if data.task == "regression" else "classification"
@@ -296,10 +524,10 @@ def _training_data(args):
         y = data.y
         if task == "classification":
             y = np.asarray(data.target_names)[data.y] if data.name in datasets.SKLEARN else y
-        return data.X, y, task, list(data.feature_names), "target", args.data
+        return data.X, y, task, list(data.feature_names), "target", args.data, "bundled"
     X, y_text, features = load_csv(args.csv, args.target)
     task, y = _target_task(y_text, args.task, args.target)
-    return X, y, task, features, args.target, str(args.csv)
+    return X, y, task, features, args.target, str(args.csv), "csv"
 
 
 def _build_network(args, n_features, n_outputs, task):
@@ -345,21 +573,39 @@ def _host(x):
     return to_numpy(x)
 
 
+def _check_data_options(args):
+    """The combinations of ``--data``, ``--csv`` and ``--target`` that ``nnx train`` takes."""
+    if (args.data is None) == (args.csv is None):
+        raise CLIError("give exactly one of --data NAME|FILE or --csv FILE")
+    if args.csv is not None and args.target is None:
+        raise CLIError("--csv needs --target COLUMN (the column to predict)")
+    if args.data is None or not _is_array_file(args.data):
+        return
+    if Path(args.data).suffix.lower() == ".npz":
+        if args.target is not None:
+            raise CLIError("an .npz file holds its labels as the array 'y'; drop --target")
+    elif args.target is None:
+        raise CLIError(f"--data {args.data} needs --target LABELS.npy (one label per row)")
+    elif Path(args.target).suffix.lower() != ".npy":
+        raise CLIError(f"with --data {args.data}, --target is the labels' .npy file; "
+                       f"got {args.target!r}")
+
+
 def cmd_train(args) -> int:
     from . import datasets
 
-    if (args.data is None) == (args.csv is None):
-        raise CLIError("give exactly one of --data NAME or --csv FILE")
-    if args.csv is not None and args.target is None:
-        raise CLIError("--csv needs --target COLUMN (the column to predict)")
+    _check_data_options(args)
     parse_hidden(args.hidden)  # fail before loading anything
     out = _prepare_out(args.out)
-    X, y, task, features, target, source = _training_data(args)
-    X_train, X_test, y_train, y_test = datasets.train_test_split(
-        X, y, test_size=args.test_size, seed=args.seed)
-    if task == "regression" and X_test.shape[0] < 2:  # else the test R^2 would be NaN
+    X, y, task, features, target, source, source_format = _training_data(args)
+    train, test = datasets.train_test_indices(X.shape[0], args.test_size, args.seed)
+    streamed = isinstance(X, np.memmap)
+    if streamed:  # read the file front to back: rows of each part in file order
+        train, test = np.sort(train), np.sort(test)
+    y_train, y_test = y[train], y[test]
+    if task == "regression" and test.shape[0] < 2:  # else the test R^2 would be NaN
         raise CLIError(
-            f"{X.shape[0]} rows leave {X_test.shape[0]} test row(s) and R^2 needs at least 2: "
+            f"{X.shape[0]} rows leave {test.shape[0]} test row(s) and R^2 needs at least 2: "
             "add rows or raise --test-size"
         )
     if task == "classification":
@@ -369,7 +615,6 @@ def cmd_train(args) -> int:
                 f"class(es) {', '.join(map(repr, unseen.tolist()))} of {target!r} have too few "
                 "rows: none landed in the training split (add rows or change --seed)"
             )
-    x_scaler = datasets.Standardizer().fit(X_train)
     y_mean = y_scale = None
     y_fit = y_train
     if task == "regression":
@@ -382,10 +627,6 @@ def cmd_train(args) -> int:
             raise CLIError(f"the target {target!r} has a single class in the training rows")
         n_outputs = 1 if classes.size == 2 else int(classes.size)
     net = _build_network(args, X.shape[1], n_outputs, task)
-    print(f"Training on {source}: {X_train.shape[0]} train / {X_test.shape[0]} test rows, "
-          f"{X.shape[1]} features, {task}"
-          + ("" if task == "regression" else f" ({np.unique(y).size} classes)"))
-    net.summary()
     callbacks, validation_split = [], None
     if args.early_stopping:
         from .callbacks import EarlyStopping
@@ -393,15 +634,35 @@ def cmd_train(args) -> int:
         # the best epoch's weights are restored, judged on rows held out of the training part
         callbacks.append(EarlyStopping(monitor="val_loss", patience=args.patience))
         validation_split = args.validation_split
-    history = net.fit(x_scaler.transform(X_train), y_fit, epochs=args.epochs,
-                      batch_size=args.batch_size, verbose=1, callbacks=callbacks,
-                      validation_split=validation_split)
+    with contextlib.ExitStack() as stack:
+        if source_format in ("npy", "npz"):  # every row checked, block by block
+            x_scaler = _scan_features(X, _features_name(args.data), train if streamed else None)
+        if streamed:
+            # The network reads the training rows from disk batch by batch; they are
+            # standardized once into a scratch .npy of the network's dtype (as large as the
+            # training rows), deleted after training.
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix=".nnx-train-", dir=out, ignore_cleanup_errors=True)))
+            X_fit = _standardized_copy(X, train, x_scaler, scratch / "train.npy",
+                                       net.ctx.dtype_name)
+        else:
+            X_train = X[train]
+            x_scaler = datasets.Standardizer().fit(X_train)
+            X_fit = x_scaler.transform(X_train)
+        print(f"Training on {source}: {train.shape[0]} train / {test.shape[0]} test rows, "
+              f"{X.shape[1]} features, {task}"
+              + ("" if task == "regression" else f" ({np.unique(y).size} classes)"))
+        net.summary()
+        history = net.fit(X_fit, y_fit, epochs=args.epochs, batch_size=args.batch_size,
+                          verbose=1, callbacks=callbacks, validation_split=validation_split)
+        del X_fit  # the scratch file's memory map, closed before the folder goes
     _fold_affine(net, x_scaler.mean_, x_scaler.scale_, y_mean, y_scale)
-    metrics = _test_metrics(net, X_test, y_test, task)
+    metrics, pred = _test_metrics(net, X, test, y_test, task)
     print("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     report = {
-        "source": source, "task": task, "target": target, "features": features,
-        "n_train": int(X_train.shape[0]), "n_test": int(X_test.shape[0]),
+        "source": source, "source_format": source_format, "task": task, "target": target,
+        "features": features, "n_features": int(X.shape[1]),
+        "n_train": int(train.shape[0]), "n_test": int(test.shape[0]),
         "hidden": parse_hidden(args.hidden), "activation": args.activation,
         "optimizer": args.optimizer, "learning_rate": net.optimizer.learning_rate,
         "dropout": args.dropout, "l2": args.l2, "batch_norm": args.batch_norm,
@@ -410,30 +671,54 @@ def cmd_train(args) -> int:
         "backend": args.backend, "seed": args.seed, "metrics": metrics,
         "history": history.history,
     }
-    # The folded network maps raw CSV columns to labels or target units; the column names
-    # go with it so that `nnx predict` can pick them out of a new CSV. No optimizer state:
-    # its moments belong to the unfolded (standardized) parameters.
-    model = net.save(out / "model.nnx", include_optimizer=False,
-                     metadata={"features": features, "target": target, "task": task,
-                               "source": source})
+    # The folded network maps raw columns to labels or target units; the column names (none
+    # for arrays from .npy/.npz files) go with it so that `nnx predict` can pick them out of a
+    # new CSV. No optimizer state: its moments belong to the unfolded (standardized) parameters.
+    metadata = {"features": features, "n_features": int(X.shape[1]), "target": target,
+                "task": task, "source": source, "source_format": source_format}
+    if source_format == "npy":
+        metadata.update(features_file=str(args.data), labels_file=str(args.target))
+    model = net.save(out / "model.nnx", include_optimizer=False, metadata=metadata)
     report["model"] = str(model)
     written = [str(model), _write_json(out / "metrics.json", report)]
-    written += _train_plots(net, history, X_test, y_test, task, out, args.dpi)
+    plot_rows = test[:_PLOT_ROWS]
+    written += _train_plots(net, history, np.asarray(X[plot_rows]), y[plot_rows], y_test, pred,
+                            task, out, args.dpi)
     print("Wrote:\n" + "\n".join(f"  {p}" for p in written))
     return 0
 
 
-def _test_metrics(net, X_test, y_test, task) -> dict:
+#: test rows drawn in the decision-boundary plot (the first ones of the test part)
+_PLOT_ROWS = 5000
+
+
+def _predict_blocks(net, X, rows, y=None):
+    """Predictions (and the summed evaluation loss when ``y`` is given) of ``X[rows]``,
+    gathered and predicted a block at a time; one block for data of a few MiB."""
+    step = _block_rows(X.shape[1])
+    preds, loss = [], 0.0
+    for start in range(0, rows.shape[0], step):
+        part = rows[start:start + step]
+        block = np.asarray(X[part])
+        preds.append(_host(net.predict(block)))
+        if y is not None:
+            loss += net.evaluate(block, y[start:start + step])["loss"] * part.shape[0]
+    return np.concatenate(preds), loss
+
+
+def _test_metrics(net, X, test, y_test, task):
+    """Metrics of the test rows ``X[test]``, and their predictions."""
     from . import metrics
 
-    pred = _host(net.predict(X_test))
     if task == "regression":
+        pred, _ = _predict_blocks(net, X, test)
         return {"mse": metrics.mean_squared_error(y_test, pred),
                 "mae": metrics.mean_absolute_error(y_test, pred),
-                "r2": metrics.r2_score(y_test, pred)}
-    return {"loss": net.evaluate(X_test, y_test)["loss"],
+                "r2": metrics.r2_score(y_test, pred)}, pred
+    pred, loss = _predict_blocks(net, X, test, y_test)
+    return {"loss": loss / test.shape[0],
             "accuracy": metrics.accuracy_score(y_test, pred),
-            "f1_macro": metrics.f1_score(y_test, pred, average="macro")}
+            "f1_macro": metrics.f1_score(y_test, pred, average="macro")}, pred
 
 
 def _write_json(path, obj) -> str:
@@ -442,7 +727,7 @@ def _write_json(path, obj) -> str:
     return str(path)
 
 
-def _train_plots(net, history, X_test, y_test, task, out, dpi) -> list:
+def _train_plots(net, history, X_plot, y_plot, y_test, pred, task, out, dpi) -> list:
     if not _use_agg():
         print("(plots skipped: pip install 'nnx[plot]' to get them)")
         return []
@@ -453,34 +738,39 @@ def _train_plots(net, history, X_test, y_test, task, out, dpi) -> list:
     files.append(plotting.save_figure(fig, out / "history.png", dpi))
     if task == "classification":
         classes = net.classes_
-        if X_test.shape[1] == 2:
-            ax = plotting.plot_decision_boundary(net, X_test, y_test,
+        if X_plot.shape[1] == 2:
+            ax = plotting.plot_decision_boundary(net, X_plot, y_plot,
                                                  title="Decision boundary (test rows)")
             files.append(plotting.save_figure(ax.figure, out / "decision_boundary.png", dpi))
         from .metrics import confusion_matrix
 
-        cm = confusion_matrix(y_test, _host(net.predict(X_test)), labels=classes)
+        cm = confusion_matrix(y_test, pred, labels=classes)
         ax = plotting.plot_confusion_matrix(cm, labels=classes, title="Confusion matrix (test)")
         files.append(plotting.save_figure(ax.figure, out / "confusion_matrix.png", dpi))
     return files
 
 
 def cmd_predict(args) -> int:
-    """Predict every row of a CSV with a model written by ``nnx train`` (or ``Network.save``).
+    """Predict every row of a CSV or ``.npy``/``.npz`` file with a model written by
+    ``nnx train`` (or ``Network.save``).
 
-    The model's feature columns are picked by name (other columns, the target included, are
-    ignored for the prediction); the output is the input CSV with a ``predicted_<target>``
-    column, and one ``proba_<label>`` column per class for classifiers.
+    CSV: the model's feature columns are picked by name (other columns, the target included,
+    are ignored for the prediction); the output is the input CSV with a ``predicted_<target>``
+    column, and one ``proba_<label>`` column per class for classifiers. Arrays: the columns
+    are the model's features in order; the output has those prediction columns alone, one
+    row per input row, or is a ``.npy`` of the predictions when ``--out`` ends in ``.npy``.
     """
     from .io import load
 
     if not args.model.is_file():
         raise CLIError(f"no such model file: {str(args.model)!r}")
     net = load(args.model, backend=args.backend, device=args.device)
+    if args.data is not None:
+        return _predict_arrays(net, args)
     header, body = read_csv(args.csv)
     meta = net.metadata
     features = meta.get("features")
-    if features is None:  # saved from Python without names: every column, in order
+    if features is None:  # saved from Python or trained on arrays: every column, in order
         if len(header) != net.input_dim:
             raise CLIError(
                 f"the model has no feature names and takes {net.input_dim} column(s); "
@@ -494,7 +784,20 @@ def cmd_predict(args) -> int:
             f"the model was trained on; its columns are: {', '.join(header)}"
         )
     X = _numeric_columns(args.csv, header, body, [header.index(name) for name in features])
-    target = meta.get("target", "target")
+    names, columns = _prediction_columns(net, X, meta.get("target", "target"))
+    table = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(body)]
+    if args.out is None:
+        _write_csv(sys.stdout, header + names, table)
+    else:
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
+            _write_csv(f, header + names, table)
+        print(f"Wrote {len(table)} predictions to {args.out}")
+    return 0
+
+
+def _prediction_columns(net, X, target):
+    """Names and values of the prediction columns for the rows of ``X``: the prediction
+    (one column per output), then each class's probability for a classifier."""
     pred = _host(net.predict(X))
     columns, names = [], []
     if pred.ndim == 1:
@@ -509,13 +812,46 @@ def cmd_predict(args) -> int:
         for j, label in enumerate(net.classes_.tolist()):
             columns.append(proba[:, j])
             names.append(f"proba_{label}")
-    table = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(body)]
-    if args.out is None:
-        _write_csv(sys.stdout, header + names, table)
+    return names, columns
+
+
+def _predict_arrays(net, args) -> int:
+    """``nnx predict --data X.npy|data.npz``: every row, a block of rows at a time, written
+    as it comes (a ``.npy`` input is memory-mapped, never loaded whole)."""
+    path = Path(args.data)
+    if path.suffix.lower() == ".npz":
+        X = _load_npz(path, ["X"])[0]
     else:
-        with open(args.out, "w", newline="", encoding="utf-8") as f:
-            _write_csv(f, header + names, table)
-        print(f"Wrote {len(table)} predictions to {args.out}")
+        X = _load_npy(path, "features")
+    name = _features_name(path)
+    _check_feature_array(X, name, n_features=net.input_dim)
+    _scan_features(X, name)  # a bad row is refused before anything is written
+    target = net.metadata.get("target", "target")
+    to_npy = args.out is not None and args.out.suffix.lower() == ".npy"
+    step = _block_rows(X.shape[1])
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdout
+        if args.out is not None and not to_npy:
+            stream = stack.enter_context(open(args.out, "w", newline="", encoding="utf-8"))
+        writer, saved = csv.writer(stream), None
+        for start in range(0, X.shape[0], step):
+            block = np.asarray(X[start:start + step])
+            if to_npy:
+                pred = _host(net.predict(block))
+                if saved is None:  # the dtype of the labels (or values) is known now
+                    saved = np.lib.format.open_memmap(args.out, mode="w+", dtype=pred.dtype,
+                                                      shape=(X.shape[0],) + pred.shape[1:])
+                saved[start:start + step] = pred
+                continue
+            names, columns = _prediction_columns(net, block, target)
+            if start == 0:
+                writer.writerow(names)
+            writer.writerows(zip(*[[_cell(v) for v in col] for col in columns]))
+        if saved is not None:
+            saved.flush()
+            del saved
+    if args.out is not None:
+        print(f"Wrote {X.shape[0]} predictions to {args.out}")
     return 0
 
 
@@ -570,9 +906,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train an MLP, print test metrics, and write metrics.json "
                                    "and plots to --out.")
     src = p.add_argument_group("data (one of)")
-    src.add_argument("--data", choices=datasets.NAMES, help="a bundled dataset")
+    src.add_argument("--data", type=_data_source, metavar="NAME|FILE",
+                     help=f"a bundled dataset ({', '.join(datasets.NAMES)}); or X.npy, a 2-D "
+                          "float array of features, memory-mapped (read from disk batch by "
+                          "batch, never loaded whole), with --target y.npy; or data.npz with "
+                          "arrays X and y (NumPy cannot memory-map an .npz: it is loaded into "
+                          "memory, so use .npy files for data larger than memory)")
     src.add_argument("--csv", type=Path, metavar="FILE", help="a CSV file with a header row")
-    src.add_argument("--target", metavar="COLUMN", help="the column of --csv to predict")
+    src.add_argument("--target", metavar="COLUMN|FILE",
+                     help="the column of --csv to predict, or the labels' .npy file for "
+                          "--data X.npy (one label per row)")
     src.add_argument("--task", choices=("auto", "classification", "regression"),
                      default="auto", help="what the target is (default: guessed)")
     src.add_argument("--test-size", type=_float, default=0.2,
@@ -605,13 +948,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, "nnx-output")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="predict a CSV file with a saved model",
+    p = sub.add_parser("predict", help="predict a CSV or .npy file with a saved model",
                        description="Load a model written by 'nnx train' and predict every row "
-                                   "of a CSV file.")
+                                   "of a CSV file, a .npy file or an .npz file.")
     p.add_argument("--model", type=Path, required=True, metavar="FILE")
-    p.add_argument("--csv", type=Path, required=True, metavar="FILE")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--csv", type=Path, metavar="FILE",
+                     help="a CSV file with the model's feature columns (picked by name)")
+    src.add_argument("--data", type=_array_file, metavar="FILE",
+                     help="X.npy (memory-mapped, predicted a block of rows at a time) or an "
+                          ".npz with an array X (loaded into memory): a 2-D float array whose "
+                          "columns are the model's features, in training order")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
-                   help="write predictions here (default: print them)")
+                   help="write predictions here (default: print them as CSV); with --data, "
+                        "FILE.npy gets the predicted labels or values alone, one per row")
     p.add_argument("--backend", default="numpy", choices=BACKENDS)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_predict)

@@ -307,6 +307,18 @@ def load(name: str, **kwargs) -> Dataset:
 # --------------------------------------------------------------------------- preprocessing
 
 
+def _merge_moments(a, b):
+    """Chan et al.'s pairwise update: ``(n, mean, M2)`` of two row sets merged into the
+    statistics of their union (``M2``: sum of squared deviations from the mean)."""
+    n_a, mean_a, m2_a = a
+    n_b, mean_b, m2_b = b
+    if n_a == 0:
+        return n_b, mean_b, m2_b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+
+
 class Standardizer:
     """Centre each feature and divide it by its standard deviation (``StandardScaler``).
 
@@ -314,21 +326,76 @@ class Standardizer:
 
     A constant feature (:math:`\\sigma = 0`) is only centred.
 
+    The statistics come from the whole array at once (:meth:`fit`), or from one chunk of rows
+    at a time (:meth:`partial_fit`, or ``fit(X, chunk_rows=...)``) for data that does not fit
+    in memory, such as a NumPy memmap of a large ``.npy`` file: after every chunk they are the
+    whole set's, up to rounding (about ``1e-15`` relative). Fit on the training rows only,
+    then transform every split with those statistics::
+
+        scaler = Standardizer().fit(X_train)          # or partial_fit(chunk) chunk by chunk
+        X_train_s, X_test_s = scaler.transform(X_train), scaler.transform(X_test)
+
     Attributes
     ----------
     mean_ : numpy.ndarray, shape (n_features,)
     scale_ : numpy.ndarray, shape (n_features,)
+        The standard deviation, or 1 for a constant feature.
+    var_ : numpy.ndarray, shape (n_features,)
+        The (population) variance :math:`\\sigma^2`.
+    n_samples_seen_ : int
+        Rows seen by :meth:`fit` or by every :meth:`partial_fit` since the last :meth:`fit`.
     """
 
-    def fit(self, X) -> "Standardizer":
+    #: ``partial_fit`` converts a chunk to float64 in row blocks of at most this many bytes,
+    #: so that a large chunk (a whole memmap) is never copied whole
+    BLOCK_BYTES = 32 * 2**20
+
+    def __init__(self):
+        self._reset()
+
+    def fit(self, X, chunk_rows=None) -> "Standardizer":
+        """Compute the mean and standard deviation of every column of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+        chunk_rows : int, optional
+            Read ``X`` in blocks of this many rows and fold each one in with
+            :meth:`partial_fit` (each block checked as a chunk), instead of converting it
+            whole to float64: for a ``numpy.memmap`` (``np.load(path, mmap_mode="r")``) only
+            one block is in memory at a time. Same statistics up to rounding.
+
+        Returns
+        -------
+        Standardizer
+            ``self``, fitted.
+        """
+        if chunk_rows is not None:
+            chunk_rows = check_number("chunk_rows", chunk_rows, low=1, integer=True)
+            if not (hasattr(X, "shape") and hasattr(X, "dtype")):
+                X = np.asarray(X)
+            shape = tuple(X.shape)
+            if len(shape) != 2 or shape[0] == 0:
+                raise ValueError(f"X must be a non-empty 2-D array; got shape {shape}")
+            fresh = Standardizer()  # a failing chunk leaves this one as it was
+            for start in range(0, shape[0], chunk_rows):
+                stop = min(start + chunk_rows, shape[0])
+                fresh._partial_fit(X[start:stop], (start, stop))
+            self.__dict__.update(fresh.__dict__)
+            return self
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"X must be a non-empty 2-D array; got shape {X.shape}")
+        self._reset()
         self.mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
-        # a spread that is only rounding error (a constant column) counts as zero
-        tiny = 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self.mean_))
-        self.scale_ = np.where(scale < tiny, 1.0, scale)
+        self.var_ = scale**2
+        self.scale_ = self._guarded(scale)
+        # the running form, for a partial_fit that adds rows: shifted by the mean found,
+        # keeping what its rounding lost (that matters for a large mean with a tiny spread)
+        self.n_samples_seen_, self._chunks = X.shape[0], 1
+        self._shift, self._mean_shifted = self.mean_, (X - self.mean_).mean(axis=0)
+        self._m2 = self.var_ * X.shape[0]
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -347,10 +414,159 @@ class Standardizer:
     def inverse_transform(self, X) -> np.ndarray:
         return np.asarray(X, dtype=np.float64) * self.scale_ + self.mean_
 
+    def partial_fit(self, X) -> "Standardizer":
+        """Update the statistics with one more chunk of rows.
+
+        Call it once per chunk, in any order: the running mean and variance are merged with
+        the chunk's exactly (Chan, Golub and LeVeque's parallel update, in float64), so
+        after the last chunk :attr:`mean_` and :attr:`scale_` are those of :meth:`fit` on all
+        the rows together, up to rounding. With :math:`n_A` rows seen so far (mean
+        :math:`\\mu_A`, sum of squared deviations :math:`M_A`) and a chunk of :math:`n_B` rows
+        (:math:`\\mu_B`, :math:`M_B`, computed in two passes over the chunk):
+
+        .. math::
+            n = n_A + n_B, \\qquad \\delta = \\mu_B - \\mu_A, \\qquad
+            \\mu = \\mu_A + \\delta \\frac{n_B}{n}, \\qquad
+            M = M_A + M_B + \\delta^2 \\frac{n_A n_B}{n}, \\qquad
+            \\sigma^2 = \\frac{M}{n}
+
+        The moments are kept for :math:`x - K`, with :math:`K` the mean of the first rows
+        seen (:math:`\\mu = K + \\mu_{x-K}`, :math:`M` unchanged by the shift), so that a
+        column with a large mean and a small spread (say :math:`10^3 \\pm 10^{-2}`) keeps its
+        digits even when fed one row at a time.
+
+        A :meth:`fit` starts afresh; ``partial_fit`` after ``fit`` adds rows to it. The chunk
+        may be a ``numpy.memmap`` (or a slice of one): it is read in row blocks of at most
+        :attr:`BLOCK_BYTES` as float64, never converted whole. To fit a whole memmap, loop::
+
+            scaler = Standardizer()
+            for start in range(0, X.shape[0], 65536):
+                scaler.partial_fit(X[start:start + 65536])
+
+        or call ``fit(X, chunk_rows=65536)``, which does the same.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_rows, n_features)
+            One chunk: at least one row, real finite numbers, as many columns as the chunks
+            before it.
+
+        Returns
+        -------
+        Standardizer
+            ``self``, with updated ``mean_``, ``var_``, ``scale_`` and ``n_samples_seen_``.
+
+        Raises
+        ------
+        ValueError
+            A chunk that is not 2-D, has no rows, has another column count than the earlier
+            chunks, is not real numbers, or holds NaN or inf; the message names the chunk's
+            number (counted from 1 since the last :meth:`fit`, whose rows count as chunk 1,
+            or since the start). The statistics are left as they were before that chunk.
+        """
+        return self._partial_fit(X, None)
+
+    def _partial_fit(self, X, rows):
+        """:meth:`partial_fit`; ``rows``: the chunk's ``(start, stop)`` in a larger array,
+        named in the errors of ``fit(X, chunk_rows=...)``."""
+        number = self._chunks + 1
+        where = f"chunk {number}" + ("" if rows is None else f" (rows {rows[0]} to {rows[1] - 1})")
+        if not (hasattr(X, "shape") and hasattr(X, "dtype")):
+            X = np.asarray(X)
+        if len(X.shape) != 2 or X.shape[0] == 0:
+            raise ValueError(
+                f"{where} must be a 2-D array with at least one row; got shape {tuple(X.shape)}"
+            )
+        if self.n_samples_seen_ and X.shape[1] != self.mean_.shape[0]:
+            raise ValueError(
+                f"{where} has {X.shape[1]} columns, but the earlier chunks had "
+                f"{self.mean_.shape[0]}"
+            )
+        if np.dtype(X.dtype).kind not in "biuf":
+            raise ValueError(f"{where} must hold real numbers; got dtype {X.dtype}")
+        shift, chunk = self._chunk_stats(X, where, self._shift)
+        n, self._mean_shifted, self._m2 = _merge_moments(
+            (self.n_samples_seen_, self._mean_shifted, self._m2), chunk)
+        self._shift, self.n_samples_seen_, self._chunks = shift, n, number
+        self._publish()
+        return self
+
+    def _chunk_stats(self, X, where, shift):
+        """``(shift, (rows, mean, M2))`` of one chunk, read in row blocks.
+
+        Statistics are taken of ``x - shift``: the first block's mean when nothing was seen
+        yet, so that a column with a large mean and a small spread keeps its digits (the
+        "shifted data" form of the update).
+        """
+        n_rows, n_cols = X.shape
+        step = max(1, self.BLOCK_BYTES // (8 * max(1, n_cols)))
+        moments = (0, None, None)
+        for start in range(0, n_rows, step):
+            block = np.asarray(X[start:start + step], dtype=np.float64)
+            finite = np.isfinite(block)
+            if not finite.all():
+                row, col = np.argwhere(~finite)[0]
+                raise ValueError(
+                    f"{where} holds NaN or inf (first at row {start + int(row)} of the chunk, "
+                    f"column {int(col)}); drop or fill those rows first"
+                )
+            if shift is None:
+                shift = block.mean(axis=0)
+            block = block - shift  # never in place: asarray may have returned X itself
+            mean = block.mean(axis=0)
+            moments = _merge_moments(moments, (block.shape[0], mean,
+                                               ((block - mean) ** 2).sum(axis=0)))
+        return shift, moments
+
+    def _publish(self):
+        """The public attributes from the running ``(shift, n, mean, M2)``."""
+        self.mean_ = self._shift + self._mean_shifted
+        self.var_ = self._m2 / self.n_samples_seen_
+        self.scale_ = self._guarded(np.sqrt(self.var_))
+
+    def _reset(self):
+        for name in ("mean_", "scale_", "var_"):
+            self.__dict__.pop(name, None)
+        self.n_samples_seen_ = self._chunks = 0
+        self._shift = self._mean_shifted = self._m2 = None
+
+    def _guarded(self, scale):
+        # a spread that is only rounding error (a constant column) counts as zero
+        tiny = 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(self.mean_))
+        return np.where(scale < tiny, 1.0, scale)
+
 
 def standardize(X) -> np.ndarray:
     """``Standardizer().fit_transform(X)``: zero mean and unit variance per column."""
     return Standardizer().fit_transform(X)
+
+
+def train_test_indices(n_samples, test_size=0.3, seed=42):
+    """The row indices :func:`train_test_split` puts on each side, without touching the data.
+
+    For data too large to index in one go (a memmap): gather the rows of each part block by
+    block. ``X[train], X[test]`` are exactly :func:`train_test_split`'s ``X_train, X_test``.
+
+    Parameters
+    ----------
+    n_samples : int >= 2
+    test_size : float in (0, 1), default 0.3
+    seed : int or None, default 42
+
+    Returns
+    -------
+    train, test : numpy.ndarray of int
+        Disjoint, together every row once, in the split's (shuffled) order.
+    """
+    n = check_number("n_samples", n_samples, low=0, integer=True)
+    test_size = check_number("test_size", test_size, low=0, high=1, low_open=True, high_open=True)
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise ValueError(
+            f"test_size={test_size} leaves no training rows out of {n}; use a smaller test_size"
+        )
+    perm = _rng(seed).permutation(n)
+    return perm[n_test:], perm[:n_test]
 
 
 def train_test_split(X, y, test_size=0.3, seed=42):
@@ -368,17 +584,14 @@ def train_test_split(X, y, test_size=0.3, seed=42):
     Returns
     -------
     X_train, X_test, y_train, y_test : numpy.ndarray
+
+    See Also
+    --------
+    train_test_indices : the same split as row indices.
     """
     X, y = np.asarray(X), np.asarray(y)
     n = X.shape[0]
     if y.shape[0] != n:
         raise ValueError(f"X and y have different lengths: {n} and {y.shape[0]}")
-    test_size = check_number("test_size", test_size, low=0, high=1, low_open=True, high_open=True)
-    n_test = math.ceil(test_size * n)
-    if n_test >= n:
-        raise ValueError(
-            f"test_size={test_size} leaves no training rows out of {n}; use a smaller test_size"
-        )
-    perm = _rng(seed).permutation(n)
-    test, train = perm[:n_test], perm[n_test:]
+    train, test = train_test_indices(n, test_size, seed)
     return X[train], X[test], y[train], y[test]

@@ -37,6 +37,9 @@ import numpy as np
 
 from .data import epoch_order
 
+#: bytes of rows (at float64) read, checked and moved to the device at a time
+GROUP_BYTES = 4 * 2**20
+
 
 class Dataset:
     """The map-style protocol: ``len(ds)`` rows, ``ds.take(rows)`` returns the host arrays
@@ -108,8 +111,11 @@ def is_streamed(X) -> bool:
 
 
 class StreamBatches:
-    """The batches of a data source, read and moved to the device a few batches ahead.
+    """The batches of a data source, read ahead by a host thread and moved to the device.
 
+    Rows are read in groups of whole batches (about :data:`GROUP_BYTES` each): one read of
+    the group's rows (in sorted order), one check, one transfer to the device, then the
+    group's batches are slices of it, so that a small batch costs what it costs in memory.
     The same interface as :class:`~nnx.data.EpochBatches` (``epoch``, calling it for the
     batches, ``batch`` for one again), so the training loop and the divergence guard do not
     know which they have.
@@ -117,11 +123,13 @@ class StreamBatches:
     Parameters
     ----------
     net : Network
-        Its ``prepare_batch`` checks and moves a host batch; its shuffle stream orders rows.
+        Its ``prepare_batch`` checks and moves host rows; its shuffle stream orders rows.
     source : Dataset-like or iterable source (see :func:`source_for`)
     batch_size : int or None
     prefetch : int >= 0
-        Batches read ahead by a host thread (0: read in the loop).
+        Groups (or, for iterables, batches) read ahead by a host thread (0: read in the loop).
+    steps_per_epoch : int, optional
+        Batches per epoch of an iterable source.
     """
 
     def __init__(self, net, source, batch_size, prefetch=2, steps_per_epoch=None):
@@ -129,15 +137,17 @@ class StreamBatches:
         self.steps_per_epoch = steps_per_epoch
         self.map_style = not isinstance(source, IterableSource)
         self.replayable = self.map_style or source.replayable
+        self.n_rows = self.bounds = self.groups = self._pool = None
         if self.map_style:
             n = self.n_rows = len(source)
             if n == 0:
                 raise ValueError("the data source has no rows")
             step = n if batch_size is None else min(batch_size, n)
             self.bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
-        else:
-            self.n_rows = None
-            self.bounds = None
+            row_bytes = max(1, (net.input_dim or 1) * 8)
+            per_group = max(1, GROUP_BYTES // (row_bytes * step))
+            self.groups = [(k, min(k + per_group, len(self.bounds)))
+                           for k in range(0, len(self.bounds), per_group)]
 
     def __len__(self):
         return len(self.bounds) if self.map_style else (self.steps_per_epoch or 0)
@@ -147,54 +157,115 @@ class StreamBatches:
             return self.source.epoch_iterator(self.steps_per_epoch)
         return epoch_order(self.n_rows, shuffle, self.net.random.shuffle)
 
-    def _read(self, order, k):
-        """Host batch ``k`` of a map-style epoch, checked: ``(X, y, rows)``."""
-        a, b = self.bounds[k]
+    def _read_rows(self, order, a, b):
+        """Host rows ``a:b`` of an epoch's order, read in sorted order: ``(X, y)``."""
         if order is None:
-            X, y = self.source.take(np.arange(a, b))
-        else:
-            rows = order[a:b]
-            sort = np.argsort(rows, kind="stable")
-            X, y = self.source.take(rows[sort])
-            back = np.empty_like(sort)
-            back[sort] = np.arange(sort.shape[0])
-            X, y = X[back], (None if y is None else y[back])
-        return X, y, b - a
+            return self.source.take(np.arange(a, b))
+        rows = order[a:b]
+        sort = np.argsort(rows, kind="stable")
+        X, y = self.source.take(rows[sort])
+        back = np.empty_like(sort)
+        back[sort] = np.arange(sort.shape[0])
+        return X[back], (None if y is None else y[back])
 
-    def _host_batches(self, data):
-        """Host batches of an epoch, in order, ``prefetch`` ahead on a thread."""
-        if self.map_style:
-            reads = (lambda k=k: self._read(data, k) for k in range(len(self.bounds)))
-        else:
-            reads = self.source.reads(data)
-        if self.prefetch <= 0:
-            for read in reads:
+    def _reads(self, data):
+        """What the host thread does, in order: read a group (map-style) or a batch."""
+        if not self.map_style:
+            yield from self.source.reads(data)
+            return
+        for k0, k1 in self.groups:
+            yield lambda k0=k0, k1=k1: (k0, k1, *self._read_rows(
+                data, self.bounds[k0][0], self.bounds[k1 - 1][1]))
+
+    def _ahead(self, data):
+        """The results of :meth:`_reads`, ``prefetch`` ahead on a thread."""
+        reads = self._reads(data)
+        if self.prefetch <= 0 or (self.map_style and len(self.groups) == 1):
+            for read in reads:  # (one group an epoch: nothing to overlap it with)
                 yield read()
             return
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nnx-prefetch") as pool:
-            pending = collections.deque()
-            try:
-                for read in reads:
-                    pending.append(pool.submit(read))
-                    if len(pending) > self.prefetch:
-                        yield pending.popleft().result()
-                while pending:
+        if self._pool is None:  # one thread for the whole fit, closed by close()
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="nnx-prefetch")
+        pending = collections.deque()
+        try:
+            for read in reads:
+                pending.append(self._pool.submit(read))
+                if len(pending) > self.prefetch:
                     yield pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the prefetch thread (the training loop calls this when it ends)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _prepare_group(self, k0, k1, X, y):
+        """A group's rows checked and on the device; an error names the batch."""
+        try:
+            return self.net.prepare_batch(X, y, k0)
+        except ValueError:
+            start = self.bounds[k0][0]
+            for k in range(k0, k1):  # find the batch
+                a, b = (i - start for i in self.bounds[k])
+                self.net.prepare_batch(X[a:b], None if y is None else y[a:b], k)
+            raise
 
     def __call__(self, data):
         """Device batches of an epoch: ``([xb, yb, None], rows)`` pairs."""
-        for k, (X, y, rows) in enumerate(self._host_batches(data)):
-            xb, yb = self.net.prepare_batch(X, y, k)
-            yield [xb, yb, None], float(rows)
+        if not self.map_style:
+            yield from self._iterable_batches(data)
+            return
+        for k0, k1, X, y in self._ahead(data):
+            Xd, Yd = self._prepare_group(k0, k1, X, y)
+            start = self.bounds[k0][0]
+            for k in range(k0, k1):
+                a, b = (i - start for i in self.bounds[k])
+                yield [Xd[a:b, ...], Yd[a:b, ...], None], float(b - a)
+
+    def _iterable_batches(self, data):
+        """An iterable's batches, checked and moved in groups of about GROUP_BYTES."""
+        group, size = [], 0
+        for k, (X, y, rows) in enumerate(self._ahead(data)):
+            group.append((k, X, y))
+            size += X.size * 8
+            if size >= GROUP_BYTES:
+                yield from self._flush(group)
+                group, size = [], 0
+        yield from self._flush(group)
+
+    def _flush(self, group):
+        if not group:
+            return
+        if len({np.shape(X)[1:] for _, X, _ in group}) > 1 or any(y is None for *_, y in group):
+            Xd = Yd = None  # batches that do not stack: each on its own (and named)
+        else:
+            try:
+                Xd, Yd = self.net.prepare_batch(np.concatenate([X for _, X, _ in group]),
+                                                np.concatenate([y for *_, y in group]),
+                                                group[0][0])
+            except ValueError:
+                Xd = Yd = None  # find the batch at fault below
+        start = 0
+        for k, X, y in group:
+            rows = len(X)
+            if Xd is None:
+                yield list(self.net.prepare_batch(X, y, k)) + [None], float(rows)
+            else:
+                yield [Xd[start:start + rows, ...], Yd[start:start + rows, ...], None], \
+                    float(rows)
+            start += rows
 
     def batch(self, data, k):
         """Batch ``k`` of an epoch again (the divergence guard's replay)."""
         if not self.map_style:
             raise ValueError("an iterator cannot be replayed")
-        X, y, _ = self._read(data, k)
+        X, y = self._read_rows(data, *self.bounds[k])
         xb, yb = self.net.prepare_batch(X, y, k)
         return [xb, yb, None]
 

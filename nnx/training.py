@@ -232,5 +232,6 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
             if net.stop_training:
                 break
     finally:  # progress bars close and EarlyStopping restores, even on divergence
+        getattr(batches, "close", lambda: None)()  # a streamed source's prefetch thread
         for cb in callbacks:
             cb.on_train_end()

@@ -181,3 +181,9 @@ def test_gpu_acceptance_pieces_on_cpu_devices(tmp_path, torch):
     table = module._ratios(json.loads((tmp_path / "t.json").read_text()))
     assert "sgd:nnx.step/torch" in table["tiny"]
     assert "adam:nnx.fit samples/s" in table["tiny"]
+
+
+def test_streaming_benchmark_runs_every_side():
+    out = _run("streaming.py", "--configs", "medium", "--repeats", "1", "--epochs", "1")
+    for side in ("memory", "memmap", "memmap.noprefetch", "generator"):
+        assert f"| medium | {side} |" in out

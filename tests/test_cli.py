@@ -342,3 +342,241 @@ def test_the_console_command_exits_2_without_traceback(tmp_path):
     version = subprocess.run([sys.executable, "-m", "nnx.cli", "--version"],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert version.returncode == 0 and version.stdout.strip() == f"nnx {nnx.__version__}"
+
+
+# --------------------------------------------------------------------------- .npy and .npz files
+
+
+def _spiral_arrays(n=200, seed=3):
+    """Three classes in raw units far from standardized (what the folding must undo)."""
+    X, y = datasets.make_spiral(n, n_classes=3, seed=seed)
+    return (X * [50.0, 0.02] + [300.0, -4.0]).astype(np.float32), y
+
+
+@pytest.fixture
+def fit_spy(monkeypatch):
+    """Records what ``nnx train`` hands to ``Network.fit`` (a copy of X, taken at the call)."""
+    calls = []
+    real_fit = nnx.Network.fit
+
+    def fit(self, X, y, *args, **kwargs):
+        calls.append({"type": type(X), "dtype": X.dtype, "X": np.array(X), "y": np.array(y)})
+        return real_fit(self, X, y, *args, **kwargs)
+
+    monkeypatch.setattr(nnx.Network, "fit", fit)
+    return calls
+
+
+def test_train_from_npy_files_streams_a_memmap(tmp_path, capsys, monkeypatch, fit_spy):
+    X, y = _spiral_arrays()
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setattr(cli, "BLOCK_BYTES", 8 * 2 * 7)  # blocks of 7 rows: many of them
+    out = tmp_path / "o"
+    code, stdout, err = run(["train", "--data", tmp_path / "X.npy", "--target",
+                             tmp_path / "y.npy", "--hidden", "32", "--epochs", "40", "--lr",
+                             "0.01", "--dpi", "30", "--out", out], capsys)
+    assert code == 0, err
+    assert f"Training on {tmp_path / 'X.npy'} + {tmp_path / 'y.npy'}: 160 train / 40 test" in stdout
+
+    # the network got a memmap (not an array read into memory) of the standardized training
+    # rows: the split's rows in file order, scaled with statistics of those rows alone
+    (call,) = fit_spy
+    assert call["type"] is np.memmap and call["dtype"] == np.float32
+    train, test = datasets.train_test_indices(200, test_size=0.2, seed=0)
+    train, test = np.sort(train), np.sort(test)
+    scaler = datasets.Standardizer().fit(X[train])
+    np.testing.assert_allclose(call["X"], scaler.transform(X[train]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(call["y"], y[train])
+    assert not [p for p in out.iterdir() if p.name.startswith(".nnx-train-")]  # scratch gone
+
+    # the saved model takes raw rows; its metadata names the source and the feature count
+    net = nnx.load(out / "model.nnx")
+    assert net.metadata == {
+        "features": None, "n_features": 2, "target": "y", "task": "classification",
+        "source": f"{tmp_path / 'X.npy'} + {tmp_path / 'y.npy'}", "source_format": "npy",
+        "features_file": str(tmp_path / "X.npy"), "labels_file": str(tmp_path / "y.npy")}
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_features"] == 2 and report["source_format"] == "npy"
+    assert (report["n_train"], report["n_test"]) == (160, 40)
+    accuracy = np.mean(net.predict(X[test]) == y[test])
+    assert report["metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert accuracy > 0.8
+    for name in ("history.png", "decision_boundary.png", "confusion_matrix.png"):
+        assert_png(out / name)
+
+
+def test_npz_trains_in_memory_exactly_as_the_same_csv(tmp_path, capsys, fit_spy):
+    X, y = datasets.make_spiral(150, n_classes=3, seed=4)
+    X = X * [10.0, 3.0] + [1.0, -2.0]  # float64: repr() in the CSV gives back the same numbers
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    write_csv(tmp_path / "d.csv", ["a", "b", "y"], [[repr(float(r[0])), repr(float(r[1])), t]
+                                                     for r, t in zip(X, y)])
+    common = ["--hidden", "8", "--epochs", "5", "--dpi", "30"]
+    code, _, err = run(["train", "--data", tmp_path / "d.npz", *common,
+                        "--out", tmp_path / "npz"], capsys)
+    assert code == 0, err
+    code, _, err = run(["train", "--csv", tmp_path / "d.csv", "--target", "y", *common,
+                        "--out", tmp_path / "csv"], capsys)
+    assert code == 0, err
+    assert fit_spy[0]["type"] is np.ndarray  # an .npz is in memory: the in-memory path
+    np.testing.assert_array_equal(fit_spy[0]["X"], fit_spy[1]["X"])
+    from_npz, from_csv = nnx.load(tmp_path / "npz" / "model.nnx"), nnx.load(tmp_path / "csv" /
+                                                                             "model.nnx")
+    for name, value in from_npz.parameters().items():
+        np.testing.assert_array_equal(value, from_csv.parameters()[name])
+    assert from_npz.metadata["source"] == str(tmp_path / "d.npz")
+    assert from_npz.metadata["source_format"] == "npz"
+    assert from_npz.metadata["n_features"] == from_csv.metadata["n_features"] == 2
+    assert from_csv.metadata["features"] == ["a", "b"]
+
+
+def test_regression_from_npy_then_predict_every_row(tmp_path, capsys, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(250, 3)) * [10.0, 0.1, 1.0] + [50.0, -3.0, 0.0]).astype(np.float64)
+    y = 3.0 * X[:, 0] - 200.0 * X[:, 1] + 1000.0
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "price.npy", y)
+    monkeypatch.setattr(cli, "BLOCK_BYTES", 8 * 3 * 16)
+    code, _, err = run(["train", "--data", tmp_path / "X.npy", "--target", tmp_path / "price.npy",
+                        "--hidden", "16", "--epochs", "60", "--lr", "0.01", "--dpi", "30",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    model = tmp_path / "o" / "model.nnx"
+    report = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert report["task"] == "regression" and report["metrics"]["r2"] > 0.95
+    net = nnx.load(model)
+    assert net.metadata["target"] == "price" and net.metadata["n_features"] == 3
+
+    # CSV to stdout: one line per row, in the target's units
+    code, out, err = run(["predict", "--model", model, "--data", tmp_path / "X.npy"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "predicted_price" and len(lines) == 251
+    np.testing.assert_allclose([float(v) for v in lines[1:]], net.predict(X), rtol=1e-7)
+    # .npy out: the predictions alone
+    code, out, err = run(["predict", "--model", model, "--data", tmp_path / "X.npy",
+                          "--out", tmp_path / "p.npy"], capsys)
+    assert code == 0, err
+    assert "Wrote 250 predictions" in out
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), net.predict(X))
+
+
+def test_predict_an_npy_or_npz_classifier_block_by_block(tmp_path, capsys, monkeypatch):
+    X, y = _spiral_arrays(150, seed=5)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", np.array(["apple", "kiwi", "plum"])[y])  # text labels
+    code, _, err = run(["train", "--data", tmp_path / "X.npy", "--target", tmp_path / "y.npy",
+                        "--hidden", "16", "--epochs", "10", "--lr", "0.01", "--dpi", "30",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    model = tmp_path / "o" / "model.nnx"
+    net = nnx.load(model)
+    monkeypatch.setattr(cli, "BLOCK_BYTES", 8 * 2 * 11)
+    code, out, err = run(["predict", "--model", model, "--data", tmp_path / "X.npy",
+                          "--out", tmp_path / "p.csv"], capsys)
+    assert code == 0, err
+    assert out.strip() == f"Wrote 150 predictions to {tmp_path / 'p.csv'}"
+    header, rows = _read_table(tmp_path / "p.csv")
+    assert header == ["predicted_y", "proba_apple", "proba_kiwi", "proba_plum"]
+    assert [r[0] for r in rows] == net.predict(X).tolist()
+    np.testing.assert_allclose([[float(v) for v in r[1:]] for r in rows], net.predict_proba(X),
+                               rtol=1e-6, atol=1e-7)
+    np.savez(tmp_path / "new.npz", X=X[:20])
+    code, _, err = run(["predict", "--model", model, "--data", tmp_path / "new.npz",
+                        "--out", tmp_path / "p.npy"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), net.predict(X[:20]))
+    # a CSV of the same numbers works too: a model from arrays takes every column in order
+    new = write_csv(tmp_path / "new.csv", ["u", "v"], [[repr(float(a)), repr(float(b))]
+                                                       for a, b in X[:5]])
+    code, out, err = run(["predict", "--model", model, "--csv", new], capsys)
+    assert code == 0, err
+    assert [line.split(",")[2] for line in out.splitlines()[1:]] == net.predict(X[:5]).tolist()
+
+
+def test_array_file_mistakes_are_one_line(tmp_path, capsys):
+    X, y = _spiral_arrays(40)
+    files = {
+        "X.npy": X, "y.npy": y, "ints.npy": np.arange(80).reshape(40, 2),
+        "flat.npy": X[:, 0], "short.npy": y[:39], "wide_y.npy": np.zeros((40, 2)),
+        "nan_y.npy": np.where(np.arange(40) == 9, np.nan, 1.0),
+        "empty.npy": np.zeros((0, 2)), "huge.npy": np.full((40, 2), 1e300),
+        "complex_y.npy": y + 1j, "three.npy": np.ones((5, 3)),
+    }
+    for name, arr in files.items():
+        np.save(tmp_path / name, arr)
+    holes = X.copy()
+    holes[17, 1] = np.inf
+    np.save(tmp_path / "holes.npy", holes)
+    np.savez(tmp_path / "no_y.npz", X=X, labels=y)
+    np.savez(tmp_path / "ok.npz", X=X, y=y)
+    (tmp_path / "text.npy").write_text("not numpy")
+    (tmp_path / "text.npz").write_text("not a zip")
+    model = nnx.Network([nnx.Dense(3)], input_dim=2, seed=0)
+    model.fit(np.eye(3)[:, :2], [0, 1, 2], epochs=1)
+    model = model.save(tmp_path / "m.nnx")
+    t = lambda name: tmp_path / name  # noqa: E731
+    out = ["--out", tmp_path / "o"]
+    cases = [
+        (["--data", t("ints.npy"), "--target", t("y.npy")],
+         r"the features in '.*ints\.npy' must be floats; got int64"),
+        (["--data", t("flat.npy"), "--target", t("y.npy")],
+         r"must be a 2-D array of shape \(rows, features\).*got shape \(40,\)"),
+        (["--data", t("empty.npy"), "--target", t("y.npy")], r"got shape \(0, 2\)"),
+        (["--data", t("X.npy"), "--target", t("short.npy")],
+         r"the labels in '.*short\.npy' have 39 rows but the features in '.*X\.npy' have 40"),
+        (["--data", t("X.npy"), "--target", t("wide_y.npy")],
+         r"must be 1-D, one per row; got shape \(40, 2\)"),
+        (["--data", t("X.npy"), "--target", t("nan_y.npy")], r"contain NaN \(first at row 9\)"),
+        (["--data", t("X.npy"), "--target", t("complex_y.npy")], "numbers or text"),
+        (["--data", t("holes.npy"), "--target", t("y.npy")],
+         r"the features in '.*holes\.npy' hold NaN or inf \(first at row 17, column 1\)"),
+        (["--data", t("huge.npy"), "--target", t("y.npy")], "too large for float32"),
+        (["--data", t("X.npy")], r"--data .*X\.npy needs --target LABELS\.npy"),
+        (["--data", t("X.npy"), "--target", "label"], "--target is the labels' .npy file"),
+        (["--data", t("ok.npz"), "--target", t("y.npy")], "holds its labels as the array 'y'"),
+        (["--data", t("no_y.npz")],
+         r"has no array named 'y' \(it holds: X, labels\); save it with "
+         r"np\.savez\(path, X=X, y=y\)"),
+        (["--data", t("missing.npy"), "--target", t("y.npy")], r"no such \.npy file \(features\)"),
+        (["--data", t("X.npy"), "--target", t("missing.npy")], r"no such \.npy file \(labels\)"),
+        (["--data", t("missing.npz")], r"no such \.npz file"),
+        (["--data", t("text.npy"), "--target", t("y.npy")], "is not a readable .npy file"),
+        (["--data", t("text.npz")], "is not a readable .npz file"),
+        (["--data", t("d.csv")], r"invalid choice: .*a CSV file goes to --csv"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(["train", *argv, "--epochs", "1", *out], capsys)
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nnx: error: "), (argv, err)
+        assert re.search(message, lines[0]), (argv, lines[0])
+    predict_cases = [
+        (["--data", t("three.npy")], r"the model takes 2 feature\(s\) per row; the features "
+                                     r"in '.*three\.npy' have 3"),
+        (["--data", t("ints.npy")], "must be floats"),
+        (["--data", t("text.npz"), "--out", t("p.npy")], "is not a readable .npz file"),
+        (["--data", t("holes.npy"), "--out", t("p.csv")], "hold NaN or inf"),
+        (["--data", t("X.csv")], r"argument --data: expected a \.npy or \.npz file"),
+        (["--data", t("X.npy"), "--csv", t("X.csv")], "not allowed with argument"),
+        ([], "one of the arguments --csv --data is required"),
+    ]
+    for argv, message in predict_cases:
+        code, _, err = run(["predict", "--model", model, *argv], capsys)
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nnx: error: "), (argv, err)
+        assert re.search(message, lines[0]), (argv, lines[0])
+    assert not (tmp_path / "p.csv").exists()  # a bad row is found before anything is written
+
+
+def test_help_explains_the_array_files(capsys):
+    texts = {}
+    for command in ("train", "predict"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        texts[command] = " ".join(capsys.readouterr().out.split())
+        assert "memory-mapped" in texts[command] and ".npz" in texts[command]
+    assert "NumPy cannot memory-map an .npz: it is loaded into memory" in texts["train"]
+    assert "--target y.npy" in texts["train"] and "use .npy files" in texts["train"]

@@ -7,12 +7,14 @@ import pytest
 
 from nnx import datasets
 
-skd = pytest.importorskip("sklearn.datasets")
+@pytest.fixture
+def skd():
+    return pytest.importorskip("sklearn.datasets")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42])
 @pytest.mark.parametrize("n", [7, 200, 501])
-def test_generators_replay_scikit_learn_exactly(seed, n):
+def test_generators_replay_scikit_learn_exactly(seed, n, skd):
     cases = [
         (datasets.make_moons(n, noise=0.2, seed=seed),
          skd.make_moons(n_samples=n, noise=0.2, random_state=seed)),
@@ -34,6 +36,7 @@ def test_generators_replay_scikit_learn_exactly(seed, n):
 @pytest.mark.parametrize("seed", [0, 42])
 @pytest.mark.parametrize("test_size", [0.3, 0.25, 0.5])
 def test_split_and_standardizer_match_scikit_learn(seed, test_size):
+    pytest.importorskip("sklearn")
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
@@ -68,6 +71,7 @@ def test_spiral_is_balanced_deterministic_and_spiralling():
 
 
 def test_load_by_name():
+    pytest.importorskip("sklearn")
     moons = datasets.load("moons", n_samples=50)
     assert moons.X.shape == (50, 2) and moons.task == "classification"
     assert moons.target_names == ["0", "1"] and moons.name == "moons"
@@ -109,3 +113,187 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
 def test_bad_input_is_a_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- streaming statistics
+
+
+def _hard_table(n=240, seed=0):
+    """Columns that test the arithmetic: a large mean with a tiny spread, a wide spread, a
+    constant, tiny values, 0/1 integers, and a sorted (drifting) column."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([
+        rng.normal(size=n) * 1e-2 + 1e3,
+        rng.normal(size=n) * 1e4 + 5e4,
+        np.full(n, 0.1),
+        rng.exponential(size=n) * 1e-8 + 1e-8,
+        rng.integers(0, 2, n) + 1.0,
+        np.sort(rng.normal(size=n)) * 1e-3 + 7e5,
+    ])
+
+
+def _chunks(X, size):
+    return [X[start:start + size] for start in range(0, X.shape[0], size)]
+
+
+def _assert_same_statistics(scaler, reference, rtol=1e-12):
+    np.testing.assert_allclose(scaler.mean_, reference.mean_, rtol=rtol, atol=0)
+    np.testing.assert_allclose(scaler.scale_, reference.scale_, rtol=rtol, atol=0)
+    # a constant column: 0 here, rounding noise (~1e-31) from fit's two passes
+    np.testing.assert_allclose(scaler.var_, reference.var_, rtol=2 * rtol, atol=1e-28)
+    assert scaler.n_samples_seen_ == reference.n_samples_seen_
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 239, 240, 1000])
+def test_partial_fit_over_every_chunk_equals_fit_on_the_whole(size):
+    X = _hard_table()
+    reference = datasets.Standardizer().fit(X)
+    scaler = datasets.Standardizer()
+    for chunk in _chunks(X, size):
+        assert scaler.partial_fit(chunk) is scaler
+    _assert_same_statistics(scaler, reference)
+    assert scaler.scale_[2] == 1.0 and scaler.mean_[2] == 0.1  # the constant is only centred
+    Z = scaler.transform(X)  # the mean of column 5 (7e5) is a 1e-3 spread: 1e-7 per ulp
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(Z.std(axis=0), [1, 1, 0, 1, 1, 1], atol=1e-6)
+
+
+def test_partial_fit_takes_uneven_chunks_in_any_order():
+    X = _hard_table(301, seed=3)
+    bounds = [0, 1, 2, 50, 51, 190, 300, 301]
+    pieces = [X[a:b] for a, b in zip(bounds, bounds[1:])]
+    reference = datasets.Standardizer().fit(X)
+    for order in (pieces, pieces[::-1], pieces[3:] + pieces[:3]):
+        scaler = datasets.Standardizer()
+        for piece in order:
+            scaler.partial_fit(piece)
+        _assert_same_statistics(scaler, reference)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 200])
+def test_partial_fit_and_chunked_fit_on_a_float32_memmap(tmp_path, size):
+    path = tmp_path / "X.npy"
+    np.save(path, _hard_table(200, seed=1).astype(np.float32))
+    X = np.load(path, mmap_mode="r")
+    assert isinstance(X, np.memmap) and X.dtype == np.float32
+    reference = datasets.Standardizer().fit(np.asarray(X, dtype=np.float64))
+    scaler = datasets.Standardizer()
+    for chunk in _chunks(X, size):
+        scaler.partial_fit(chunk)
+    _assert_same_statistics(scaler, reference)
+    assert scaler.mean_.dtype == np.float64
+    _assert_same_statistics(datasets.Standardizer().fit(X, chunk_rows=size), reference)
+
+
+class _RowReader:
+    """A 2-D array that records every row range read from it and refuses to be converted
+    whole (what loading a memmap in one go would do)."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.dtype, self.reads = X, X.shape, X.dtype, []
+
+    def __getitem__(self, index):
+        part = self.X[index]
+        self.reads.append(part.shape[0])
+        return part
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was converted")
+
+
+def test_memmaps_are_read_block_by_block(tmp_path, monkeypatch):
+    path = tmp_path / "X.npy"
+    X = _hard_table(500, seed=2)
+    np.save(path, X)
+    reference = datasets.Standardizer().fit(X)
+    reader = _RowReader(np.load(path, mmap_mode="r"))
+    _assert_same_statistics(datasets.Standardizer().fit(reader, chunk_rows=64), reference)
+    assert max(reader.reads) == 64 and sum(reader.reads) == 500
+    # one partial_fit of the whole file: converted to float64 in blocks of BLOCK_BYTES
+    monkeypatch.setattr(datasets.Standardizer, "BLOCK_BYTES", 8 * X.shape[1] * 30)
+    reader = _RowReader(np.load(path, mmap_mode="r"))
+    _assert_same_statistics(datasets.Standardizer().partial_fit(reader), reference)
+    assert max(reader.reads) == 30 and sum(reader.reads) == 500
+
+
+def test_partial_fit_after_fit_adds_rows_and_fit_starts_afresh():
+    X = _hard_table(150, seed=4)
+    scaler = datasets.Standardizer().fit(X[:100])
+    scaler.partial_fit(X[100:120]).partial_fit(X[120:])
+    _assert_same_statistics(scaler, datasets.Standardizer().fit(X))
+    scaler.fit(X[:10])
+    _assert_same_statistics(scaler, datasets.Standardizer().fit(X[:10]))
+    scaler.fit(X[:10], chunk_rows=3)
+    _assert_same_statistics(scaler, datasets.Standardizer().fit(X[:10]))
+
+
+def test_partial_fit_integer_and_boolean_chunks():
+    X = np.arange(24).reshape(8, 3)
+    scaler = datasets.Standardizer().partial_fit(X[:5]).partial_fit(X[5:])
+    _assert_same_statistics(scaler, datasets.Standardizer().fit(X))
+    flags = np.array([[True, False], [False, False], [True, True]])
+    scaler = datasets.Standardizer().partial_fit(flags[:1]).partial_fit(flags[1:])
+    _assert_same_statistics(scaler, datasets.Standardizer().fit(flags))
+
+
+@pytest.mark.parametrize("chunks, match", [
+    ([np.zeros((3, 2)), np.zeros((2, 2)), np.zeros((2, 3))],
+     r"^chunk 3 has 3 columns, but the earlier chunks had 2$"),
+    ([np.zeros((3, 2)), np.array([[0.0, 1.0], [2.0, 3.0], [np.inf, 4.0]])],
+     r"^chunk 2 holds NaN or inf \(first at row 2 of the chunk, column 0\)"),
+    ([np.zeros((3, 2)), np.array([[0.0, np.nan]])],
+     r"^chunk 2 holds NaN or inf \(first at row 0 of the chunk, column 1\)"),
+    ([np.zeros(4)], r"^chunk 1 must be a 2-D array with at least one row; got shape \(4,\)"),
+    ([np.zeros((3, 2)), np.zeros((0, 2))], r"^chunk 2 must be a 2-D array with at least one row"),
+    ([np.zeros((2, 2, 2))], r"^chunk 1 must be a 2-D array"),
+    ([np.zeros((3, 2)), np.array([["a", "b"]])], r"^chunk 2 must hold real numbers; got dtype <U1"),
+    ([np.ones((2, 2), dtype=complex)], r"^chunk 1 must hold real numbers; got dtype complex128"),
+])
+def test_a_bad_chunk_is_named_and_changes_nothing(chunks, match):
+    scaler = datasets.Standardizer()
+    for chunk in chunks[:-1]:
+        scaler.partial_fit(chunk)
+    before = {k: np.copy(v) for k, v in vars(scaler).items()}
+    with pytest.raises(ValueError, match=match):
+        scaler.partial_fit(chunks[-1])
+    after = vars(scaler)
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value)
+
+
+def test_a_bad_block_of_a_chunked_fit_names_its_rows_and_keeps_the_old_fit():
+    X = np.arange(20.0).reshape(10, 2)
+    X[7, 1] = np.nan
+    scaler = datasets.Standardizer().fit(np.ones((3, 2)) * [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^chunk 3 \(rows 6 to 8\) holds NaN or inf \(first at "
+                                         r"row 1 of the chunk, column 1\)"):
+        scaler.fit(X, chunk_rows=3)
+    np.testing.assert_array_equal(scaler.mean_, [1.0, 2.0])
+    for bad, match in ((np.zeros(5), "non-empty 2-D"), (np.zeros((0, 2)), "non-empty 2-D")):
+        with pytest.raises(ValueError, match=match):
+            datasets.Standardizer().fit(bad, chunk_rows=2)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        datasets.Standardizer().fit(X, chunk_rows=0)
+
+
+def test_transform_needs_some_rows_first():
+    with pytest.raises(ValueError, match="fit first"):
+        datasets.Standardizer().transform(np.zeros((2, 2)))
+    scaler = datasets.Standardizer()
+    with pytest.raises(ValueError):
+        scaler.partial_fit(np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="fit first"):  # a refused first chunk fits nothing
+        scaler.transform(np.zeros((2, 2)))
+
+
+def test_train_test_indices_are_the_rows_of_train_test_split():
+    X = np.arange(60.0).reshape(30, 2)
+    y = np.arange(30)
+    train, test = datasets.train_test_indices(30, test_size=0.25, seed=7)
+    X_train, X_test, y_train, y_test = datasets.train_test_split(X, y, test_size=0.25, seed=7)
+    np.testing.assert_array_equal(X[train], X_train)
+    np.testing.assert_array_equal(X[test], X_test)
+    assert test.shape == (8,) and sorted(np.concatenate([train, test]).tolist()) == list(range(30))
+    with pytest.raises(ValueError, match="no training rows"):
+        datasets.train_test_indices(1, test_size=0.2)
