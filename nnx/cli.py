@@ -16,22 +16,22 @@ prediction, info.
 they are checked and their statistics taken block by block
 (:meth:`nnx.datasets.Standardizer.partial_fit`), the training rows are standardized once into
 a scratch ``.npy`` under ``--out`` (deleted after training) whose memmap ``Network.fit`` reads
-batch by batch, and the test rows are predicted a block at a time. The split holds out the
-same rows as for the same data in memory (same ``--seed``), each part kept in file order so
-that the file is read front to back. Only the labels (one value per row) are read into
-memory. NumPy cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole:
-use ``.npy`` files for data larger than memory.
+batch by batch, and the test rows are predicted a block at a time. The split and the order
+of the training rows are those of the same data in memory (same ``--seed``); each block of
+rows is read in file order. Only the labels (one value per row) are read into memory. NumPy
+cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole: use ``.npy``
+files for data larger than memory.
 
 Every mistake of the user (missing file, unknown column, non-numeric or missing values in the
 CSV, a malformed option, an output folder that cannot be written) ends with one line on stderr
 and exit status 2, never a traceback. ``NNX_DEBUG=1`` shows the traceback instead.
 
 ``nnx train`` writes the trained network to ``--out``/``model.nnx`` (see :mod:`nnx.io`) with
-the feature names (none for arrays), the feature count, the target, the task and the data
-source; ``nnx predict`` picks those columns of a new CSV by name. Training standardizes the
-features (mean and deviation of the training rows) and, for regression, the target; both are
-then folded into the first and last Dense layers, so the saved model takes the raw columns and
-returns values in the target's own units:
+the feature names (none for arrays), the feature count, the target, whether it is
+classification or regression, and the data source; ``nnx predict`` picks those columns of a
+new CSV by name. Training standardizes the features (mean and deviation of the training rows)
+and, for regression, the target; both are then folded into the first and last Dense layers,
+so the saved model takes the raw columns and returns values in the target's own units:
 
 .. math::
     \\frac{x - \\mu}{\\sigma} W + b = x \\, \\frac{W}{\\sigma}
@@ -420,13 +420,22 @@ def _scan_features(X, name: str, train_rows=None):
     return scaler
 
 
+def _gather(X, rows) -> np.ndarray:
+    """``X[rows]`` in memory, the rows read in file order (a memmap is read front to back
+    within the block) and put back in the order asked for."""
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((rows.shape[0],) + X.shape[1:], dtype=X.dtype)
+    out[order] = X[rows[order]]
+    return out
+
+
 def _standardized_copy(X, rows, scaler, path: Path, dtype: str):
     """``scaler.transform(X[rows])`` written block by block to a ``.npy`` file of the
     network's dtype, returned memory-mapped read-only."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(rows.shape[0], X.shape[1]))
     step = _block_rows(X.shape[1])
     for start in range(0, rows.shape[0], step):
-        out[start:start + step] = scaler.transform(X[rows[start:start + step]])
+        out[start:start + step] = scaler.transform(_gather(X, rows[start:start + step]))
     out.flush()
     del out
     return np.load(path, mmap_mode="r")
@@ -600,8 +609,6 @@ def cmd_train(args) -> int:
     X, y, task, features, target, source, source_format = _training_data(args)
     train, test = datasets.train_test_indices(X.shape[0], args.test_size, args.seed)
     streamed = isinstance(X, np.memmap)
-    if streamed:  # read the file front to back: rows of each part in file order
-        train, test = np.sort(train), np.sort(test)
     y_train, y_test = y[train], y[test]
     if task == "regression" and test.shape[0] < 2:  # else the test R^2 would be NaN
         raise CLIError(
@@ -640,7 +647,9 @@ def cmd_train(args) -> int:
         if streamed:
             # The network reads the training rows from disk batch by batch; they are
             # standardized once into a scratch .npy of the network's dtype (as large as the
-            # training rows), deleted after training.
+            # training rows), deleted after training. They go in the split's shuffled order,
+            # as in memory: the rows --early-stopping holds out (the last ones) are a random
+            # subset even when the file is sorted by class.
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".nnx-train-", dir=out, ignore_cleanup_errors=True)))
             X_fit = _standardized_copy(X, train, x_scaler, scratch / "train.npy",
@@ -682,13 +691,13 @@ def cmd_train(args) -> int:
     report["model"] = str(model)
     written = [str(model), _write_json(out / "metrics.json", report)]
     plot_rows = test[:_PLOT_ROWS]
-    written += _train_plots(net, history, np.asarray(X[plot_rows]), y[plot_rows], y_test, pred,
+    written += _train_plots(net, history, _gather(X, plot_rows), y[plot_rows], y_test, pred,
                             task, out, args.dpi)
     print("Wrote:\n" + "\n".join(f"  {p}" for p in written))
     return 0
 
 
-#: test rows drawn in the decision-boundary plot (the first ones of the test part)
+#: test rows drawn in the decision-boundary plot (the first ones of the shuffled test part)
 _PLOT_ROWS = 5000
 
 
@@ -699,7 +708,7 @@ def _predict_blocks(net, X, rows, y=None):
     preds, loss = [], 0.0
     for start in range(0, rows.shape[0], step):
         part = rows[start:start + step]
-        block = np.asarray(X[part])
+        block = _gather(X, part)
         preds.append(_host(net.predict(block)))
         if y is not None:
             loss += net.evaluate(block, y[start:start + step])["loss"] * part.shape[0]

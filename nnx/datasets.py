@@ -14,7 +14,9 @@ Two kinds of data:
   (``pip install 'nnx[sklearn]'``).
 
 And the lesson's two preprocessing steps, again draw for draw as scikit-learn does them:
-:class:`Standardizer` (``StandardScaler``) and :func:`train_test_split`.
+:class:`Standardizer` (``StandardScaler``; its ``partial_fit`` takes the statistics one chunk
+of rows at a time, for a memmap larger than memory) and :func:`train_test_split` (its rows as
+indices: :func:`train_test_indices`).
 
 Everything here is host-side NumPy: data is made once, before any network sees it. The
 generators use the legacy ``numpy.random.RandomState`` on purpose, because that is the stream

@@ -380,11 +380,11 @@ def test_train_from_npy_files_streams_a_memmap(tmp_path, capsys, monkeypatch, fi
     assert f"Training on {tmp_path / 'X.npy'} + {tmp_path / 'y.npy'}: 160 train / 40 test" in stdout
 
     # the network got a memmap (not an array read into memory) of the standardized training
-    # rows: the split's rows in file order, scaled with statistics of those rows alone
+    # rows: the split's rows in its shuffled order (as in memory), scaled with statistics of
+    # those rows alone
     (call,) = fit_spy
     assert call["type"] is np.memmap and call["dtype"] == np.float32
     train, test = datasets.train_test_indices(200, test_size=0.2, seed=0)
-    train, test = np.sort(train), np.sort(test)
     scaler = datasets.Standardizer().fit(X[train])
     np.testing.assert_allclose(call["X"], scaler.transform(X[train]), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(call["y"], y[train])
@@ -406,7 +406,7 @@ def test_train_from_npy_files_streams_a_memmap(tmp_path, capsys, monkeypatch, fi
         assert_png(out / name)
 
 
-def test_npz_trains_in_memory_exactly_as_the_same_csv(tmp_path, capsys, fit_spy):
+def test_npz_trains_as_the_same_csv_and_npy_streams_the_same_model(tmp_path, capsys, fit_spy):
     X, y = datasets.make_spiral(150, n_classes=3, seed=4)
     X = X * [10.0, 3.0] + [1.0, -2.0]  # float64: repr() in the CSV gives back the same numbers
     np.savez(tmp_path / "d.npz", X=X, y=y)
@@ -425,6 +425,18 @@ def test_npz_trains_in_memory_exactly_as_the_same_csv(tmp_path, capsys, fit_spy)
                                                                              "model.nnx")
     for name, value in from_npz.parameters().items():
         np.testing.assert_array_equal(value, from_csv.parameters()[name])
+    # the same arrays as .npy files: streamed, the same split and batches, the same model up
+    # to the rounding of the streamed statistics
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code, _, err = run(["train", "--data", tmp_path / "X.npy", "--target", tmp_path / "y.npy",
+                        *common, "--out", tmp_path / "npy"], capsys)
+    assert code == 0, err
+    assert fit_spy[2]["type"] is np.memmap
+    np.testing.assert_allclose(fit_spy[2]["X"], fit_spy[0]["X"], rtol=1e-6, atol=1e-6)
+    from_npy = nnx.load(tmp_path / "npy" / "model.nnx")
+    for name, value in from_npz.parameters().items():
+        np.testing.assert_allclose(from_npy.parameters()[name], value, rtol=1e-4, atol=1e-5)
     assert from_npz.metadata["source"] == str(tmp_path / "d.npz")
     assert from_npz.metadata["source_format"] == "npz"
     assert from_npz.metadata["n_features"] == from_csv.metadata["n_features"] == 2
@@ -468,8 +480,10 @@ def test_predict_an_npy_or_npz_classifier_block_by_block(tmp_path, capsys, monke
     np.save(tmp_path / "y.npy", np.array(["apple", "kiwi", "plum"])[y])  # text labels
     code, _, err = run(["train", "--data", tmp_path / "X.npy", "--target", tmp_path / "y.npy",
                         "--hidden", "16", "--epochs", "10", "--lr", "0.01", "--dpi", "30",
-                        "--out", tmp_path / "o"], capsys)
+                        "--early-stopping", "--patience", "3", "--out", tmp_path / "o"], capsys)
     assert code == 0, err
+    history = json.loads((tmp_path / "o" / "metrics.json").read_text())["history"]
+    assert len(history["val_loss"]) == len(history["loss"]) >= 1  # held out of the memmap
     model = tmp_path / "o" / "model.nnx"
     net = nnx.load(model)
     monkeypatch.setattr(cli, "BLOCK_BYTES", 8 * 2 * 11)
