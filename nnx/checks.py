@@ -207,6 +207,15 @@ def _float_limit(dtype) -> float | None:
     return float(np.finfo(str(getattr(dtype, "name", dtype)).replace("torch.", "")).max)
 
 
+def first_nonfinite(block) -> tuple | None:
+    """``(row, column)`` of the first NaN or inf of a 2-D host block, or ``None``."""
+    finite = np.isfinite(block)
+    if finite.all():
+        return None
+    row, col = np.argwhere(~finite)[0]
+    return int(row), int(col)
+
+
 def check_in_range(arr: np.ndarray, name: str, dtype,
                    hint: str = "rescale it (e.g. standardize) or use dtype='float64'"):
     """Refuse values that the cast to ``dtype`` would turn into ``inf`` (host float arrays).

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from .version import __version__
-from .checks import check_in_range
+from .checks import check_in_range, first_nonfinite
 
 _MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
 
@@ -388,12 +388,11 @@ def _features_name(path) -> str:
 def _checked_block(block, start: int, name: str):
     """One block of feature rows, refused with its file row when it holds NaN, inf, or
     values a float32 model cannot take."""
-    finite = np.isfinite(block)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
+    bad = first_nonfinite(block)
+    if bad is not None:
         raise CLIError(
-            f"the features in {name} hold NaN or inf (first at row {start + int(row)}, column "
-            f"{int(col)}); drop or fill those rows first"
+            f"the features in {name} hold NaN or inf (first at row {start + bad[0]}, column "
+            f"{bad[1]}); drop or fill those rows first"
         )
     check_in_range(block, name, "float32", hint="rescale those columns")
     return block

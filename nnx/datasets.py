@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_number
+from .checks import check_number, first_nonfinite
 
 _SKLEARN_HINT = "pip install 'nnx[sklearn]'"
 
@@ -505,12 +505,11 @@ class Standardizer:
         moments = (0, None, None)
         for start in range(0, n_rows, step):
             block = np.asarray(X[start:start + step], dtype=np.float64)
-            finite = np.isfinite(block)
-            if not finite.all():
-                row, col = np.argwhere(~finite)[0]
+            bad = first_nonfinite(block)
+            if bad is not None:
                 raise ValueError(
-                    f"{where} holds NaN or inf (first at row {start + int(row)} of the chunk, "
-                    f"column {int(col)}); drop or fill those rows first"
+                    f"{where} holds NaN or inf (first at row {start + bad[0]} of the chunk, "
+                    f"column {bad[1]}); drop or fill those rows first"
                 )
             if shift is None:
                 shift = block.mean(axis=0)
