@@ -229,15 +229,12 @@ class StreamBatches:
                 yield [Xd[a:b, ...], Yd[a:b, ...], None], float(b - a)
 
     def _iterable_batches(self, data):
-        """An iterable's batches, checked and moved in groups of about GROUP_BYTES."""
-        group, size = [], 0
-        for k, (X, y, rows) in enumerate(self._ahead(data)):
-            group.append((k, X, y))
-            size += X.size * 8
-            if size >= GROUP_BYTES:
-                yield from self._flush(group)
-                group, size = [], 0
-        yield from self._flush(group)
+        """An iterable's batches, pulled a group at a time on the prefetch thread, each
+        group checked and moved to the device at once."""
+        for group in self._ahead(data):
+            if not group:
+                return
+            yield from self._flush(group)
 
     def _flush(self, group):
         if not group:
@@ -292,21 +289,39 @@ class IterableSource:
         return self.fresh(), steps
 
     def reads(self, data):
+        """Callables for the host thread, each pulling the next group of batches (about
+        GROUP_BYTES) from the iterator: the user's generator runs on the thread too. A
+        group is a list of ``(k, X, y)``; an empty one means the epoch is over."""
         iterator, steps = data
-        count = 0
-        while steps is None or count < steps:
-            try:
-                item = next(iterator)
-            except StopIteration:
+        state = {"count": 0, "done": False}
+
+        def pull():
+            group, size = [], 0
+            while not state["done"] and size < GROUP_BYTES and (
+                    steps is None or state["count"] < steps):
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    state["done"] = True
+                    break
+                X, y = _split_item(item, state["count"])
+                X, y = np.asarray(X), None if y is None else np.asarray(y)
+                group.append((state["count"], X, y))
+                state["count"] += 1
+                size += X.size * 8
+            if not group:
+                count = state["count"]
                 if count == 0:
                     raise ValueError("the data source gave no batch this epoch (an empty or "
-                                     "exhausted iterator)") from None
-                if steps is not None:
+                                     "exhausted iterator)")
+                if steps is not None and count < steps:
                     raise ValueError(f"the data source was exhausted after {count} of "
-                                     f"steps_per_epoch={steps} batches") from None
-                return
-            yield _batch_of(item, count)
-            count += 1
+                                     f"steps_per_epoch={steps} batches")
+            return group
+
+        while not state["done"] and (steps is None or state["count"] < steps):
+            yield pull
+        yield pull  # the last one: finds the end (or the missing batches) and says so
 
     def labels(self):
         """Every batch's targets, from one pass (to learn the classes)."""
@@ -324,11 +339,6 @@ def _split_item(item, k):
         raise ValueError(f"batch {k}: a data source must give (X, y) pairs; got "
                          f"{type(item).__name__}")
     return item
-
-
-def _batch_of(item, k):
-    X, y = _split_item(item, k)
-    return lambda: (np.asarray(X), None if y is None else np.asarray(y), len(X))
 
 
 def source_for(X, y=None):
