@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 DTYPES = ("float32", "float64")
-DISTRIBUTION = "nnx"
+DISTRIBUTION = "nnx-mlp"  # the name to pip install (the import name is nnx)
 
 
 class Backend:

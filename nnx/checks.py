@@ -254,7 +254,13 @@ def check_features(X, name="X", n_features=None, dtype=None) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")
     if arr.ndim != 2:
-        hint = " (reshape a single feature with X.reshape(-1, 1))" if arr.ndim == 1 else ""
+        hint = ""
+        if arr.ndim == 1 and n_features not in (None, 1) and arr.shape[0] == n_features:
+            hint = " (one sample: X.reshape(1, -1))"
+        elif arr.ndim == 1 and n_features in (None, 1):
+            hint = " (a single feature: X.reshape(-1, 1); one sample: X.reshape(1, -1))"
+        elif arr.ndim == 1:
+            hint = f" (samples of {n_features} features: X.reshape(-1, {n_features}))"
         raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}{hint}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")

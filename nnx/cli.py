@@ -498,7 +498,7 @@ def cmd_info(args) -> int:
 def cmd_demo(args) -> int:
     out = _prepare_out(args.out)
     if not _use_agg():
-        raise CLIError("nnx demo draws figures with matplotlib: pip install 'nnx[plot]'")
+        raise CLIError("nnx demo draws figures with matplotlib: pip install 'nnx-mlp[plot]'")
     from . import demos
 
     if args.only:
@@ -737,7 +737,7 @@ def _write_json(path, obj) -> str:
 
 def _train_plots(net, history, X_plot, y_plot, y_test, pred, task, out, dpi) -> list:
     if not _use_agg():
-        print("(plots skipped: pip install 'nnx[plot]' to get them)")
+        print("(plots skipped: pip install 'nnx-mlp[plot]' to get them)")
         return []
     from . import plotting
 

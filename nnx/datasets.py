@@ -11,7 +11,7 @@ Two kinds of data:
   exactly the arrays scikit-learn gives for that ``random_state`` (checked in the tests);
 - **scikit-learn's bundled tables** ``iris``, ``wine``, ``breast_cancer``, ``digits`` and
   ``diabetes`` (regression), loaded from scikit-learn, an optional extra
-  (``pip install 'nnx[sklearn]'``).
+  (``pip install 'nnx-mlp[sklearn]'``).
 
 And the lesson's two preprocessing steps, again draw for draw as scikit-learn does them:
 :class:`Standardizer` (``StandardScaler``; its ``partial_fit`` takes the statistics one chunk
@@ -32,7 +32,7 @@ import numpy as np
 
 from .checks import check_number, first_nonfinite
 
-_SKLEARN_HINT = "pip install 'nnx[sklearn]'"
+_SKLEARN_HINT = "pip install 'nnx-mlp[sklearn]'"
 
 
 class Dataset(NamedTuple):

@@ -9,7 +9,7 @@ script over the reusable parts: :mod:`nnx.datasets`, :mod:`nnx.plotting` and
 Every demo takes ``out`` (folder for the PNGs), ``backend``/``device`` (where nnx computes),
 ``quick`` (smaller data, fewer epochs, coarser grids: for tests) and ``dpi``, prints what it
 found, and returns a dict of its numbers with ``"files"``, the paths it wrote. matplotlib is
-needed (``pip install 'nnx[plot]'``).
+needed (``pip install 'nnx-mlp[plot]'``).
 """
 
 from __future__ import annotations

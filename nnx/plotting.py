@@ -1,6 +1,6 @@
 """Figures of the lesson: decision boundaries, activations, learning curves, gradient flow.
 
-matplotlib is an optional extra (``pip install 'nnx[plot]'``), imported when a function is
+matplotlib is an optional extra (``pip install 'nnx-mlp[plot]'``), imported when a function is
 called, never when nnx is. Every function draws into the axes it is given (or makes new ones
 with ``plt.subplots``, so figures show up in notebooks) and returns the matplotlib objects; none
 calls ``plt.show()``. Networks of any backend are accepted: they are queried with NumPy input,
@@ -31,7 +31,7 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("nnx.plotting needs matplotlib: pip install 'nnx[plot]'") from None
+        raise ImportError("nnx.plotting needs matplotlib: pip install 'nnx-mlp[plot]'") from None
     return plt
 
 

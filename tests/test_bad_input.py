@@ -117,3 +117,16 @@ def test_integer_and_bool_features_are_accepted(backend):
     assert np.isfinite(history.history["loss"][0])
     pred = net.predict(np.array([[True, False], [False, True]]))
     assert pred.shape == (2,) and set(pred) <= {0, 1}
+
+
+def test_a_one_dimensional_input_gets_the_reshape_that_fits():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    y = (X[:, 0] > 0).astype(int)
+    net = nnx.Network([4, 3, 1], seed=0)
+    net.fit(X, y, epochs=1)
+    with pytest.raises(ValueError, match=r"one sample: X\.reshape\(1, -1\)"):
+        net.predict(X[0])
+    with pytest.raises(ValueError, match=r"X\.reshape\(-1, 4\)"):
+        net.predict(X.ravel()[:12])
+    with pytest.raises(ValueError, match=r"a single feature: X\.reshape\(-1, 1\)"):
+        nnx.Network([1, 3, 1]).fit(X[:, 0], y, epochs=1)

@@ -264,3 +264,20 @@ def test_dask_arrays_are_read_chunk_by_chunk(backend):
     for name, p in _params(memory).items():
         np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
     np.testing.assert_allclose(streamed.predict_proba(Xd), memory.predict_proba(X), rtol=1e-12)
+
+
+def test_a_streamed_fit_resumes_exactly(tmp_path):
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    whole = _net(_Numpy())
+    whole.fit(Xm, ym, epochs=4, batch_size=32)
+    first = _net(_Numpy())
+    first.fit(Xm, ym, epochs=2, batch_size=32)
+    resumed = nnx.load(first.save(tmp_path / "m.nnx"))
+    resumed.fit(Xm, ym, epochs=2, batch_size=32)
+    for name, p in _params(whole).items():
+        np.testing.assert_array_equal(_params(resumed)[name], p, err_msg=name)
+
+
+class _Numpy:
+    kwargs = {"backend": "numpy"}
