@@ -1,8 +1,8 @@
 """Data larger than memory: sources that ``fit``, ``evaluate`` and ``predict`` read batch by batch.
 
 Arrays already in memory go to the device once (:class:`~nnx.data.EpochBatches`). Everything
-else is read a batch at a time, checked, and moved to the device while the previous step
-computes (a host thread, ``prefetch`` batches ahead):
+else is read a group of batches at a time (about :data:`GROUP_BYTES`), checked, and moved to
+the device while the previous steps compute (a host thread, ``prefetch`` groups ahead):
 
 - NumPy memmaps and ``.npy`` paths (opened with ``np.load(path, mmap_mode="r")``), Dask
   arrays and any row-indexable array, through :class:`ArrayDataset`;
@@ -19,9 +19,9 @@ Randomness, per source (the same seed gives the same batches on every backend):
   and ends with the same parameters as the in-memory fit. Each batch's rows are read in
   sorted order and put back in the permutation's order in memory;
 - ``shuffle="block"``: blocks of :data:`nnx.data.BLOCK_ROWS` consecutive rows in a random
-  order, the rows of each block shuffled among themselves; a batch then reads one or two contiguous
-  blocks (for data on disk that is not in the page cache). Arrays in memory accept it too
-  and give the same batches;
+  order, the rows of each block shuffled among themselves; a batch then reads one or two
+  contiguous blocks (for data on disk that is not in the page cache). Arrays in memory
+  accept it too and give the same batches;
 - ``shuffle=False``: the rows in order;
 - iterables: their own order (``shuffle`` does not apply).
 """
