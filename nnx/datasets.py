@@ -484,7 +484,7 @@ class Standardizer:
                 f"{where} has {X.shape[1]} columns, but the earlier chunks had "
                 f"{self.mean_.shape[0]}"
             )
-        if np.dtype(X.dtype).kind not in "biuf":
+        if np.asarray(X[:0]).dtype.kind not in "biuf":  # any array's dtype, torch's too
             raise ValueError(f"{where} must hold real numbers; got dtype {X.dtype}")
         shift, chunk = self._chunk_stats(X, where, self._shift)
         n, self._mean_shifted, self._m2 = _merge_moments(

@@ -32,7 +32,7 @@ from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of thi
 from .layers import Dense, Layer
 from .random import Random
 from .regularizers import L1L2
-from .sources import IterableSource, is_streamed, source_for
+from .sources import GROUP_BYTES, IterableSource, is_streamed, source_for
 
 
 class Network(Configurable):
@@ -487,8 +487,9 @@ class Network(Configurable):
         callbacks : list of Callback, optional
             E.g. :class:`~nnx.callbacks.EarlyStopping`.
         validation_split : float in (0, 1), optional
-            Hold out this fraction of the rows (a random subset drawn from the network's seed)
-            and report ``val_loss`` (and ``val_accuracy``) after every epoch.
+            Hold out this fraction of the rows and report ``val_loss`` (and
+            ``val_accuracy``) after every epoch: a random subset drawn from the network's
+            seed for arrays in memory, the last rows as one block for a streamed source.
         validation_data : tuple (X_val, y_val), optional
             Explicit validation set (takes precedence over ``validation_split``).
         sample_weight : array-like, shape (n_samples,), optional
@@ -569,7 +570,7 @@ class Network(Configurable):
         check_finite_result(out, self.ctx, "the network's output for X", Xd, self.parameters())
         return out
 
-    def _chunks(self, X, y=None, chunk: int = 4096):
+    def _chunks(self, X, y=None):
         """Host ``(X, y)`` chunks of a streamed ``X`` (see :mod:`nnx.sources`), in order."""
         source = source_for(X, y)
         if isinstance(source, IterableSource):
@@ -578,6 +579,7 @@ class Network(Configurable):
                 yield np.asarray(Xc), None if yc is None else np.asarray(yc)
             return
         n = len(source)
+        chunk = max(1, GROUP_BYTES // (8 * (self.input_dim or 1)))  # about GROUP_BYTES
         for start in range(0, n, chunk):
             yield source.take(np.arange(start, min(start + chunk, n)))
 
@@ -668,8 +670,18 @@ class Network(Configurable):
     def score(self, X, y) -> float:
         """Accuracy for classifiers, :math:`R^2` for regression (scikit-learn's convention)."""
         if self.targets_ is not None and self.targets_.kind == "regression":
-            if is_streamed(X):
-                X, y = (np.concatenate(parts) for parts in zip(*self._chunks(X, y)))
+            if is_streamed(X):  # the sums of R^2, chunk by chunk
+                n = ss_res = total = squares = 0.0  # sums; total, squares per column
+                for Xc, yc in self._chunks(X, y):
+                    t = check_regression_targets(check_targets(yc, len(Xc)),
+                                                 dtype=self.ctx.dtype_name).astype(float)
+                    t = t.reshape(len(Xc), -1)
+                    p = to_numpy(self.predict(Xc)).astype(float).reshape(t.shape)
+                    n += t.shape[0]
+                    ss_res += float(((t - p) ** 2).sum())
+                    total, squares = total + t.sum(axis=0), squares + (t * t).sum(axis=0)
+                ss_tot = float(np.sum(squares - total * total / n))
+                return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
             pred = to_numpy(self.predict(X)).astype(float)  # checks X first
             truth = check_targets(y, pred.shape[0])
             truth = check_regression_targets(truth, dtype=self.ctx.dtype_name).astype(float)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,9 @@ from .data import epoch_order
 
 #: bytes of rows (at float64) read, checked and moved to the device at a time
 GROUP_BYTES = 4 * 2**20
+#: at most this many batches of an iterable are pulled at a time (a slow generator must not
+#: delay the first step, or the end of training, by a whole group)
+MAX_GROUP_BATCHES = 16
 
 
 class Dataset:
@@ -65,8 +69,8 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, X, y=None):
-        self.X = open_array(X, "X")
-        self.y = None if y is None else open_array(y, "y")
+        self.X = _rows_of(open_array(X, "X"))
+        self.y = None if y is None else _rows_of(open_array(y, "y"))
         if getattr(self.X, "ndim", 0) != 2:
             raise ValueError(f"X must be 2-D (rows, features); got shape "
                              f"{getattr(self.X, 'shape', None)}")
@@ -81,11 +85,19 @@ class ArrayDataset(Dataset):
         return X, (None if self.y is None else np.asarray(self.y[rows]))
 
 
+def _rows_of(value):
+    """An array indexable by row position: memmaps and Dask arrays as they are (read lazily),
+    anything else in memory (lists, pandas objects) as a NumPy array."""
+    if isinstance(value, np.ndarray) or type(value).__module__.partition(".")[0] == "dask":
+        return value
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value)
+
+
 def open_array(value, name):
     """A path to a ``.npy`` file opened memory-mapped; anything else as it is."""
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
-        if path.suffix != ".npy":
+        if path.suffix.lower() != ".npy":
             raise ValueError(f"{name} path {str(path)!r} is not a .npy file (memory-mapped "
                              "reading needs .npy; load an .npz yourself)")
         return np.load(path, mmap_mode="r")
@@ -98,7 +110,7 @@ def is_streamed(X) -> bool:
     if isinstance(X, (np.memmap, os.PathLike, Dataset)):
         return True
     if isinstance(X, str):
-        return X.endswith(".npy")  # any other string is data, and checked as such
+        return X.lower().endswith(".npy")  # any other string is data, checked as such
     if type(X).__module__.partition(".")[0] == "dask":
         return True
     if hasattr(X, "take") and hasattr(X, "__len__") and not hasattr(X, "shape"):
@@ -164,6 +176,7 @@ class StreamBatches:
         rows = order[a:b]
         sort = np.argsort(rows, kind="stable")
         X, y = self.source.take(rows[sort])
+        X, y = np.asarray(X), (None if y is None else np.asarray(y))
         back = np.empty_like(sort)
         back[sort] = np.arange(sort.shape[0])
         return X[back], (None if y is None else y[back])
@@ -201,6 +214,8 @@ class StreamBatches:
 
     def close(self) -> None:
         """Stop the prefetch thread (the training loop calls this when it ends)."""
+        if isinstance(self.source, IterableSource):
+            self.source.stopping.set()  # a pull in progress stops at its next batch
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -273,6 +288,8 @@ class IterableSource:
     def __init__(self, data):
         self.data = data
         self.replayable = False
+        #: set to stop pulling batches (training ended early)
+        self.stopping = threading.Event()
         #: one iterator read across epochs (it cannot be read ahead or started again)
         self.one_shot = not callable(data) and hasattr(data, "__next__")
 
@@ -283,6 +300,7 @@ class IterableSource:
         return self.data if self.one_shot else iter(self.data)
 
     def epoch_iterator(self, steps):
+        self.stopping.clear()
         if self.one_shot and steps is None:
             raise ValueError("a one-shot iterator needs steps_per_epoch= (how many batches "
                              "make an epoch); or pass a callable that returns a new iterator")
@@ -297,8 +315,9 @@ class IterableSource:
 
         def pull():
             group, size = [], 0
-            while not state["done"] and size < GROUP_BYTES and (
-                    steps is None or state["count"] < steps):
+            while (not state["done"] and not self.stopping.is_set() and size < GROUP_BYTES
+                   and len(group) < MAX_GROUP_BATCHES
+                   and (steps is None or state["count"] < steps)):
                 try:
                     item = next(iterator)
                 except StopIteration:
@@ -319,7 +338,8 @@ class IterableSource:
                                      f"steps_per_epoch={steps} batches")
             return group
 
-        while not state["done"] and (steps is None or state["count"] < steps):
+        while (not state["done"] and not self.stopping.is_set()
+               and (steps is None or state["count"] < steps)):
             yield pull
         yield pull  # the last one: finds the end (or the missing batches) and says so
 
@@ -331,6 +351,8 @@ class IterableSource:
         ys = [y for _, y in (_split_item(item, k) for k, item in enumerate(self.fresh()))]
         if not ys:
             raise ValueError("the data source gave no batch")
+        if any(y is None for y in ys):
+            raise ValueError("y is missing: a training source must give (X, y) batches")
         return np.concatenate([np.asarray(y) for y in ys])
 
 
@@ -367,9 +389,14 @@ def targets_of(source, classes=None):
     if isinstance(source, IterableSource):
         # every label named: enough to learn the kind and the set without a pass
         return np.asarray(classes) if classes is not None else source.labels()
+    if hasattr(source, "labels"):  # rows of a dataset over arrays: its labels alone
+        return source.labels()
     n = len(source)
-    rows = np.arange(n if classes is None else min(n, 1024))
-    return np.asarray(source.take(rows)[1])
+    parts = [source.take(np.arange(a, min(a + 65536, n)))[1]
+             for a in range(0, n if classes is None else min(n, 1024), 65536)]
+    if any(y is None for y in parts):
+        raise ValueError("y is missing: the dataset's take() gave no targets")
+    return np.concatenate([np.asarray(y) for y in parts])
 
 
 __all__ = ["ArrayDataset", "Dataset", "StreamBatches", "is_streamed", "open_array",

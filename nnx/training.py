@@ -85,16 +85,17 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
                          "source cannot take them yet (pass the arrays, or drop the weights)")
     source = source_for(X, y)
     validation = None
-    if validation_data is not None:
-        validation = validation_pair(net, validation_data)
-    elif validation_split is not None:
-        source, held_out = held_out_tail(source, validation_split)
-        validation = held_out
+    if validation_split is not None and validation_data is None:
+        source, validation = held_out_tail(source, validation_split)  # scored in chunks
     if not net.built:
         net.build(_feature_count(source))
     net.learn_targets(targets_of(source, classes), classes)
-    if isinstance(validation, Dataset):
-        validation = net.prepare(*validation.take(np.arange(len(validation))))
+    if validation_data is not None:  # after the labels: classes= holds for it too
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv, yv = validation_data
+        validation = (source_for(Xv, yv) if is_streamed(Xv)
+                      else validation_pair(net, validation_data))
     batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch)
     if batches.map_style:
         net.check_batch_rows(batches.n_rows, batch_size)
@@ -128,6 +129,25 @@ class Rows(Dataset):
 
     def take(self, rows):
         return self.source.take(np.asarray(rows) + self.start)
+
+    def labels(self):
+        """The targets of these rows (read directly from a dataset over arrays)."""
+        if isinstance(self.source, ArrayDataset) and self.source.y is not None:
+            return np.asarray(self.source.y[self.start:self.stop])
+        return targets_of(_Plain(self))
+
+
+class _Plain(Dataset):
+    """A dataset seen only through the protocol (for reading its labels in chunks)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self):
+        return len(self.source)
+
+    def take(self, rows):
+        return self.source.take(rows)
 
 
 def _feature_count(source) -> int:
@@ -225,7 +245,8 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
                 guard.diverged(epoch, batches, data)
                 break
             if validation is not None:
-                scores = net.scores(*validation)
+                scores = (net.scores(*validation) if isinstance(validation, tuple)
+                          else net.evaluate(validation, None))  # a source: in chunks
                 logs.update({"val_" + key: value for key, value in scores.items()})
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)

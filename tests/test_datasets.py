@@ -88,7 +88,7 @@ def test_load_by_name():
 
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'nnx\[sklearn\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'nnx-mlp\[sklearn\]'"):
         datasets.load("iris")
     assert datasets.load("circles").X.shape == (200, 2)  # generated data needs no sklearn
 

@@ -281,3 +281,28 @@ def test_a_streamed_fit_resumes_exactly(tmp_path):
 
 class _Numpy:
     kwargs = {"backend": "numpy"}
+
+
+def test_streamed_sources_that_review_found_wrong(tmp_path):
+    """Labels by position whatever their type, validation after the classes, streamed R^2,
+    and an upper-case .NPY path."""
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    rng = np.random.default_rng(1)
+    shuffled = pd.Series(y, index=rng.permutation(len(y)))  # labels by position, not index
+    a, b = nnx.Network([5, 8, 3], seed=0), nnx.Network([5, 8, 3], seed=0)
+    a.fit(X, y, epochs=2)
+    b.fit(Xm, shuffled, epochs=2)
+    np.testing.assert_array_equal(_params(a)["layers.0.W"], _params(b)["layers.0.W"])
+    val = nnx.Network([5, 8, 3], seed=0)
+    two = y[240:] % 2  # validation shows only classes 0 and 1
+    val.fit(Xm[:240], ym[:240], epochs=1, validation_data=(X[240:], two), classes=[0, 1, 2])
+    assert "val_loss" in val.history_.history
+    reg_X, reg_y = X, X @ np.arange(1.0, 6.0)
+    with open(tmp_path / "R.NPY", "wb") as f:
+        np.save(f, reg_X)
+    reg = nnx.Network([5, 8, 1], loss="mse", seed=0)
+    reg.fit(reg_X, reg_y, epochs=3)
+    assert reg.score(str(tmp_path / "R.NPY"), reg_y) == pytest.approx(reg.score(reg_X, reg_y),
+                                                                      rel=1e-9)
