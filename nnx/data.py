@@ -110,6 +110,19 @@ class TargetEncoder:
                 and np.all((classes == 0) | (classes == 1))):
             # 0/1 targets of a sigmoid output: both classes exist even if a batch has one
             classes = np.array([0, 1], dtype=classes.dtype)
+        if (not declared and k > 1 and classes.dtype.kind in "biu" and classes.size
+                and classes.min() >= 0 and classes.max() < k):
+            # integers in [0, outputs) are class indices (as in torch and Keras), whether or
+            # not a batch shows every class
+            classes = np.arange(k, dtype=classes.dtype)
+        if (not declared and classes.dtype.kind == "f" and classes.shape[0] != max(k, 2)
+                and not np.all(np.isfinite(classes) & (classes == np.round(classes)))):
+            # not a label set the outputs can hold: fractional floats are regression targets
+            raise ValueError(
+                f"y holds {classes.shape[0]} distinct non-integer values, which look like "
+                "regression targets, not class labels: pass loss='mse' (or another "
+                "regression loss) to Network"
+            )
         if classes.ndim != 1 or classes.shape[0] < 2:
             shown = classes.tolist()
             raise ValueError(

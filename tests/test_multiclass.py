@@ -147,7 +147,8 @@ def test_label_errors_are_clear_and_early():
     with pytest.raises(ValueError, match="3 classes but the network has 1 output"):
         nnx.Network([2, 4, 1]).fit(X, idx, epochs=1)
     with pytest.raises(ValueError, match="3 classes but the network has 4 outputs"):
-        nnx.Network([2, 4, 4]).fit(X, idx, epochs=1)
+        # labels that are not class indices of 4 outputs (0..3 would be)
+        nnx.Network([2, 4, 4]).fit(X, idx + 5, epochs=1)
     net = nnx.Network([2, 4, 3], seed=0)
     net.fit(X, idx, epochs=1)
     with pytest.raises(ValueError, match="not among the classes"):
@@ -193,3 +194,23 @@ def test_multiclass_example_runs(tmp_path, capsys):
     digits = float(re.search(r"digits: .* test accuracy ([\d.]+)", out).group(1))
     assert spiral > 0.9 and digits > 0.9
     assert re.search(r"^\s+accuracy\s+[\d.]+\s+450$", out, re.M)  # the classification report
+
+
+def test_integer_labels_are_class_indices_in_any_batch():
+    """A custom loop's first batch may show only some classes: integers in [0, outputs) are
+    class indices, as in torch and Keras."""
+    X = np.random.default_rng(0).normal(size=(8, 4))
+    net = nnx.Network([4, 16, 3], seed=0)
+    net.train_step(X, np.array([0, 1, 0, 1, 0, 1, 0, 1]))
+    assert net.classes_.tolist() == [0, 1, 2]
+    loss, grads = nnx.Network([4, 16, 3], seed=0).gradients(X, np.zeros(8, dtype=int))
+    assert np.isfinite(loss)
+    with pytest.raises(ValueError, match="4 classes but the network has 3 outputs"):
+        # beyond the outputs: labels, not indices, and too many of them
+        nnx.Network([4, 16, 3], seed=0).train_step(X, np.array([0, 1, 5, 7, 0, 1, 0, 1]))
+
+
+def test_fractional_float_targets_point_to_a_regression_loss():
+    X = np.random.default_rng(0).normal(size=(150, 4))
+    with pytest.raises(ValueError, match=r"look like regression targets.*loss='mse'"):
+        nnx.Network([4, 16, 1]).fit(X, X[:, 0] * 3.3, epochs=1)
