@@ -931,13 +931,15 @@ def build_parser() -> argparse.ArgumentParser:
     net = p.add_argument_group("network and training")
     net.add_argument("--hidden", default="64,32", help="hidden layer widths (default: 64,32)")
     net.add_argument("--activation", default="relu", help="hidden activation (default: relu)")
-    net.add_argument("--optimizer", default="adam",
+    net.add_argument("--optimizer", default="adam", type=_optimizer_name,
                      help="optimizer name: sgd, momentum, adam, adamw, rmsprop, ... "
                           "(default: adam)")
     net.add_argument("--lr", type=_float, default=None,
                      help="learning rate (default: 0.1 for sgd, 1e-3 otherwise)")
-    net.add_argument("--epochs", type=_positive_int, default=100)
-    net.add_argument("--batch-size", type=_positive_int, default=32)
+    net.add_argument("--epochs", type=_positive_int, default=100,
+                     help="passes over the training rows (default: 100)")
+    net.add_argument("--batch-size", type=_positive_int, default=32,
+                     help="rows per training step (default: 32)")
     net.add_argument("--dropout", type=_float, default=0.0, metavar="P",
                      help="dropout rate after each hidden layer")
     net.add_argument("--l2", type=_float, default=0.0, help="L2 weight penalty")
@@ -981,6 +983,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _optimizer_name(value: str) -> str:
+    from .optimizers import OPTIMIZERS
+
+    if value.lower() not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(
+            f"unknown optimizer {value!r}; choose one of {', '.join(sorted(OPTIMIZERS))}")
+    return value.lower()
+
+
 def main(argv=None) -> int:
     """Entry point of the ``nnx`` console script; returns the exit status."""
     try:
@@ -990,8 +1001,10 @@ def main(argv=None) -> int:
         # FloatingPointError: nnx.DivergenceError, e.g. a --lr far too high
         if os.environ.get("NNX_DEBUG"):
             raise
-        prefix = f"{type(exc).__name__}: " if isinstance(exc, (ImportError, OSError)) else ""
+        prefix = f"{type(exc).__name__}: " if isinstance(exc, ImportError) else ""
         message = " ".join(str(exc).split())  # one line, whatever the message held
+        if isinstance(exc, OSError) and exc.filename is not None:  # a file, in plain words
+            message = f"cannot use {str(exc.filename)!r}: {exc.strerror or exc}"
         print(f"nnx: error: {prefix}{message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

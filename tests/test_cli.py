@@ -594,3 +594,26 @@ def test_help_explains_the_array_files(capsys):
         assert "memory-mapped" in texts[command] and ".npz" in texts[command]
     assert "NumPy cannot memory-map an .npz: it is loaded into memory" in texts["train"]
     assert "--target y.npy" in texts["train"] and "use .npy files" in texts["train"]
+
+
+def test_plain_errors_for_an_unknown_optimizer_and_an_unwritable_output(tmp_path, capsys):
+    code, _, err = run(["train", "--data", "moons", "--optimizer", "foo", "--out", tmp_path],
+                       capsys)
+    assert code == 2
+    assert "unknown optimizer 'foo'; choose one of" in err and "nnx.optimizers" not in err
+    code, _, _ = run(["train", "--data", "moons", "--epochs", "2", "--out", tmp_path / "m"],
+                     capsys)
+    assert code == 0
+    np.save(tmp_path / "x.npy", np.zeros((3, 2), np.float32))
+    code, _, err = run(["predict", "--model", tmp_path / "m" / "model.nnx", "--data",
+                        tmp_path / "x.npy", "--out", tmp_path / "no" / "such" / "p.csv"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert f"cannot use '{tmp_path / 'no' / 'such' / 'p.csv'}'" in err and "Errno" not in err
+
+
+def test_the_help_explains_epochs_and_batch_size(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "passes over the training rows (default: 100)" in out
+    assert "rows per training step (default: 32)" in out
