@@ -550,6 +550,7 @@ def _rebuild(header, reader, ctx):
                 l1=spec["l1"], l2=spec["l2"])
     state = {key: reader.tree(header[key]) for key in
              ("parameters", "state", "optimizer_state", "targets", "random", "history")}
+    state["feature_names"] = header.get("feature_names")  # absent from older files
     net.load_state_dict(state, header.get("saved_on", {}))
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):

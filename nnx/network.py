@@ -86,6 +86,9 @@ class Network(Configurable):
         Backend namespace, device and dtype, resolved once.
     classes_ : numpy.ndarray or None
         Labels seen at the first ``fit`` of a classifier.
+    feature_names_in_ : list of str or None
+        Column names of the DataFrame the network was built from; later DataFrames are
+        reordered by these names (a missing one is an error).
     history_ : History
         Logs of every epoch of every ``fit`` call.
     """
@@ -132,6 +135,7 @@ class Network(Configurable):
         self.optimizer = _optimizers.get(optimizer, learning_rate)
         self.input_dim = None
         self.targets_ = None
+        self.feature_names_in_ = None  # a DataFrame's column names, from the first one seen
         self.history_ = History()
         self.stop_training = False
         if input_dim is not None:
@@ -368,6 +372,7 @@ class Network(Configurable):
         already on the network's device is kept and checked there (its finiteness costs one
         sync per call).
         """
+        X = self._by_column_name(X)
         if self.ctx.owns(X) and not is_host_array(X):
             check_features_on_device(X, self.ctx, self.input_dim)
         else:
@@ -376,6 +381,25 @@ class Network(Configurable):
             self.build(int(X.shape[1]))
         Xd = to_device(X, self.ctx)
         return Xd if y is None else (Xd, self.encode_targets(y, Xd.shape[0]))
+
+    def _by_column_name(self, X):
+        """A DataFrame's columns in the order the network learned them (recorded at the
+        first one it saw); a DataFrame without one of them is refused by name."""
+        columns = getattr(X, "columns", None)
+        if columns is None or not hasattr(X, "iloc"):
+            return X
+        names = [str(c) for c in columns]
+        if self.feature_names_in_ is None:
+            if self.targets_ is None:  # the first fit: learn the names
+                self.feature_names_in_ = names
+            return X
+        missing = [c for c in self.feature_names_in_ if c not in names]
+        if missing:
+            raise ValueError(f"X lacks the column(s) {missing} the network was trained on "
+                             f"(it has {names})")
+        if names != self.feature_names_in_:  # reorder by name, never by position
+            X = X.iloc[:, [names.index(c) for c in self.feature_names_in_]]
+        return X
 
     def prepare_batch(self, X, y, k: int):
         """One host batch ``k`` of a streamed source, checked and moved to the device:
@@ -717,6 +741,7 @@ class Network(Configurable):
             "state": {k: to_numpy(v) for k, v in self.state().items()},
             "optimizer_state": self.optimizer.state_dict() if include_optimizer else None,
             "targets": None if self.targets_ is None else self.targets_.state_dict(),
+            "feature_names": self.feature_names_in_,
             "random": self.random.export_state(),
             "history": {"epoch": [int(e) for e in history.epoch],
                         "history": {k: list(v) for k, v in history.history.items()}},
@@ -744,6 +769,8 @@ class Network(Configurable):
             self.optimizer.load_state_dict(state["optimizer_state"])
         targets = state.get("targets")
         self.targets_ = None if targets is None else TargetEncoder.from_state_dict(targets)
+        names = state.get("feature_names")
+        self.feature_names_in_ = None if names is None else [str(n) for n in names]
         saved_on = saved_on or {}
         self.random.import_state(state["random"], saved_on.get("backend"),
                                  saved_on.get("device"))

@@ -316,3 +316,20 @@ def test_a_twin_from_get_config_leaves_the_original_alone():
     assert all(a is not b for a, b in zip(twin.layers, net.layers))
     with pytest.raises(ValueError, match="already built"):
         nnx.Network(net.layers, input_dim=3)
+
+
+def test_dataframe_columns_are_matched_by_name(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 4)), columns=list("abcd"))
+    y = (X.a - X.c > 0).astype(int)
+    net = nnx.Network([4, 8, 1], seed=0)
+    net.fit(X, y, epochs=5)
+    assert net.feature_names_in_ == list("abcd")
+    expected = net.predict_proba(X)
+    np.testing.assert_array_equal(net.predict_proba(X[list("dcba")]), expected)  # reordered
+    np.testing.assert_array_equal(net.predict_proba(X.to_numpy()), expected)  # by position
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['d'\]"):
+        net.predict(X.rename(columns={"d": "e"}))
+    loaded = nnx.load(net.save(tmp_path / "m.nnx"))
+    np.testing.assert_array_equal(loaded.predict_proba(X[list("bdac")]), expected)
