@@ -48,7 +48,9 @@ initializer function, or a learning rate given as a plain function) cannot be sa
 Writes are atomic: the archive goes to a temporary file in the destination folder, is
 flushed and ``fsync``-ed, then renamed over the destination with :func:`os.replace`. A crash
 or a kill in the middle of a save leaves the previous file intact (and at worst a stray
-``.<name>.<random>.tmp`` file next to it).
+``.<name>.<pid>-<random>.tmp`` file next to it, which the next save of that name deletes
+once its process is gone). An archive that would expand to far more than its size on disk
+(a zip bomb) is refused before anything is read.
 
 Exact resume: with the optimizer state (the default) and the random streams saved, training
 10 epochs, saving, loading on the same backend and training 10 more gives bit-identical
@@ -328,9 +330,11 @@ def _atomic_write(path, arrays) -> Path:
     if path.is_dir():
         raise IsADirectoryError(f"cannot save the model to {str(path)!r}: it is a folder")
     folder = path.parent
+    _remove_stale_temporaries(folder, path.name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        # the writer's process id in the name: a later save knows a leftover from a crash
+        tmp = folder / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             # 0o666 filtered by the umask: the file gets the permissions of any new file
             fd = os.open(tmp, flags, 0o666)
@@ -349,6 +353,26 @@ def _atomic_write(path, arrays) -> Path:
         raise
     _fsync_folder(folder)
     return path
+
+
+def _remove_stale_temporaries(folder, name) -> None:
+    """Delete temporary files of earlier saves of ``name`` whose writing process is gone (a
+    crash or a kill mid-save); a save still running elsewhere keeps its file."""
+    for tmp in folder.glob(f".{name}.*-*.tmp"):
+        pid = tmp.name[len(name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: asks only whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or this platform cannot tell: keep it
+    return True
 
 
 def _fsync_folder(folder) -> None:
@@ -378,6 +402,7 @@ def _open(path):
     if magic != _ZIP_MAGIC:
         raise ModelFileError(f"{where!r} is not an nnx model file (not a zip/npz archive)")
     try:
+        _check_expansion(path, where)
         with np.load(path, allow_pickle=False) as npz:
             if HEADER not in npz.files:
                 raise ModelFileError(
@@ -396,6 +421,23 @@ def _open(path):
             f"{where!r} is damaged (truncated or altered) or not an nnx model: "
             f"{type(exc).__name__}: {exc}") from exc
     return header, arrays
+
+
+#: an archive whose entries expand to more than this times its size on disk is refused
+#: (nnx writes them uncompressed: about 1x; a compressed copy of float data: about 1-2x)
+MAX_EXPANSION = 16
+
+
+def _check_expansion(path, where) -> None:
+    """Refuse a crafted archive that would expand to far more than its size (a zip bomb)
+    before any entry is read."""
+    size = max(os.path.getsize(path), 1)
+    with zipfile.ZipFile(path) as archive:
+        total = sum(info.file_size for info in archive.infolist())
+    if total > MAX_EXPANSION * size + 2**20:
+        raise ModelFileError(
+            f"{where!r} would expand to {total:,} bytes from {size:,} on disk; nnx writes "
+            "its model files uncompressed, so this is not one (refused without reading it)")
 
 
 def _check_header(header, where):

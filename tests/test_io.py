@@ -666,3 +666,30 @@ def test_files_of_format_version_1_still_load(tmp_path):
     assert [repr(layer) for layer in old.layers] == [repr(layer) for layer in net.layers]
     assert old.loss_ == net.loss_ and repr(old.optimizer) == repr(net.optimizer)
     np.testing.assert_array_equal(old.predict_proba(X), net.predict_proba(X))
+
+
+def test_a_zip_bomb_is_refused_before_it_is_read(tmp_path, good_file):
+    import zipfile
+
+    bomb = tmp_path / "bomb.nnx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__nnx__.npy", b"\0" * (64 * 2**20))  # 64 MiB of zeros, ~64 KiB
+    with pytest.raises(nio.ModelFileError, match="would expand to 67,108,864 bytes"):
+        nnx.load(bomb)
+    nnx.load(good_file)  # an ordinary model file is well inside the limit
+
+
+def test_a_later_save_removes_what_a_crashed_save_left(tmp_path):
+    net = nnx.Network([2, 3, 1], seed=0)
+    path = tmp_path / "m.nnx"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    leftover = tmp_path / f".m.nnx.{dead}-0123456789ab.tmp"
+    leftover.write_bytes(b"half a model")
+    running = tmp_path / f".m.nnx.{os.getpid()}-ba9876543210.tmp"  # this process: alive
+    running.write_bytes(b"being written")
+    other = tmp_path / f".other.nnx.{dead}-0123456789ab.tmp"  # another model's: not ours
+    other.write_bytes(b"x")
+    net.save(path)
+    assert not leftover.exists() and running.exists() and other.exists()
+    assert nnx.load(path).input_dim == 2
