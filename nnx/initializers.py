@@ -1,8 +1,10 @@
 """Weight initializers: drawn on the host (float64 NumPy) so every backend starts identical.
 
-Each initializer is a callable ``init(shape, rng) -> numpy.ndarray`` where ``shape`` is
-``(fan_in, fan_out)`` and ``rng`` a :class:`numpy.random.Generator`. The layer casts the result
-to the network's dtype and moves it to the device once.
+Each initializer is a callable ``init(shape, rng, size=None) -> numpy.ndarray`` where
+``shape`` is ``(fan_in, fan_out)``, ``rng`` a :class:`numpy.random.Generator` and ``size`` the
+shape drawn when it is not ``shape`` itself: a bias of ``fan_out`` entries drawn with the
+kernel's bound (``Dense(bias_initializer=...)``). The layer casts the result to the network's
+dtype and moves it to the device once.
 
 =================  =======================================  ====================================
 name               distribution                             use with
@@ -13,10 +15,15 @@ name               distribution                             use with
 ``glorot_uniform`` :math:`U(\\pm\\sqrt{6/(n_{in}+n_{out})})`
 ``lecun_normal``   :math:`N(0, 1/n_{in})`                   SELU; also the lesson's "Xavier"
 ``lecun_uniform``  :math:`U(\\pm\\sqrt{3/n_{in}})`
+``torch_default``  :math:`U(\\pm 1/\\sqrt{n_{in}})`              ``torch.nn.Linear``'s own, for its
+                                                           weight and its bias
 ``zeros``          all zeros                                biases (never weights: symmetry)
 =================  =======================================  ====================================
 
-Aliases ``kaiming_*`` and ``xavier_*`` name the same functions as in PyTorch.
+Aliases ``kaiming_*`` and ``xavier_*`` name the same functions as in PyTorch. To start a
+network as torch or scikit-learn would: ``Dense(units, kernel_initializer="torch_default",
+bias_initializer="torch_default")``, or ``"glorot_uniform"`` for both (scikit-learn's
+``MLPClassifier`` draws its weights and its biases from the same Glorot bound).
 """
 
 from __future__ import annotations
@@ -27,23 +34,23 @@ import numpy as np
 
 
 def _normal(std_fn):
-    def init(shape, rng: np.random.Generator) -> np.ndarray:
-        return rng.standard_normal(shape) * std_fn(*shape)
+    def init(shape, rng: np.random.Generator, size=None) -> np.ndarray:
+        return rng.standard_normal(shape if size is None else size) * std_fn(*shape)
 
     return init
 
 
 def _uniform(limit_fn):
-    def init(shape, rng: np.random.Generator) -> np.ndarray:
+    def init(shape, rng: np.random.Generator, size=None) -> np.ndarray:
         limit = limit_fn(*shape)
-        return rng.uniform(-limit, limit, size=shape)
+        return rng.uniform(-limit, limit, size=shape if size is None else size)
 
     return init
 
 
-def zeros(shape, rng=None) -> np.ndarray:
+def zeros(shape, rng=None, size=None) -> np.ndarray:
     """All zeros (for biases)."""
-    return np.zeros(shape)
+    return np.zeros(shape if size is None else size)
 
 
 he_normal = _normal(lambda fan_in, fan_out: math.sqrt(2.0 / fan_in))
@@ -52,6 +59,7 @@ glorot_normal = _normal(lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_ou
 glorot_uniform = _uniform(lambda fan_in, fan_out: math.sqrt(6.0 / (fan_in + fan_out)))
 lecun_normal = _normal(lambda fan_in, fan_out: math.sqrt(1.0 / fan_in))
 lecun_uniform = _uniform(lambda fan_in, fan_out: math.sqrt(3.0 / fan_in))
+torch_default = _uniform(lambda fan_in, fan_out: 1.0 / math.sqrt(fan_in))
 
 INITIALIZERS = {
     "he_normal": he_normal,
@@ -64,6 +72,7 @@ INITIALIZERS = {
     "xavier_uniform": glorot_uniform,
     "lecun_normal": lecun_normal,
     "lecun_uniform": lecun_uniform,
+    "torch_default": torch_default,
     "zeros": zeros,
 }
 
@@ -82,7 +91,7 @@ def get(initializer):
         return INITIALIZERS[initializer.lower()]
     raise ValueError(
         f"unknown initializer {initializer!r}; choose one of {', '.join(sorted(INITIALIZERS))} "
-        "or pass a callable (shape, rng) -> numpy array"
+        "or pass a callable (shape, rng, size=None) -> numpy array"
     )
 
 

@@ -108,10 +108,13 @@ class Dense(Layer):
         Penalty on ``W`` added to the loss (:mod:`nnx.regularizers`); biases are not penalised.
     kernel_constraint : callable, optional
         Applied to ``W`` after every update, e.g. :class:`~nnx.regularizers.MaxNorm`.
+    bias_initializer : str or callable, default "zeros"
+        ``"torch_default"`` or ``"glorot_uniform"`` draw the bias with the kernel's bound
+        (torch's ``nn.Linear``, scikit-learn's MLP); see :mod:`nnx.initializers`.
     """
 
     def __init__(self, units: int, activation=None, kernel_initializer=None, use_bias=True,
-                 kernel_regularizer=None, kernel_constraint=None):
+                 kernel_regularizer=None, kernel_constraint=None, bias_initializer="zeros"):
         super().__init__()
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         if kernel_constraint is not None and not callable(kernel_constraint):
@@ -124,6 +127,11 @@ class Dense(Layer):
         if kernel_initializer is not None:
             initializers.get(kernel_initializer)  # fail early on an unknown name
         self.kernel_initializer = kernel_initializer
+        try:
+            initializers.get(bias_initializer)  # fail early on an unknown name
+        except ValueError as exc:
+            raise ValueError(f"bias_initializer: {exc}") from None
+        self.bias_initializer = bias_initializer
         self.use_bias = check_bool("use_bias", use_bias)
 
     def shapes(self, in_dim):
@@ -137,8 +145,10 @@ class Dense(Layer):
         name = self.kernel_initializer or initializers.default_for(self.activation)
         W = initializers.get(name)((in_dim, self.units), rng.init)
         self.params = {"W": ctx.asarray(W)}
-        if self.use_bias:
-            self.params["b"] = ctx.zeros((self.units,))
+        if self.use_bias:  # drawn after W: a zero bias leaves the weights' stream as it was
+            b = initializers.get(self.bias_initializer)((in_dim, self.units), rng.init,
+                                                        size=(self.units,))
+            self.params["b"] = ctx.asarray(b)
         self._ones = {}  # cached ones vectors, one per batch size, for the bias gradient
         return self.units
 

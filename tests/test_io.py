@@ -216,7 +216,7 @@ def test_the_file_is_a_plain_npz_with_a_json_header(tmp_path):
         "units": 8,
         "activation": {"__object__": "activation", "class": "ReLU", "config": {}},
         "kernel_initializer": None, "use_bias": True, "kernel_regularizer": None,
-        "kernel_constraint": None}}
+        "kernel_constraint": None, "bias_initializer": "zeros"}}
     assert header["optimizer"]["__object__"] == "optimizer"
     assert header["optimizer"]["class"] == "Adam"
     np.testing.assert_array_equal(W, nnx.to_numpy(net.parameters()["layers.0.W"]))

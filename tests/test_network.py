@@ -333,3 +333,34 @@ def test_dataframe_columns_are_matched_by_name(tmp_path):
         net.predict(X.rename(columns={"d": "e"}))
     loaded = nnx.load(net.save(tmp_path / "m.nnx"))
     np.testing.assert_array_equal(loaded.predict_proba(X[list("bdac")]), expected)
+
+
+def test_torch_and_sklearn_style_initial_weights_and_biases(tmp_path):
+    """``torch_default``: U(+-1/sqrt(fan_in)) for W and b, as torch.nn.Linear; Glorot-uniform
+    biases, as scikit-learn's MLP; zeros stays the default and leaves W unchanged."""
+    torch = pytest.importorskip("torch")
+    from nnx.layers import Dense
+
+    def layer_params(**kwargs):
+        net = nnx.Network([Dense(400, **kwargs), Dense(1)], input_dim=25, seed=0,
+                          dtype="float64")
+        return (nnx.to_numpy(net.parameters()["layers.0.W"]),
+                nnx.to_numpy(net.parameters()["layers.0.b"]), net)
+
+    W, b, net = layer_params(kernel_initializer="torch_default",
+                             bias_initializer="torch_default")
+    reference = torch.nn.Linear(25, 400)
+    bound = 1 / 5.0
+    for ours, theirs in ((W, reference.weight), (b, reference.bias)):
+        theirs = theirs.detach().numpy()
+        assert np.abs(ours).max() <= bound and np.abs(theirs).max() <= bound
+        assert ours.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)  # uniform's std
+        assert theirs.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)
+    _, b_glorot, _ = layer_params(kernel_initializer="glorot_uniform",
+                                  bias_initializer="glorot_uniform")
+    assert np.abs(b_glorot).max() <= np.sqrt(6 / 425) and b_glorot.std() > 0
+    W_zero, b_zero, _ = layer_params(kernel_initializer="torch_default")
+    np.testing.assert_array_equal(W_zero, W)  # the bias draw comes after W
+    assert not b_zero.any()
+    loaded = nnx.load(net.save(tmp_path / "m.nnx"))
+    assert loaded.layers[0].bias_initializer == "torch_default"
