@@ -37,10 +37,6 @@ class Random:
         self._native = ctx.backend.native_uniform(ctx, self._mask_seed)
         self._mask_host = np.random.default_rng(mask_seq)
 
-    def permutation(self, n: int):
-        """A random order of ``n`` rows, drawn on the host, moved once to the device."""
-        return self.ctx.asarray(self.shuffle.permutation(n), dtype=self.ctx.xp.int64)
-
     def uniform_like(self, shape):
         """Uniform [0, 1) device array of ``ctx.dtype`` for per-step masks."""
         if self._native is not None:

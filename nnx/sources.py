@@ -93,6 +93,19 @@ def _rows_of(value):
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value)
 
 
+class Rows(Dataset):
+    """Rows ``start:stop`` of a dataset (a held-out validation tail, the rows before it)."""
+
+    def __init__(self, source, start, stop):
+        self.source, self.start, self.stop = source, start, stop
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def take(self, rows):
+        return self.source.take(np.asarray(rows) + self.start)
+
+
 def open_array(value, name):
     """A path to a ``.npy`` file opened memory-mapped; anything else as it is."""
     if isinstance(value, (str, os.PathLike)):
@@ -389,8 +402,9 @@ def targets_of(source, classes=None):
     if isinstance(source, IterableSource):
         # every label named: enough to learn the kind and the set without a pass
         return np.asarray(classes) if classes is not None else source.labels()
-    if hasattr(source, "labels"):  # rows of a dataset over arrays: its labels alone
-        return source.labels()
+    if (isinstance(source, Rows) and isinstance(source.source, ArrayDataset)
+            and source.source.y is not None):  # rows of arrays: their labels alone
+        return np.asarray(source.source.y[source.start:source.stop])
     n = len(source)
     parts = [source.take(np.arange(a, min(a + 65536, n)))[1]
              for a in range(0, n if classes is None else min(n, 1024), 65536)]
@@ -399,5 +413,5 @@ def targets_of(source, classes=None):
     return np.concatenate([np.asarray(y) for y in parts])
 
 
-__all__ = ["ArrayDataset", "Dataset", "StreamBatches", "is_streamed", "open_array",
+__all__ = ["ArrayDataset", "Dataset", "Rows", "StreamBatches", "is_streamed", "open_array",
            "source_for", "targets_of"]

@@ -20,7 +20,7 @@ from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
 from .guard import DivergenceGuard
-from .sources import (ArrayDataset, Dataset, IterableSource, StreamBatches, is_streamed,
+from .sources import (ArrayDataset, IterableSource, Rows, StreamBatches, is_streamed,
                       source_for, targets_of)
 
 
@@ -91,11 +91,7 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
         net.build(_feature_count(source))
     net.learn_targets(targets_of(source, classes), classes)
     if validation_data is not None:  # after the labels: classes= holds for it too
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv, yv = validation_data
-        validation = (source_for(Xv, yv) if is_streamed(Xv)
-                      else validation_pair(net, validation_data))
+        validation = validation_pair(net, validation_data)
     batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch)
     if batches.map_style:
         net.check_batch_rows(batches.n_rows, batch_size)
@@ -116,38 +112,6 @@ def held_out_tail(source, fraction):
         raise ValueError(f"validation_split={fraction} of {n} rows leaves {n - n_val} for "
                          f"training and {n_val} for validation; both need at least one")
     return Rows(source, 0, n - n_val), Rows(source, n - n_val, n)
-
-
-class Rows(Dataset):
-    """Rows ``start:stop`` of a dataset."""
-
-    def __init__(self, source, start, stop):
-        self.source, self.start, self.stop = source, start, stop
-
-    def __len__(self):
-        return self.stop - self.start
-
-    def take(self, rows):
-        return self.source.take(np.asarray(rows) + self.start)
-
-    def labels(self):
-        """The targets of these rows (read directly from a dataset over arrays)."""
-        if isinstance(self.source, ArrayDataset) and self.source.y is not None:
-            return np.asarray(self.source.y[self.start:self.stop])
-        return targets_of(_Plain(self))
-
-
-class _Plain(Dataset):
-    """A dataset seen only through the protocol (for reading its labels in chunks)."""
-
-    def __init__(self, source):
-        self.source = source
-
-    def __len__(self):
-        return len(self.source)
-
-    def take(self, rows):
-        return self.source.take(rows)
 
 
 def _feature_count(source) -> int:
@@ -184,12 +148,16 @@ def sample_weights(net, sample_weight, class_weight, y_host, n):
     return net.ctx.asarray(w.reshape(n, 1))
 
 
-def validation_pair(net, validation_data) -> tuple:
-    """``(X_val, Y_val)`` on the device from the user's pair."""
+def validation_pair(net, validation_data):
+    """``(X_val, Y_val)`` on the device from the user's pair; a streamed ``X_val`` stays a
+    source, scored in chunks."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError("validation_data must be a pair (X_val, y_val)")
-    Xv = net.prepare(validation_data[0])
-    return Xv, net.encode_targets(validation_data[1], Xv.shape[0])
+    Xv, yv = validation_data
+    if is_streamed(Xv):
+        return source_for(Xv, yv)
+    Xv = net.prepare(Xv)
+    return Xv, net.encode_targets(yv, Xv.shape[0])
 
 
 def split(net, arrays, fraction):

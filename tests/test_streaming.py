@@ -3,7 +3,7 @@ iterables. The oracle is the in-memory fit: same seed, same shuffle, same parame
 
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,68 +187,20 @@ def test_streaming_adds_no_host_sync_per_step(torch, monkeypatch):
     assert set(per_batch) == {"lift_fresh"} and per_batch["lift_fresh"] % (2 * 18) == 0
 
 
-MEMORY_CHILD = textwrap.dedent("""
-    import sys, threading, time
-    import numpy as np
-    import nnx
-
-    path, dtype = sys.argv[1], sys.argv[2]
-    X = np.load(path + "/X.npy", mmap_mode="r")
-    y = np.load(path + "/y.npy", mmap_mode="r")
-
-    def anon():
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-
-    net = nnx.Network([X.shape[1], 16, 1], optimizer="adam", seed=0, dtype=dtype)
-    net.fit(X[:2048], y[:2048], epochs=1, batch_size=1024, shuffle="block")  # warm
-    peak, start, done = [0], anon(), [False]
-
-    def sample():
-        while not done[0]:
-            peak[0] = max(peak[0], anon())
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    net.fit(X, y, epochs=1, batch_size=1024, shuffle="block")
-    done[0] = True
-    thread.join()
-    print((max(peak[0], anon()) - start) / 2**20)
-    streamed = {k: nnx.to_numpy(v) for k, v in net.parameters().items()}
-    again = nnx.Network([X.shape[1], 16, 1], optimizer="adam", seed=0, dtype=dtype)
-    again.fit(X[:2048], y[:2048], epochs=1, batch_size=1024, shuffle="block")
-    again.fit(np.array(X), np.array(y), epochs=1, batch_size=1024, shuffle="block")
-    same = all(np.array_equal(nnx.to_numpy(v), streamed[k])
-               for k, v in again.parameters().items())
-    print(same)
-""")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_a_memmap_larger_than_the_memory_budget_streams(tmp_path):
     """One epoch over a ~400 MiB float32 memmap grows anonymous memory by less than 64 MiB
     (file pages count in plain RSS whatever the code does; RssAnon tells streaming from
     copying), for a float32 and a float64 network, and ends with the in-memory fit's
-    parameters."""
-    rows, width = 2**20, 100  # 400 MiB of float32
-    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32,
-                                  shape=(rows, width))
-    rng = np.random.default_rng(0)
-    for start in range(0, rows, 2**16):
-        X[start:start + 2**16] = rng.standard_normal((2**16, width), dtype=np.float32)
-    y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.int8,
-                                  shape=(rows,))
-    y[:] = (X[:, 0] > 0)
-    X.flush()
-    y.flush()
-    del X, y
-    for dtype in ("float32", "float64"):
-        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path), dtype],
-                             capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
-        grown, same = out.stdout.split()
+    parameters (``benchmarks/streaming_memory.py`` measures it)."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "streaming_memory.py"),
+                          "--folder", str(tmp_path)], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["float32", "float64"]
+    for dtype, grown, same in rows:
         assert float(grown) < 64, f"{dtype}: anonymous memory grew by {grown} MiB"
         assert same == "True", dtype
 
