@@ -136,6 +136,11 @@ class Backend:
     def from_host(self, xp, x: np.ndarray, dtype, device):
         return xp.asarray(x, dtype=dtype, device=device)
 
+    def host_view(self, x):
+        """``x``'s memory as a writable, contiguous NumPy array (for MPI to sum in place),
+        or ``None`` where the host cannot see it (a GPU) or the library would copy."""
+        return None
+
     def device_of(self, x):
         return x.device
 
@@ -430,6 +435,10 @@ class NumPyBackend(Backend):
     def move(self, x, device):
         return x
 
+    def host_view(self, x):
+        x = np.asarray(x)
+        return x if x.flags.c_contiguous and x.flags.writeable else None
+
     def errstate(self):
         return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
@@ -521,6 +530,11 @@ class TorchBackend(Backend):
 
     def to_host(self, x):
         return x.detach().cpu().numpy()
+
+    def host_view(self, x):
+        if x.device.type != "cpu" or not x.is_contiguous():
+            return None
+        return x.detach().numpy()
 
     def from_host(self, xp, x, dtype, device):
         # torch cannot view a negative-stride array, and would share (and warn about) a

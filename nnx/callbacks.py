@@ -16,9 +16,15 @@ from .checks import _show, check_sequence
 
 
 class Callback:
-    """Base class; override the hooks you need. ``self.network`` is set before training."""
+    """Base class; override the hooks you need. ``self.network`` is set before training.
+
+    ``rank_zero_only = True`` marks a callback that shows or writes something (a progress
+    bar, a file): in a data-parallel fit it runs on rank 0 only. The others run on every
+    rank, where they see the same global values and so decide the same.
+    """
 
     network = None
+    rank_zero_only = False
 
     def set_network(self, network) -> None:
         self.network = network
@@ -93,6 +99,8 @@ class ProgressBar(Callback):
     epochs : int
     stream : file, default sys.stderr
     """
+
+    rank_zero_only = True
 
     def __init__(self, epochs: int, stream=None):
         self.epochs = epochs
@@ -498,6 +506,8 @@ class ModelCheckpoint(Callback):
     >>> net.fit(X, y, validation_split=0.2, callbacks=[ckpt])     # doctest: +SKIP
     >>> best = nnx.load("best.nnx")                              # doctest: +SKIP
     """
+
+    rank_zero_only = True
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
                  include_optimizer=True):

@@ -284,6 +284,15 @@ def epoch_order(n: int, shuffle, rng):
 
 
 
+def rank_slice(rows: int, rank: int, size: int) -> tuple:
+    """The part ``(start, stop)`` of a batch of ``rows`` rows that rank ``rank`` of ``size``
+    computes on in a data-parallel fit: contiguous, the first ``rows % size`` ranks one row
+    longer."""
+    base, extra = divmod(rows, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
 class EpochBatches:
     """The mini-batches of training epochs: one policy for ``fit``, ``lr_find`` and the
     benchmarks.
@@ -305,12 +314,15 @@ class EpochBatches:
     random : nnx.random.Random
         The network's random streams (its ``permutation``).
     ctx : Context
+    shard : (rank, size), optional
+        In a data-parallel fit, rank ``rank`` of ``size`` takes only its part
+        (:func:`rank_slice`) of each batch; the row counts reported stay the whole batch's.
     """
 
     #: shuffled data sets larger than this are gathered batch by batch
     GATHER_PER_BATCH_BYTES = 16 * 2**20
 
-    def __init__(self, arrays, batch_size, random, ctx: Context):
+    def __init__(self, arrays, batch_size, random, ctx: Context, shard=(0, 1)):
         self.arrays = tuple(arrays)
         self.ctx = ctx
         self.random = random
@@ -319,7 +331,8 @@ class EpochBatches:
         # out-of-range slice stops are not portable: clamp them once
         self.bounds = [(s, min(s + step, n)) for s in range(0, n, step)]
         # per batch, made once: the rows' index and their count as a Python float
-        self._pieces = [((slice(a, b), ...), float(b - a)) for a, b in self.bounds]
+        self._pieces = [((slice(a + lo, a + hi), ...), float(b - a)) for a, b in self.bounds
+                        for lo, hi in [rank_slice(b - a, *shard)]]
 
     def __len__(self):
         return len(self.bounds)

@@ -282,9 +282,15 @@ class _Normalization(Layer):
             dxhat = dy * self.params["gamma"]
         if not batch_stats:  # fixed statistics: an affine map
             return dxhat * inv, grads
-        mean_d = xp.mean(dxhat, axis=self.axis, keepdims=True)
-        mean_dx = xp.mean(dxhat * xhat, axis=self.axis, keepdims=True)
+        mean_d, mean_dx = self._backward_means(dxhat, xhat)
         return inv * (dxhat - mean_d - xhat * mean_dx), grads
+
+    def _backward_means(self, dxhat, xhat):
+        r"""The means of :math:`d\hat x` and :math:`d\hat x \odot \hat x` along the
+        normalized axis."""
+        xp = self.ctx.xp
+        return (xp.mean(dxhat, axis=self.axis, keepdims=True),
+                xp.mean(dxhat * xhat, axis=self.axis, keepdims=True))
 
 
 class BatchNorm(_Normalization):
@@ -301,11 +307,19 @@ class BatchNorm(_Normalization):
     epsilon : float > 0, default 1e-5
     affine : bool, default True
         Learn a scale ``gamma`` and shift ``beta`` per feature.
+
+    In a data-parallel fit each rank normalizes with the statistics of its part of the
+    batch, unless the fit synchronises them (``DataParallel(sync_batchnorm=True)``, as
+    ``torch.nn.SyncBatchNorm``): then :attr:`synchronized` is set and every mean is over
+    the global batch.
     """
 
     def __init__(self, momentum: float = 0.1, epsilon: float = 1e-5, affine: bool = True):
         super().__init__(epsilon, affine)
         self.momentum = check_number("BatchNorm momentum", momentum, low=0, high=1, low_open=True)
+        #: set by a data-parallel fit with synchronised statistics: a
+        #: :class:`nnx.distributed.GradientSum` (its ``sum_over_ranks`` and ``rows_total``)
+        self.synchronized = None
 
     #: a training batch must have at least this many rows (checked by ``fit`` up front)
     min_batch_size = 2
@@ -325,15 +339,15 @@ class BatchNorm(_Normalization):
             inv = 1.0 / xp.sqrt(self.state["running_var"] + self.epsilon)
             xhat = (x - self.state["running_mean"]) * inv
             return self._affine(xhat), (xhat, inv, False)
-        n = x.shape[0]
+        n = x.shape[0] if self.synchronized is None else self.synchronized.rows_total
         if n < 2:
             raise ValueError(
                 "BatchNorm needs at least 2 samples per batch in training mode; got 1 "
                 "(change batch_size so that no batch has a single row)"
             )
-        mean = xp.mean(x, axis=0)
+        mean = self._batch_mean(x, "BatchNorm mean")
         centered = x - mean
-        var = xp.mean(centered * centered, axis=0)
+        var = self._batch_mean(centered * centered, "BatchNorm variance")
         inv = 1.0 / xp.sqrt(var + self.epsilon)
         xhat = centered * inv
         m = self.momentum
@@ -344,6 +358,24 @@ class BatchNorm(_Normalization):
     def backward(self, cache, dy, need_dx=True):
         xhat, inv, batch_stats = cache
         return self._backward_normalized(xhat, inv, dy, batch_stats)
+
+    def _batch_mean(self, v, what):
+        """The mean of ``v`` over the batch's rows: this process's, or the global batch's."""
+        xp = self.ctx.xp
+        sync = self.synchronized
+        if sync is None:
+            return xp.mean(v, axis=0)
+        return sync.sum_over_ranks(xp.sum(v, axis=0), what) / sync.rows_total
+
+    def _backward_means(self, dxhat, xhat):
+        sync = self.synchronized
+        if sync is None:
+            return super()._backward_means(dxhat, xhat)
+        xp = self.ctx.xp
+        width = dxhat.shape[1]
+        both = xp.concat([xp.sum(dxhat, axis=0), xp.sum(dxhat * xhat, axis=0)])
+        both = sync.sum_over_ranks(both, "BatchNorm gradient means") / sync.rows_total
+        return both[:width], both[width:]
 
 
 

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from . import activations as _activations
+from . import distributed as _distributed
 from . import initializers
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -138,6 +139,9 @@ class Network(Configurable):
         self.feature_names_in_ = None  # a DataFrame's column names, from the first one seen
         self.history_ = History()
         self.stop_training = False
+        #: set while a data-parallel fit runs (:class:`nnx.distributed.GradientSum`): the
+        #: objective and gradients are then the global batch's, summed over the ranks
+        self.reduction = None
         if input_dim is not None:
             self.build(check_number("input_dim", input_dim, low=1, integer=True))
 
@@ -306,15 +310,24 @@ class Network(Configurable):
     def objective_and_gradients(self, xb, yb, wb=None):
         """Training-mode objective and its gradients on device arrays (no host sync).
 
-        The objective is the (weighted) data loss plus every kernel penalty.
+        The objective is the (weighted) data loss plus every kernel penalty. In a
+        data-parallel fit (``reduction`` set, see :mod:`nnx.distributed`) both are the
+        global batch's, summed over the ranks.
         """
         xp = self.ctx.xp
         out, caches = self._forward(xb, True)
-        loss, dout = self.loss_.value_and_grad(xp, out, yb, wb)
+        reduction = self.reduction
+        if reduction is None:
+            loss, dout = self.loss_.value_and_grad(xp, out, yb, wb)
+        else:  # this rank's share of the global batch's mean
+            loss, dout = reduction.share(self.loss_, out, yb, wb)
         grads = self._backward(caches, dout)
-        for name, owner, reg in self._penalties:
-            loss = loss + reg.penalty(xp, owner["W"])
-            grads[name] = grads[name] + reg.gradient(xp, owner["W"])
+        if reduction is None or reduction.owns_penalties:  # added once, not once per rank
+            for name, owner, reg in self._penalties:
+                loss = loss + reg.penalty(xp, owner["W"])
+                grads[name] = grads[name] + reg.gradient(xp, owner["W"])
+        if reduction is not None:
+            loss, grads = reduction.sum(loss, grads)
         return loss, grads
 
     def objective(self, xb, yb, training, wb=None):
@@ -485,7 +498,7 @@ class Network(Configurable):
     def fit(self, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0,
             callbacks=None, validation_split=None, validation_data=None, sample_weight=None,
             class_weight=None, on_nonfinite="raise", classes=None, steps_per_epoch=None,
-            prefetch=2):
+            prefetch=2, distributed=None):
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -536,6 +549,10 @@ class Network(Configurable):
             Batches per epoch of an iterable source whose length is unknown.
         prefetch : int, default 2
             Batches of a streamed source read ahead on a host thread (0: none).
+        distributed : {"mpi", "nccl", "torch"}, Communicator or DataParallel, optional
+            Train data-parallel on the processes of an ``mpiexec``/``srun``/``torchrun``
+            launch (:mod:`nnx.distributed`): every rank passes the same data and
+            ``batch_size`` is the global batch, which gives the one-process fit.
 
         Returns
         -------
@@ -549,7 +566,7 @@ class Network(Configurable):
                             validation_data=validation_data, sample_weight=sample_weight,
                             class_weight=class_weight, on_nonfinite=on_nonfinite,
                             classes=classes, steps_per_epoch=steps_per_epoch,
-                            prefetch=prefetch)
+                            prefetch=prefetch, distributed=distributed)
 
     # ------------------------------------------------------------------ engine
     def check_batch_rows(self, n: int, batch_size) -> None:
@@ -612,13 +629,16 @@ class Network(Configurable):
         return np.concatenate([method(Xc) for Xc, _ in self._chunks(X, y)])
 
     @entry_point
-    def predict_proba(self, X):
+    def predict_proba(self, X, distributed=None):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns following ``classes_``.
 
         A binary network (one sigmoid output) gives two columns ``[1 - p, p]``, as
-        scikit-learn does; a multilabel network one probability per label.
+        scikit-learn does; a multilabel network one probability per label. ``distributed=``
+        as in :meth:`predict`.
         """
         self._require_fitted("predict_proba")
+        if distributed is not None:
+            return _distributed.predict(self, self.predict_proba, X, distributed)
         if is_streamed(X):
             return self._streamed(self.predict_proba, X)
         if self.targets_.kind == "regression":
@@ -629,12 +649,16 @@ class Network(Configurable):
         return to_namespace_of(X, p, self.ctx)
 
     @entry_point
-    def predict(self, X):
+    def predict(self, X, distributed=None):
         """Labels for classifiers (in the type of ``classes_``), values for regression.
 
-        Regression with one output returns shape ``(n_samples,)``.
+        Regression with one output returns shape ``(n_samples,)``. ``distributed=`` (as in
+        :meth:`fit`) splits the rows over the ranks and gathers the labels on rank 0 (a
+        NumPy array; ``None`` on the other ranks).
         """
         self._require_fitted("predict")
+        if distributed is not None:
+            return _distributed.predict(self, self.predict, X, distributed)
         if is_streamed(X):
             return self._streamed(self.predict, X)
         xp = self.ctx.xp
@@ -651,12 +675,16 @@ class Network(Configurable):
         return self.targets_.labels(to_numpy(idx))
 
     @entry_point
-    def evaluate(self, X, y) -> dict:
+    def evaluate(self, X, y, distributed=None) -> dict:
         """Loss (and accuracy for classifiers) on ``(X, y)`` in inference mode, as floats.
 
         The loss here is the data loss alone (no weight penalties), as Keras reports it.
+        ``distributed=`` (as in :meth:`fit`) splits the rows over the ranks; every rank
+        gets the global means.
         """
         self._require_fitted("evaluate")
+        if distributed is not None:
+            return _distributed.evaluate(self, X, y, distributed)
         if is_streamed(X):  # means weighted by the rows of each chunk
             parts = [(self.evaluate(Xc, yc), len(Xc)) for Xc, yc in self._chunks(X, y)]
             n = sum(rows for _, rows in parts)

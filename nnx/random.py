@@ -37,6 +37,23 @@ class Random:
         self._native = ctx.backend.native_uniform(ctx, self._mask_seed)
         self._mask_host = np.random.default_rng(mask_seq)
 
+    @property
+    def mask_seed(self) -> int:
+        """The seed of the native mask stream (rank 0's, in a data-parallel fit)."""
+        return self._mask_seed
+
+    def fork_masks(self, base_seed: int, rank: int, fit_count: int) -> None:
+        """Give rank ``rank > 0`` of a data-parallel fit its own mask streams, derived from
+        rank 0's mask seed and the fit's number: each rank's dropout masks differ, and the
+        same seed gives the same masks again. Rank 0 keeps its streams (one rank draws
+        what one process would)."""
+        if rank == 0:
+            return
+        sequence = np.random.SeedSequence([base_seed, rank, fit_count])
+        self._mask_seed = int(sequence.generate_state(1)[0])
+        self._native = self.ctx.backend.native_uniform(self.ctx, self._mask_seed)
+        self._mask_host = np.random.default_rng(sequence)
+
     def uniform_like(self, shape):
         """Uniform [0, 1) device array of ``ctx.dtype`` for per-step masks."""
         if self._native is not None:

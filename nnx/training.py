@@ -19,6 +19,7 @@ from .callbacks import Callback, History, ProgressBar, check_callbacks
 from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
+from .distributed import data_parallel
 from .guard import DivergenceGuard
 from .sources import (ArrayDataset, IterableSource, Rows, StreamBatches, is_streamed,
                       source_for, targets_of)
@@ -26,8 +27,10 @@ from .sources import (ArrayDataset, IterableSource, Rows, StreamBatches, is_stre
 
 def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
         validation_split=None, validation_data=None, sample_weight=None, class_weight=None,
-        on_nonfinite="raise", classes=None, steps_per_epoch=None, prefetch=2) -> History:
+        on_nonfinite="raise", classes=None, steps_per_epoch=None, prefetch=2,
+        distributed=None) -> History:
     """Train ``net``; see :meth:`nnx.Network.fit` for the arguments."""
+    plan = data_parallel(distributed)
     epochs = check_number("epochs", epochs, low=0, integer=True)
     batch_size = check_batch_size(batch_size)
     check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
@@ -41,6 +44,9 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     prefetch = check_number("prefetch", prefetch, low=0, integer=True)
     # a list without y is a list of (X, y) batches; with y it is data (rows)
     if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
+        if plan is not None:
+            raise ValueError("a data-parallel fit reads arrays in memory; a streamed source "
+                             "cannot be trained with distributed= yet (load the rows)")
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
                                        prefetch, validation_split, validation_data,
                                        sample_weight, class_weight)
@@ -53,26 +59,39 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         net.learn_targets(y_host, classes)
         Yd = net.encode_targets(y_host, n)
         Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
+        if plan is not None:  # before the split: rank 0's shuffle stream draws it
+            plan.begin(net, n, batch_size)
         validation = None
         if validation_data is not None:
             validation = validation_pair(net, validation_data)
         elif validation_split is not None:
             (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
-        net.check_batch_rows(Xd.shape[0], batch_size)
-        batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
+        if plan is not None:
+            batches = plan.batches(net, (Xd, Yd, Wd), batch_size)
+        else:
+            net.check_batch_rows(Xd.shape[0], batch_size)
+            batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
 
     history = History()
     cbs = [history, net.history_] + callbacks
     if verbose:
         cbs.append(ProgressBar(epochs))
+    if plan is not None and plan.rank != 0:  # one progress bar and one set of files
+        cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
     net.metrics_names = ["loss"]
     if validation is not None:
         net.metrics_names += ["val_" + key for key in metric_keys(net)]
     for cb in cbs:
         cb.set_network(net)
-    with net.ctx.errstate():
-        run_epochs(net, batches, epochs, shuffle, cbs, validation,
-                   DivergenceGuard(net, on_nonfinite))
+    if plan is not None:
+        plan.install(net)
+    try:
+        with net.ctx.errstate():
+            run_epochs(net, batches, epochs, shuffle, cbs, validation,
+                       DivergenceGuard(net, on_nonfinite))
+    finally:
+        if plan is not None:
+            plan.end(net)
     return history
 
 

@@ -1,0 +1,557 @@
+"""Data-parallel training on several processes: MPI (mpi4py) or ``torch.distributed``.
+
+``net.fit(X, y, batch_size=B, distributed="mpi")``, launched as ``mpiexec -n N python
+train.py`` (or ``srun``, or ``torchrun`` with ``distributed="torch"``), trains one model on N
+processes ("ranks"). With the default ``data="global"`` every rank passes the same data and
+the result is the one-process fit with the same seed and global batch ``B``:
+
+- rank 0's parameters, layer state and shuffle stream are broadcast at the start, so every
+  rank draws the same permutation each epoch; rank ``r`` computes on its slice of each global
+  batch (:func:`rank_slice`), reading only those rows;
+- each rank scales its loss gradient by its share of the global batch
+  (:math:`b_r / B`, or :math:`\\sum w_r / \\sum w` for weight-normalised losses) *before*
+  the backward pass, so that a synchronised :class:`~nnx.layers.BatchNorm` sees global
+  means; the penalties of the regularizers are added on rank 0 only; then the gradients and
+  the loss are summed with one allreduce per step over the packed gradient vector (in
+  buckets of ``bucket_bytes``). Every rank then applies the same update: clipping, the
+  optimizer and the divergence guard see the global gradient and agree on every rank;
+- the epoch's loss is the global mean; validation is scored on every rank on the whole
+  validation set (the same parameters give the same scores), so ``EarlyStopping``,
+  ``ReduceLROnPlateau`` and the divergence guard decide the same everywhere;
+- dropout masks differ per rank (rank ``r > 0`` draws from a stream derived from rank 0's and
+  ``r``) and are reproducible;
+- progress bars and the callbacks that write files (``rank_zero_only``) run on rank 0 only.
+
+``data="local"``: each rank passes its own shard. Rank ``r`` takes its part of each global
+batch from its own rows (shuffled by its own stream), and an epoch has as many steps as the
+smallest shard allows. That is the usual sharded data-parallel fit; it is *not* the
+one-process fit (the batches differ).
+
+A rank that fails makes the others fail too: every collective waits at most ``timeout``
+seconds, then raises :class:`DistributedError` naming the step (never a hang).
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import os
+import pickle
+import time
+
+import numpy as np
+
+from .backend import DISTRIBUTION
+from .checks import check_choice, check_number
+from .data import EpochBatches, rank_slice
+from .packing import FlatLayout
+
+#: seconds a rank waits at a collective for the others before it gives up
+DEFAULT_TIMEOUT = 300.0
+#: gradient bytes per allreduce (as PyTorch DDP's default bucket)
+BUCKET_BYTES = 25 * 2**20
+
+
+class DistributedError(RuntimeError):
+    """The ranks of a data-parallel fit disagree, or one of them stopped answering."""
+
+
+# --------------------------------------------------------------------------- communicators
+
+
+class Communicator:
+    """The collectives a data-parallel fit needs. Subclasses wrap a real engine.
+
+    Attributes
+    ----------
+    rank, size : int
+        This process's rank and the number of processes.
+    timeout : float
+        Seconds a collective may wait for the other ranks.
+    """
+
+    rank = 0
+    size = 1
+    timeout = DEFAULT_TIMEOUT
+
+    def allreduce(self, ctx, array, what: str):
+        """The element-wise sum over ranks of a device array (1-D, the network's dtype)."""
+        raise NotImplementedError("abstract method: a communicator sums arrays")
+
+    def broadcast(self, ctx, array, what: str):
+        """Rank 0's value of a device array, on every rank."""
+        raise NotImplementedError("abstract method: a communicator broadcasts arrays")
+
+    def allgather_object(self, value, what: str) -> list:
+        """Every rank's ``value`` (any picklable object), in rank order, on every rank."""
+        raise NotImplementedError("abstract method: a communicator gathers objects")
+
+    def broadcast_object(self, value, what: str):
+        """Rank 0's ``value`` on every rank."""
+        return self.allgather_object(value, what)[0]
+
+    def _late(self, what: str) -> DistributedError:
+        return DistributedError(
+            f"rank {self.rank} of {self.size} waited {self.timeout:g} s for the other ranks "
+            f"at {what}: another rank failed or stopped (see its error); every rank must run "
+            "the same fit on the same data"
+        )
+
+
+def _host_buffer(ctx, array):
+    """``(buffer, shared)``: ``array``'s memory as a writable NumPy array when the library
+    allows it (NumPy, torch on the CPU), else a host copy to send back afterwards."""
+    view = ctx.backend.host_view(array)
+    if view is not None:
+        return view, True
+    return np.ascontiguousarray(ctx.backend.to_host(array)), False
+
+
+class MPICommunicator(Communicator):
+    """Collectives over MPI, through mpi4py, on host buffers.
+
+    Device arrays the host cannot see (a GPU) are copied through the host; on CuPy,
+    :class:`NCCLCommunicator` sums on the device instead.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm, optional
+        Default ``MPI.COMM_WORLD``.
+    timeout : float, default DEFAULT_TIMEOUT
+    """
+
+    def __init__(self, comm=None, timeout=DEFAULT_TIMEOUT):
+        MPI = import_mpi()
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.timeout = check_number("timeout", timeout, low=0, low_open=True)
+
+    def _wait(self, requests, what):
+        """Wait for nonblocking requests, at most ``timeout`` seconds (MPI's own waits
+        cannot time out): spin briefly, then poll with growing sleeps."""
+        deadline = time.monotonic() + self.timeout
+        pause, spins = 0.0, 0
+        for request in requests:
+            while not request.Test():
+                spins += 1
+                if spins > 200:
+                    pause = min(1e-3, pause + 1e-5)
+                    time.sleep(pause)
+                if time.monotonic() > deadline:
+                    raise self._late(what)
+
+    def allreduce(self, ctx, array, what):
+        buffer, shared = _host_buffer(ctx, array)
+        flat = buffer.reshape(-1)
+        step = max(1, BUCKET_BYTES // flat.itemsize)
+        requests = [self.comm.Iallreduce(self.MPI.IN_PLACE, flat[i:i + step])
+                    for i in range(0, flat.shape[0], step)]
+        self._wait(requests, what)
+        return array if shared else ctx.asarray(buffer)
+
+    def broadcast(self, ctx, array, what):
+        buffer, shared = _host_buffer(ctx, array)
+        buffer = np.ascontiguousarray(buffer)
+        self._wait([self.comm.Ibcast(buffer, root=0)], what)
+        return array if shared and self.rank == 0 else ctx.asarray(buffer)
+
+    def allgather_object(self, value, what):
+        data = np.frombuffer(pickle.dumps(value), dtype=np.uint8)
+        sizes = np.zeros(self.size, dtype=np.int64)
+        self._wait([self.comm.Iallgather(np.array([data.size], dtype=np.int64), sizes)], what)
+        out = np.empty(int(sizes.sum()), dtype=np.uint8)
+        self._wait([self.comm.Iallgatherv(data, [out, sizes])], what)
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        return [pickle.loads(out[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class NCCLCommunicator(MPICommunicator):
+    """Sums CuPy device arrays with NCCL (``cupy.cuda.nccl``), bootstrapped over MPI: rank 0
+    makes the NCCL id and MPI broadcasts it. Objects and broadcasts still go over MPI.
+
+    Each rank uses the GPU its network is on (``device="cuda:<local rank>"``).
+    """
+
+    def __init__(self, comm=None, timeout=DEFAULT_TIMEOUT):
+        super().__init__(comm, timeout)
+        self._nccl = None
+
+    def _communicator(self):
+        if self._nccl is None:
+            from cupy.cuda import nccl
+
+            uid = nccl.get_unique_id() if self.rank == 0 else None
+            uid = self.broadcast_object(uid, "the NCCL set-up")
+            self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
+        return self._nccl
+
+    def allreduce(self, ctx, array, what):
+        import cupy
+        from cupy.cuda import nccl
+
+        kind = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}[str(array.dtype)]
+        out = cupy.empty_like(array)
+        stream = cupy.cuda.get_current_stream()
+        # queued on the compute stream: the update that reads it follows in order, and the
+        # host does not wait
+        self._communicator().allReduce(array.data.ptr, out.data.ptr, array.size, kind,
+                                       nccl.NCCL_SUM, stream.ptr)
+        return out
+
+
+class TorchCommunicator(Communicator):
+    """Collectives over ``torch.distributed``: gloo for CPU tensors (and NumPy arrays, seen
+    as tensors without a copy), NCCL for CUDA tensors.
+
+    The process group is the user's when one is initialised; otherwise one is made from the
+    environment ``torchrun`` sets (``MASTER_ADDR``, ``RANK``, ``WORLD_SIZE``, ...).
+
+    Parameters
+    ----------
+    backend : {"gloo", "nccl"}, optional
+        Default: NCCL when CUDA is available and ``LOCAL_RANK`` is set, else gloo.
+    timeout : float, default DEFAULT_TIMEOUT
+    """
+
+    def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        self.timeout = check_number("timeout", timeout, low=0, low_open=True)
+        if not dist.is_initialized():
+            missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+                       if k not in os.environ]
+            if missing:
+                raise DistributedError(
+                    f"distributed='torch' needs a process group: launch with torchrun (which "
+                    f"sets {', '.join(missing)}), or call torch.distributed.init_process_group "
+                    "first"
+                )
+            if backend is None:
+                backend = ("nccl" if torch.cuda.is_available() and "LOCAL_RANK" in os.environ
+                           else "gloo")
+            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=self.timeout))
+            # a group still alive when the interpreter exits aborts the process (gloo's
+            # threads): the group made here is destroyed at exit
+            atexit.register(_destroy_group, dist)
+        self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    def _tensor(self, array):
+        return array if self.torch.is_tensor(array) else self.torch.from_numpy(
+            np.ascontiguousarray(array))
+
+    def _run(self, collective, what):
+        try:
+            work = collective()
+            if work is not None:
+                work.wait(datetime.timedelta(seconds=self.timeout))
+        except RuntimeError as error:  # gloo's timeouts and a peer's closed connection
+            raise DistributedError(f"{self._late(what)} ({error})") from error
+
+    def allreduce(self, ctx, array, what):
+        tensor = self._tensor(array)
+        step = max(1, BUCKET_BYTES // tensor.element_size())
+        for i in range(0, tensor.shape[0], step):
+            part = tensor[i:i + step]
+            self._run(lambda part=part: self.dist.all_reduce(part, async_op=True), what)
+        return array if tensor is array or ctx.backend.host_view(array) is not None else \
+            ctx.asarray(tensor.numpy())
+
+    def broadcast(self, ctx, array, what):
+        tensor = self._tensor(array).clone()
+        self._run(lambda: self.dist.broadcast(tensor, src=0, async_op=True), what)
+        return ctx.asarray(tensor) if self.torch.is_tensor(array) else ctx.asarray(
+            tensor.numpy())
+
+    def allgather_object(self, value, what):
+        out = [None] * self.size
+        self._run(lambda: self.dist.all_gather_object(out, value), what)
+        return out
+
+
+def _destroy_group(dist):
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def import_mpi():
+    """mpi4py's ``MPI`` module, or an ImportError saying how to install it."""
+    try:
+        from mpi4py import MPI
+    except ImportError as error:
+        raise ImportError(
+            f"distributed='mpi' needs mpi4py and an MPI runtime: pip install "
+            f"'{DISTRIBUTION}[mpi]' (mpi4py and the MPICH wheel, which brings mpiexec; no "
+            f"system MPI needed) ({error})"
+        ) from error
+    return MPI
+
+
+COMMUNICATORS = {"mpi": MPICommunicator, "nccl": NCCLCommunicator, "torch": TorchCommunicator}
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def data_parallel(spec):
+    """``fit``'s ``distributed=`` as a :class:`DataParallel` (``None`` stays ``None``)."""
+    if spec is None or isinstance(spec, DataParallel):
+        return spec
+    return DataParallel(spec)
+
+
+class GradientSum:
+    """What a :class:`~nnx.network.Network` consults while a data-parallel fit runs
+    (``net.reduction``): this rank's share of the global batch, and the sum over ranks.
+
+    Parameters
+    ----------
+    net : Network
+    comm : Communicator
+    """
+
+    def __init__(self, net, comm: Communicator):
+        self.net, self.comm = net, comm
+        self.ctx = net.ctx
+        self.layout = FlatLayout(net.parameters())
+        self.owns_penalties = comm.rank == 0
+        #: rows of the global batch of the coming step (set by :class:`RankBatches`)
+        self.rows_total = None
+        self.steps = 0
+
+    def share(self, loss_fn, out, yb, wb):
+        """This rank's part of the global batch's mean loss and its gradient: the local
+        mean scaled by :math:`s_r / \\sum_q s_q` (:math:`s_r` the rows, or the weight sum of
+        a weight-normalised loss; then one scalar allreduce finds the total).
+
+        A rank without rows (a last batch smaller than the number of ranks) contributes
+        zeros, and still takes part in every sum."""
+        xp, ctx = self.ctx.xp, self.ctx
+        rows = out.shape[0]
+        if wb is not None and loss_fn.normalize_by_weight:
+            mine = xp.reshape(xp.sum(wb), (1,))
+            total = self.comm.allreduce(ctx, xp.asarray(mine, copy=True),
+                                        self._where("the batch weights"))
+            tiny = float(xp.finfo(ctx.dtype).smallest_normal)
+            factor = mine[0] / xp.maximum(total[0], tiny)
+        else:
+            factor = rows / self.rows_total
+        if rows == 0:
+            return ctx.zeros(()), xp.zeros_like(out)
+        loss, dloss = loss_fn.value_and_grad(xp, out, yb, wb)
+        return loss * factor, dloss * factor
+
+    def sum(self, loss, grads: dict):
+        """The loss and gradients summed over ranks, with one allreduce of the packed
+        vector (the loss rides at its end)."""
+        xp = self.ctx.xp
+        flat = xp.concat([self.layout.pack(xp, grads), xp.reshape(loss, (1,))])
+        flat = self.comm.allreduce(self.ctx, flat, self._where("the gradient sum"))
+        self.steps += 1
+        return flat[-1], self.layout.unpack(xp, flat[:-1])
+
+    def sum_over_ranks(self, array, what):
+        """An array summed over ranks (a synchronised BatchNorm's statistics)."""
+        return self.comm.allreduce(self.ctx, array, self._where(what))
+
+    def _where(self, what):
+        return f"{what} of step {self.steps + 1}"
+
+class DataParallel:
+    """How ``fit`` trains on several processes (see the module docstring).
+
+    Parameters
+    ----------
+    communicator : {"mpi", "nccl", "torch"} or Communicator, default "mpi"
+        ``"mpi"``: mpi4py on host buffers; ``"nccl"``: CuPy arrays summed by NCCL,
+        bootstrapped over MPI; ``"torch"``: ``torch.distributed`` (gloo on CPU, NCCL on CUDA).
+    data : {"global", "local"}, default "global"
+        ``"global"``: every rank passes the same data (the one-process fit);
+        ``"local"``: each rank passes its own shard (not the one-process fit).
+    sync_batchnorm : bool, default False
+        BatchNorm statistics over the global batch (as torch's ``SyncBatchNorm``; three small
+        allreduces per BatchNorm layer and step) instead of each rank's part.
+    timeout : float, default DEFAULT_TIMEOUT
+        Seconds a rank waits for the others at a collective before it raises
+        :class:`DistributedError`.
+    """
+
+    def __init__(self, communicator="mpi", data="global", sync_batchnorm=False,
+                 timeout=DEFAULT_TIMEOUT):
+        self.data = check_choice("data", data, ("global", "local"))
+        self.sync_batchnorm = bool(sync_batchnorm)
+        if isinstance(communicator, str):
+            check_choice("distributed", communicator, tuple(COMMUNICATORS))
+            communicator = COMMUNICATORS[communicator](timeout=timeout)
+        elif not isinstance(communicator, Communicator):
+            raise TypeError(f"distributed must be 'mpi', 'nccl', 'torch', a Communicator or "
+                            f"a DataParallel; got {type(communicator).__name__}")
+        self.comm = communicator
+
+    @property
+    def rank(self) -> int:
+        return self.comm.rank
+
+    @property
+    def size(self) -> int:
+        return self.comm.size
+
+
+    # ------------------------------------------------------------------ one fit
+
+    def begin(self, net, n_rows: int, batch_size) -> None:
+        """Start a fit on every rank: check that the ranks agree, then give every rank rank
+        0's parameters, layer state and random streams (its own mask streams forked)."""
+        comm = self.comm
+        facts = {
+            "the number of training rows": n_rows if self.data == "global" else None,
+            "the number of features": net.input_dim,
+            "batch_size": batch_size,
+            "the targets": (net.targets_.kind, None if net.targets_.classes_ is None
+                            else list(net.targets_.classes_)),
+            "the network": repr(net.get_config()),
+            "the optimizer's step count": net.optimizer.iterations,
+        }
+        every = comm.allgather_object(facts, "the start of fit")
+        for key in facts:
+            values = [f[key] for f in every]
+            if any(v != values[0] for v in values):
+                shown = ", ".join(f"rank {r}: {str(v)[:80]}" for r, v in enumerate(values))
+                raise DistributedError(
+                    f"the ranks disagree on {key} ({shown}); every rank must build the same "
+                    "network and pass the same data (or its own shard with data='local')")
+        xp = net.ctx.xp
+        start = net.snapshot(parameters=True)
+        layout = FlatLayout(start["arrays"])
+        flat = comm.broadcast(net.ctx, layout.pack(xp, start["arrays"]), "the start of fit")
+        streams = comm.broadcast_object(
+            (start["random"], net.random.mask_seed), "the start of fit")
+        net.restore({"arrays": layout.unpack(xp, flat), "random": streams[0]})
+        net.random.fork_masks(streams[1], comm.rank, net.optimizer.iterations)
+        self.gradient_sum = GradientSum(net, comm)
+
+    def install(self, net) -> None:
+        """Make ``net``'s objective and gradients the global batch's (undone by
+        :meth:`end`)."""
+        net.reduction = self.gradient_sum
+        if self.sync_batchnorm:
+            for _, layer in net.named_layers():
+                if hasattr(layer, "synchronized"):
+                    layer.synchronized = self.gradient_sum
+
+    def end(self, net) -> None:
+        """Remove what :meth:`begin` installed (also after an error)."""
+        net.reduction = None
+        for _, layer in net.named_layers():
+            if hasattr(layer, "synchronized"):
+                layer.synchronized = None
+
+    def batches(self, net, arrays, batch_size) -> "RankBatches":
+        """This rank's batches of row-aligned device ``arrays``: its part of each global
+        batch (``data="global"``) or of its own shard (``data="local"``)."""
+        comm = self.comm
+        if self.data == "global":
+            inner = EpochBatches(arrays, batch_size, net.random, net.ctx,
+                                 shard=(comm.rank, comm.size))
+            rows = [float(b - a) for a, b in inner.bounds]
+            parts = [rank_slice(int(r), rank, comm.size) for r in rows
+                     for rank in range(comm.size)]
+            smallest = min(stop - start for start, stop in parts)
+        else:
+            n_local = int(arrays[0].shape[0])
+            local = batch_size
+            if batch_size is not None:  # this rank's part of the global batch size
+                start, stop = rank_slice(batch_size, comm.rank, comm.size)
+                local = max(1, stop - start)
+            inner = EpochBatches(arrays, local, net.random, net.ctx)
+            sizes = comm.allgather_object([b - a for a, b in inner.bounds],
+                                          "the shards' batch sizes")
+            steps = min(len(s) for s in sizes)
+            rows = [float(sum(s[k] for s in sizes)) for k in range(steps)]
+            smallest = min(min(s[:steps]) for s in sizes) if n_local else 0
+        need = max([1] + [getattr(layer, "min_batch_size", 1) for _, layer in net.named_layers()
+                          if not getattr(layer, "synchronized", None)])
+        if need > 1 and smallest < need:  # (a part without rows is fine otherwise)
+            raise DistributedError(
+                f"with {comm.size} ranks a batch leaves a rank {smallest} row(s), fewer than "
+                f"the {need} it needs; choose batch_size (and the number of rows) so that "
+                f"every batch has at least {need * comm.size} rows")
+        return RankBatches(inner, self.gradient_sum, rows)
+
+
+class RankBatches:
+    """A rank's batches: its part of each global batch, with the global batch's row count
+    (reported to the loop and told to the gradient sum before each step).
+
+    Parameters
+    ----------
+    inner : EpochBatches
+        The rank's parts.
+    gradient_sum : GradientSum
+    rows : list of float
+        Rows of each global batch; the epoch has ``len(rows)`` steps.
+    """
+
+    def __init__(self, inner, gradient_sum, rows):
+        self.inner, self.gradient_sum, self.rows = inner, gradient_sum, rows
+        self.replayable = getattr(inner, "replayable", True)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def epoch(self, shuffle):
+        return self.inner.epoch(shuffle)
+
+    def __call__(self, data):
+        for k, (batch, _) in zip(range(len(self.rows)), self.inner(data)):
+            self.gradient_sum.rows_total = self.rows[k]
+            yield batch, self.rows[k]
+
+    def batch(self, data, k):
+        self.gradient_sum.rows_total = self.rows[k]
+        return self.inner.batch(data, k)
+
+    def close(self):
+        getattr(self.inner, "close", lambda: None)()
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _rows(X, start, stop):
+    """Rows ``start:stop`` of an array, DataFrame or map-style source."""
+    from .sources import Rows, is_streamed, source_for
+
+    if is_streamed(X):
+        return Rows(source_for(X, None), start, stop)
+    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+
+
+def evaluate(net, X, y, distributed) -> dict:
+    """``net.evaluate(X, y)`` with the rows split over the ranks: each rank scores its
+    contiguous part, and every rank gets the global means."""
+    comm = data_parallel(distributed).comm
+    n = len(X)
+    start, stop = rank_slice(n, comm.rank, comm.size)
+    mine = (net.evaluate(_rows(X, start, stop), _rows(y, start, stop))
+            if stop > start else None)
+    parts = [(s, b - a) for s, (a, b) in zip(
+        comm.allgather_object(mine, "evaluate"),
+        (rank_slice(n, r, comm.size) for r in range(comm.size))) if s is not None]
+    return {key: sum(s[key] * rows for s, rows in parts) / n for key in parts[0][0]}
+
+
+def predict(net, method, X, distributed):
+    """``method(X)`` (``net.predict``, ``net.predict_proba``) with the rows split over the
+    ranks: each rank computes its contiguous part; rank 0 gets the whole result as a NumPy
+    array, the other ranks ``None``."""
+    from .backend import to_numpy
+
+    comm = data_parallel(distributed).comm
+    start, stop = rank_slice(len(X), comm.rank, comm.size)
+    mine = to_numpy(method(_rows(X, start, stop))) if stop > start else None
+    parts = comm.allgather_object(mine, method.__name__)
+    return (np.concatenate([p for p in parts if p is not None]) if comm.rank == 0
+            else None)

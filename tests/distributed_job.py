@@ -1,0 +1,181 @@
+"""What each process of the data-parallel tests runs (launched by ``mpiexec`` or torch's
+launcher from tests/test_distributed.py; the one-process oracle imports :data:`CASES`).
+
+``python distributed_job.py SCENARIO OUT_DIR COMMUNICATOR`` writes, per rank, what the
+scenario produced to ``OUT_DIR`` (``.npz`` arrays, ``.txt`` errors).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+import nnx
+from nnx.callbacks import Callback, EarlyStopping
+from nnx.distributed import DataParallel
+from nnx.layers import BatchNorm, Dense, Dropout
+from nnx.optimizers import SGD, LBFGS, Adam
+
+ROWS, FEATURES = 203, 5  # 7 batches of 32 an epoch, the last one of 11 rows
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(ROWS, FEATURES))
+    score = X[:, 0] + X[:, 1] ** 2 - 0.5 * X[:, 2]
+    return X, score, rng
+
+
+def binary():
+    X, score, _ = data()
+    return X, (score > 0.5).astype(int)
+
+
+def multiclass():
+    X, score, _ = data()
+    return X, np.digitize(score, [-0.5, 0.5, 1.5])
+
+
+def regression():
+    X, score, rng = data()
+    return X, score + 0.1 * rng.normal(size=ROWS)
+
+
+# name -> (network, its data, fit's keyword arguments, data-parallel options); 8 epochs of
+# 7 steps each (56 steps) unless noted
+CASES = {
+    "sgd_nesterov_l2": (
+        lambda dtype: nnx.Network([5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9,
+                                                                nesterov=True),
+                                  dtype=dtype, seed=3, l2=1e-3),
+        binary, {}, {}),
+    "adam_clip_norm": (
+        lambda dtype: nnx.Network([5, 16, 8, 1], optimizer=Adam(0.01, clip_norm=0.5),
+                                  dtype=dtype, seed=4),
+        binary, {}, {}),
+    "weighted_multiclass": (
+        lambda dtype: nnx.Network([5, 16, 4], loss="categorical_crossentropy",
+                                  optimizer="adam", learning_rate=0.01, dtype=dtype, seed=5),
+        multiclass, {"sample_weight": np.linspace(0.2, 2.0, ROWS)}, {}),
+    "regression_validation": (
+        lambda dtype: nnx.Network([5, 16, 1], loss="mse", optimizer="adam",
+                                  learning_rate=0.01, dtype=dtype, seed=6),
+        regression, {"validation_split": 0.2,
+                     "callbacks": [EarlyStopping(patience=2, restore_best_weights=True)]}, {}),
+    "sync_batchnorm": (
+        lambda dtype: nnx.Network([Dense(16, activation="relu"), BatchNorm(), Dense(1)],
+                                  input_dim=5, optimizer="adam", learning_rate=0.01,
+                                  dtype=dtype, seed=7),
+        binary, {}, {"sync_batchnorm": True}),
+    "lbfgs": (
+        lambda dtype: nnx.Network([5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8),
+        binary, {"epochs": 3}, {}),
+}
+
+
+def run_case(name, dtype, distributed):
+    """Train case ``name``; ``distributed``: ``None`` (one process) or a communicator name."""
+    make, make_data, fit_kwargs, options = CASES[name]
+    X, y = make_data()
+    net = make(dtype)
+    kwargs = {"epochs": 8, "batch_size": 32, **fit_kwargs}
+    if "callbacks" in kwargs:  # fresh callbacks: they keep state
+        kwargs["callbacks"] = [EarlyStopping(patience=2, restore_best_weights=True)]
+    if distributed is not None:
+        kwargs["distributed"] = DataParallel(distributed, timeout=60, **options)
+    history = net.fit(X, y, **kwargs)
+    out = {k: np.asarray(nnx.to_numpy(v)) for k, v in net.parameters().items()}
+    out["loss"] = np.asarray(history.history["loss"])
+    for key, value in net.state().items():
+        out["state:" + key] = np.asarray(nnx.to_numpy(value))
+    return net, X, y, out
+
+
+class RaiseAt(Callback):
+    """Raises on one rank at the end of an epoch (a rank that crashes mid-fit)."""
+
+    def __init__(self, rank, epoch):
+        self.rank, self.epoch = rank, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch and self.network.reduction.comm.rank == self.rank:
+            raise RuntimeError(f"rank {self.rank} fails on purpose")
+
+
+def scenario(name, out, communicator):
+    """Run one scenario on this rank; returns what to save."""
+    if name == "oracle":
+        saved = {}
+        for case in CASES:
+            for dtype in ("float64", "float32"):
+                net, X, y, result = run_case(case, dtype, communicator)
+                saved.update({f"{case}/{dtype}/{k}": v for k, v in result.items()})
+        # inference over the ranks: global means, labels gathered on rank 0
+        plan = DataParallel(communicator, timeout=60)
+        net, X, y, _ = run_case("weighted_multiclass", "float64", None)
+        scores = net.evaluate(X, y, distributed=plan)
+        saved["evaluate"] = np.array([scores["loss"], scores["accuracy"]])
+        labels = net.predict(X, distributed=plan)
+        saved["predict_is_none"] = np.array(labels is None)
+        if labels is not None:
+            saved["predict"] = labels
+        return saved
+    if name == "dropout":
+        runs = []
+        for _ in range(2):
+            net = nnx.Network([Dense(16, activation="relu"), Dropout(0.3), Dense(1)],
+                              input_dim=5, dtype="float64", optimizer="adam", seed=9)
+            X, y = binary()
+            net.fit(X, y, epochs=2, batch_size=32,
+                    distributed=DataParallel(communicator, timeout=60))
+            runs.append(np.concatenate([np.ravel(nnx.to_numpy(v))
+                                        for v in net.parameters().values()]))
+            draws = nnx.to_numpy(net.random.uniform_like((4,)))
+        return {"run0": runs[0], "run1": runs[1], "masks": np.asarray(draws)}
+    if name == "raise":
+        net = nnx.Network([5, 8, 1], seed=1)
+        X, y = binary()
+        net.fit(X, y, epochs=5, batch_size=32, callbacks=[RaiseAt(1, 1)],
+                distributed=DataParallel(communicator, timeout=3))
+        return {}
+    if name == "mismatch":
+        net = nnx.Network([5, 8, 1], seed=1)
+        X, y = binary()
+        rank = _rank(communicator)
+        rows = ROWS - 10 * rank
+        net.fit(X[:rows], y[:rows], epochs=1, distributed=DataParallel(communicator, timeout=20))
+        return {}
+    if name == "diverge":  # one rank's shard holds rows that overflow the loss
+        net = nnx.Network([5, 8, 1], loss="mse", dtype="float64", seed=1)
+        X, score, _ = data()
+        rank = _rank(communicator)
+        if rank == 1:
+            X = X.copy()
+            X[100:] *= 1e150
+        net.fit(X, score, epochs=3, batch_size=32,
+                distributed=DataParallel(communicator, data="local", timeout=20))
+        return {}
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+def _rank(communicator):
+    return DataParallel(communicator).rank
+
+
+def main():
+    name, out, communicator = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    rank = _rank(communicator)
+    try:
+        saved = scenario(name, out, communicator)
+    except Exception as error:  # each rank reports what it raised, then fails
+        (out / f"error-{rank}.txt").write_text(f"{type(error).__name__}: {error}")
+        traceback.print_exc()
+        sys.exit(1)
+    np.savez(out / f"rank-{rank}.npz", **saved)
+
+
+if __name__ == "__main__":
+    main()

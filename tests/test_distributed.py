@@ -1,0 +1,175 @@
+"""Data-parallel training against its oracle: N processes with global batch B give the
+one-process fit with batch B and the same seed (MPI on 2 and 3 ranks, torch's gloo on 2),
+and a failing rank makes every rank fail with a clear error, never hang.
+
+The ranks are real processes launched by ``mpiexec`` (the MPICH wheel) and by
+``torch.distributed.run``; each runs tests/distributed_job.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import distributed_job as job
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+HAS_MPI = (importlib.util.find_spec("mpi4py") is not None
+           and shutil.which("mpiexec") is not None)
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_mpi = pytest.mark.skipif(not HAS_MPI, reason="mpi4py and mpiexec (the 'mpi' extra) "
+                               "are not installed")
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+
+
+def _env():
+    # one BLAS thread per rank (the ranks share two cores), the checkout first on the path
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]),
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(n, scenario, out, communicator="mpi", timeout=240):
+    """Run ``scenario`` on ``n`` ranks; returns the finished process (a hang fails)."""
+    script = [str(HERE / "distributed_job.py"), scenario, str(out), communicator]
+    if communicator == "mpi":
+        command = ["mpiexec", "-n", str(n), sys.executable, *script]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
+                   "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), *script]
+    return subprocess.run(command, env=_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def oracle():
+    """Every case trained in this one process, as the ranks save it."""
+    expected = {}
+    for case in job.CASES:
+        for dtype in ("float64", "float32"):
+            *_, result = job.run_case(case, dtype, None)
+            expected.update({f"{case}/{dtype}/{k}": v for k, v in result.items()})
+    return expected
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    return oracle()
+
+
+def _check_against_oracle(out, n, expected):
+    ranks = [dict(np.load(out / f"rank-{r}.npz")) for r in range(n)]
+    for key, want in expected.items():
+        rtol = 1e-12 if "/float64/" in key else 2e-4  # float32: rounding
+        for r, got in enumerate(ranks):
+            np.testing.assert_allclose(got[key], want, rtol=rtol, atol=rtol * 1e-3,
+                                       err_msg=f"{key} on rank {r} of {n}")
+    return ranks
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, one_process):
+    proc = launch(n, "oracle", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = _check_against_oracle(tmp_path, n, one_process)
+    # evaluate: global means on every rank; predict: gathered on rank 0
+    net, X, y, _ = job.run_case("weighted_multiclass", "float64", None)
+    scores = net.evaluate(X, y)
+    for r in ranks:
+        np.testing.assert_allclose(r["evaluate"], [scores["loss"], scores["accuracy"]],
+                                   rtol=1e-12)
+    np.testing.assert_array_equal(ranks[0]["predict"], net.predict(X))
+    assert all(bool(r["predict_is_none"]) for r in ranks[1:])
+
+
+@needs_torch
+def test_torch_gloo_ranks_reproduce_the_one_process_fit(tmp_path, one_process):
+    proc = launch(2, "oracle", tmp_path, communicator="torch")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_against_oracle(tmp_path, 2, one_process)
+
+
+@needs_mpi
+def test_dropout_masks_differ_per_rank_and_repeat_with_the_seed(tmp_path):
+    proc = launch(2, "dropout", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    for r in ranks:  # the same seed, the same fit
+        np.testing.assert_array_equal(r["run0"], r["run1"])
+    np.testing.assert_array_equal(ranks[0]["run0"], ranks[1]["run0"])  # one model
+    assert not np.array_equal(ranks[0]["masks"], ranks[1]["masks"])
+
+
+def _errors(out, n):
+    return [(out / f"error-{r}.txt").read_text() if (out / f"error-{r}.txt").exists()
+            else None for r in range(n)]
+
+
+@needs_mpi
+def test_a_rank_that_raises_makes_the_others_fail_not_hang(tmp_path):
+    proc = launch(2, "raise", tmp_path, timeout=120)
+    assert proc.returncode != 0
+    errors = _errors(tmp_path, 2)
+    assert errors[1] == "RuntimeError: rank 1 fails on purpose"
+    assert errors[0].startswith("DistributedError: rank 0 of 2 waited 3 s for the other ranks")
+    assert "another rank failed" in errors[0]
+
+
+@needs_mpi
+def test_ranks_with_different_data_sizes_are_refused_on_every_rank(tmp_path):
+    proc = launch(2, "mismatch", tmp_path, timeout=120)
+    assert proc.returncode != 0
+    for error in _errors(tmp_path, 2):
+        assert error.startswith("DistributedError: the ranks disagree on the number of "
+                                "training rows (rank 0: 203, rank 1: 193)")
+
+
+@needs_mpi
+def test_a_divergence_on_one_rank_raises_the_same_error_on_all(tmp_path):
+    proc = launch(2, "diverge", tmp_path, timeout=120)
+    assert proc.returncode != 0
+    errors = _errors(tmp_path, 2)
+    assert all(e is not None and e.startswith("DivergenceError: training diverged at epoch 1,")
+               for e in errors), errors
+    where = [e.split(":")[2] for e in errors]  # "... epoch 1, step k of 7"
+    assert where[0] == where[1]
+
+
+def test_a_missing_mpi_runtime_is_an_import_error_with_the_install_hint():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "import numpy as np, nnx\n"
+            "net = nnx.Network([2, 4, 1], seed=0)\n"
+            "try:\n"
+            "    net.fit(np.zeros((8, 2)), np.arange(8) % 2, epochs=1, distributed='mpi')\n"
+            "except ImportError as e:\n"
+            "    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert "pip install 'nnx-mlp[mpi]'" in proc.stdout, proc.stderr
+
+
+def test_bad_distributed_arguments_are_clear_errors():
+    import nnx
+    from nnx.distributed import DataParallel
+
+    net = nnx.Network([2, 4, 1], seed=0)
+    with pytest.raises(ValueError, match="distributed"):
+        net.fit(np.zeros((8, 2)), np.arange(8) % 2, epochs=1, distributed="smoke-signals")
+    with pytest.raises(TypeError, match="distributed must be"):
+        DataParallel(communicator=3)
+    with pytest.raises(ValueError, match="data"):
+        DataParallel("mpi", data="everything")
