@@ -256,8 +256,10 @@ class TorchCommunicator(Communicator):
         for i in range(0, tensor.shape[0], step):
             part = tensor[i:i + step]
             self._run(lambda part=part: self.dist.all_reduce(part, async_op=True), what)
-        return array if tensor is array or ctx.backend.host_view(array) is not None else \
-            ctx.asarray(tensor.numpy())
+        if tensor is array:  # summed in place
+            return array
+        return array if ctx.backend.host_view(array) is not None else ctx.asarray(
+            tensor.numpy())
 
     def broadcast(self, ctx, array, what):
         tensor = self._tensor(array).clone()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import nnx
-from nnx.callbacks import Callback, EarlyStopping
+from nnx.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from nnx.distributed import DataParallel
 from nnx.layers import BatchNorm, Dense, Dropout
 from nnx.optimizers import SGD, LBFGS, Adam
@@ -113,6 +113,18 @@ def scenario(name, out, communicator):
             for dtype in ("float64", "float32"):
                 net, X, y, result = run_case(case, dtype, communicator)
                 saved.update({f"{case}/{dtype}/{k}": v for k, v in result.items()})
+        # exact resume: 4 epochs, a checkpoint written by rank 0, every rank loads it and
+        # trains 4 more: the 8-epoch fit
+        make, make_data, _, _ = CASES["sgd_nesterov_l2"]
+        X, y = make_data()
+        plan = DataParallel(communicator, timeout=60)
+        path = out / "half.nnx"
+        make("float64").fit(X, y, epochs=4, batch_size=32, distributed=plan,
+                            callbacks=[ModelCheckpoint(path)])
+        plan.comm.allgather_object(None, "the checkpoint")  # rank 0 has written it
+        resumed = nnx.load(path)
+        resumed.fit(X, y, epochs=4, batch_size=32, distributed=plan)
+        saved.update({"resumed/" + k: np.asarray(v) for k, v in resumed.parameters().items()})
         # inference over the ranks: global means, labels gathered on rank 0
         plan = DataParallel(communicator, timeout=60)
         net, X, y, _ = run_case("weighted_multiclass", "float64", None)

@@ -203,3 +203,23 @@ def test_what_each_call_reads_back():
     with SyncRecorder() as rec:
         net.evaluate(X, y)
     assert rec.blocking == {"lift_fresh": 2, "_local_scalar_dense": 2}  # loss, accuracy
+
+
+@pytest.mark.parametrize("sync_batchnorm", [False, True])
+def test_a_data_parallel_step_adds_no_host_sync(tmp_path, sync_batchnorm):
+    """The gradient sum of a data-parallel fit (torch.distributed, one gloo process here)
+    reads nothing back: it sums on the device's own tensors."""
+    import torch.distributed as dist
+
+    from nnx.distributed import DataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/group", rank=0,
+                            world_size=1)
+    try:
+        plan = DataParallel("torch", sync_batchnorm=sync_batchnorm)
+        _assert_no_per_step_sync(_fit(
+            lambda: _net([Dense(8, activation="relu"), BatchNorm(), Dense(1)], input_dim=4,
+                         optimizer="adam", l2=1e-3),
+            distributed=plan, sample_weight=None))
+    finally:
+        dist.destroy_process_group()
