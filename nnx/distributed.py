@@ -232,6 +232,8 @@ class TorchCommunicator(Communicator):
             if backend is None:
                 backend = ("nccl" if torch.cuda.is_available() and "LOCAL_RANK" in os.environ
                            else "gloo")
+            if backend == "nccl":  # NCCL's object collectives use the current GPU
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=self.timeout))
             # a group still alive when the interpreter exits aborts the process (gloo's
             # threads): the group made here is destroyed at exit

@@ -48,39 +48,40 @@ def regression():
 # 7 steps each (56 steps) unless noted
 CASES = {
     "sgd_nesterov_l2": (
-        lambda dtype: nnx.Network([5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9,
+        lambda dtype, **kw: nnx.Network([5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9,
                                                                 nesterov=True),
-                                  dtype=dtype, seed=3, l2=1e-3),
+                                  dtype=dtype, seed=3, l2=1e-3, **kw),
         binary, {}, {}),
     "adam_clip_norm": (
-        lambda dtype: nnx.Network([5, 16, 8, 1], optimizer=Adam(0.01, clip_norm=0.5),
-                                  dtype=dtype, seed=4),
+        lambda dtype, **kw: nnx.Network([5, 16, 8, 1], optimizer=Adam(0.01, clip_norm=0.5),
+                                  dtype=dtype, seed=4, **kw),
         binary, {}, {}),
     "weighted_multiclass": (
-        lambda dtype: nnx.Network([5, 16, 4], loss="categorical_crossentropy",
-                                  optimizer="adam", learning_rate=0.01, dtype=dtype, seed=5),
+        lambda dtype, **kw: nnx.Network([5, 16, 4], loss="categorical_crossentropy",
+                                  optimizer="adam", learning_rate=0.01, dtype=dtype, seed=5, **kw),
         multiclass, {"sample_weight": np.linspace(0.2, 2.0, ROWS)}, {}),
     "regression_validation": (
-        lambda dtype: nnx.Network([5, 16, 1], loss="mse", optimizer="adam",
-                                  learning_rate=0.01, dtype=dtype, seed=6),
+        lambda dtype, **kw: nnx.Network([5, 16, 1], loss="mse", optimizer="adam",
+                                  learning_rate=0.01, dtype=dtype, seed=6, **kw),
         regression, {"validation_split": 0.2,
                      "callbacks": [EarlyStopping(patience=2, restore_best_weights=True)]}, {}),
     "sync_batchnorm": (
-        lambda dtype: nnx.Network([Dense(16, activation="relu"), BatchNorm(), Dense(1)],
+        lambda dtype, **kw: nnx.Network([Dense(16, activation="relu"), BatchNorm(), Dense(1)],
                                   input_dim=5, optimizer="adam", learning_rate=0.01,
-                                  dtype=dtype, seed=7),
+                                  dtype=dtype, seed=7, **kw),
         binary, {}, {"sync_batchnorm": True}),
     "lbfgs": (
-        lambda dtype: nnx.Network([5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8),
+        lambda dtype, **kw: nnx.Network([5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8, **kw),
         binary, {"epochs": 3}, {}),
 }
 
 
-def run_case(name, dtype, distributed):
-    """Train case ``name``; ``distributed``: ``None`` (one process) or a communicator name."""
+def run_case(name, dtype, distributed, **backend):
+    """Train case ``name``; ``distributed``: ``None`` (one process) or a communicator name;
+    ``backend``: ``Network``'s ``backend=`` and ``device=`` (default NumPy)."""
     make, make_data, fit_kwargs, options = CASES[name]
     X, y = make_data()
-    net = make(dtype)
+    net = make(dtype, **backend)
     kwargs = {"epochs": 8, "batch_size": 32, **fit_kwargs}
     if "callbacks" in kwargs:  # fresh callbacks: they keep state
         kwargs["callbacks"] = [EarlyStopping(patience=2, restore_best_weights=True)]
@@ -134,6 +135,15 @@ def scenario(name, out, communicator):
         saved["predict_is_none"] = np.array(labels is None)
         if labels is not None:
             saved["predict"] = labels
+        return saved
+    if name == "gpu":  # NCCL: CuPy through nnx's NCCL communicator, or torch's own
+        backend = ({"backend": "cupy", "device": _rank(communicator)}
+                   if communicator == "nccl" else
+                   {"backend": "torch", "device": f"cuda:{_rank(communicator)}"})
+        saved = {}
+        for case in ("adam_clip_norm", "sync_batchnorm"):
+            *_, result = run_case(case, "float64", communicator, **backend)
+            saved.update({f"{case}/{k}": v for k, v in result.items()})
         return saved
     if name == "dropout":
         runs = []

@@ -178,3 +178,53 @@ def test_bad_distributed_arguments_are_clear_errors():
         DataParallel(communicator=3)
     with pytest.raises(ValueError, match="data"):
         DataParallel("mpi", data="everything")
+
+
+@needs_mpi
+def test_the_example_trains_on_two_ranks(tmp_path):
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable,
+                           str(ROOT / "examples" / "data_parallel.py"), "--out", str(tmp_path),
+                           "--epochs", "10"],
+                          env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    accuracy = float(proc.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.9 and (tmp_path / "digits.nnx").exists()
+    assert proc.stdout.count("test accuracy") == 1  # printed by rank 0 only
+
+
+def _cuda_devices():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no CuPy, or no driver
+        pass
+    if HAS_TORCH:
+        import torch
+
+        return torch.cuda.device_count()
+    return 0
+
+
+@pytest.mark.gpu
+@needs_mpi
+@pytest.mark.parametrize("communicator", ["nccl", "torch"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_nccl_ranks_reproduce_the_one_process_fit_on_gpus(tmp_path, communicator, n):
+    """CuPy through nnx's NCCL communicator, torch CUDA tensors through torch's NCCL: one
+    GPU per rank (a one-rank job checks the path on a machine with one GPU)."""
+    if _cuda_devices() < n:
+        pytest.skip(f"needs {n} CUDA GPU(s) ({_cuda_devices()} here)")
+    if communicator == "nccl" and importlib.util.find_spec("cupy") is None:
+        pytest.skip("CuPy is not installed")
+    proc = launch(n, "gpu", tmp_path, communicator=communicator)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    backend = ({"backend": "cupy", "device": 0} if communicator == "nccl"
+               else {"backend": "torch", "device": "cuda:0"})
+    for case in ("adam_clip_norm", "sync_batchnorm"):
+        *_, want = job.run_case(case, "float64", None, **backend)
+        for r in range(n):
+            got = np.load(tmp_path / f"rank-{r}.npz")
+            for key, value in want.items():
+                np.testing.assert_allclose(got[f"{case}/{key}"], value, rtol=1e-10,
+                                           err_msg=f"{case} {key} on rank {r} of {n}")
