@@ -240,9 +240,12 @@ class TorchCommunicator(Communicator):
             atexit.register(_destroy_group, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
 
-    def _tensor(self, array):
-        return array if self.torch.is_tensor(array) else self.torch.from_numpy(
-            np.ascontiguousarray(array))
+    def _tensor(self, ctx, array):
+        """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
+        if self.torch.is_tensor(array):
+            return array
+        buffer, _ = _host_buffer(ctx, array)
+        return self.torch.from_numpy(buffer)
 
     def _run(self, collective, what):
         try:
@@ -253,7 +256,7 @@ class TorchCommunicator(Communicator):
             raise DistributedError(f"{self._late(what)} ({error})") from error
 
     def allreduce(self, ctx, array, what):
-        tensor = self._tensor(array)
+        tensor = self._tensor(ctx, array)
         step = max(1, BUCKET_BYTES // tensor.element_size())
         for i in range(0, tensor.shape[0], step):
             part = tensor[i:i + step]
@@ -264,7 +267,7 @@ class TorchCommunicator(Communicator):
             tensor.numpy())
 
     def broadcast(self, ctx, array, what):
-        tensor = self._tensor(array).clone()
+        tensor = self._tensor(ctx, array).clone()
         self._run(lambda: self.dist.broadcast(tensor, src=0, async_op=True), what)
         return ctx.asarray(tensor) if self.torch.is_tensor(array) else ctx.asarray(
             tensor.numpy())
@@ -415,7 +418,10 @@ class DataParallel:
             "batch_size": batch_size,
             "the targets": (net.targets_.kind, None if net.targets_.classes_ is None
                             else list(net.targets_.classes_)),
-            "the network": repr(net.get_config()),
+            # the seed may differ (rank 0's streams are broadcast), the device must (a GPU
+            # per rank)
+            "the network": repr({k: v for k, v in net.get_config().items()
+                                 if k not in ("seed", "device")}),
             "the optimizer's step count": net.optimizer.iterations,
         }
         every = comm.allgather_object(facts, "the start of fit")

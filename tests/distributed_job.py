@@ -7,6 +7,7 @@ scenario produced to ``OUT_DIR`` (``.npz`` arrays, ``.txt`` errors).
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import traceback
 from pathlib import Path
@@ -76,6 +77,10 @@ CASES = {
 }
 
 
+OTHER_BACKENDS = tuple(name for name in ("torch", "array_api_strict")
+                       if importlib.util.find_spec(name) is not None)
+
+
 def run_case(name, dtype, distributed, **backend):
     """Train case ``name``; ``distributed``: ``None`` (one process) or a communicator name;
     ``backend``: ``Network``'s ``backend=`` and ``device=`` (default NumPy)."""
@@ -114,6 +119,12 @@ def scenario(name, out, communicator):
             for dtype in ("float64", "float32"):
                 net, X, y, result = run_case(case, dtype, communicator)
                 saved.update({f"{case}/{dtype}/{k}": v for k, v in result.items()})
+        # the other backends: torch tensors (summed in place) and array_api_strict (copied
+        # through the host)
+        for backend in OTHER_BACKENDS:
+            *_, result = run_case("sync_batchnorm", "float64", communicator,
+                                  backend=backend)
+            saved.update({f"{backend}/float64/{k}": v for k, v in result.items()})
         # exact resume: 4 epochs, a checkpoint written by rank 0, every rank loads it and
         # trains 4 more: the 8-epoch fit
         make, make_data, _, _ = CASES["sgd_nesterov_l2"]
@@ -156,7 +167,17 @@ def scenario(name, out, communicator):
             runs.append(np.concatenate([np.ravel(nnx.to_numpy(v))
                                         for v in net.parameters().values()]))
             draws = nnx.to_numpy(net.random.uniform_like((4,)))
-        return {"run0": runs[0], "run1": runs[1], "masks": np.asarray(draws)}
+        # each rank its own shard (of another size): still one model on every rank
+        X, y = binary()
+        rank = _rank(communicator)
+        shard = slice(0, 120) if rank == 0 else slice(120, ROWS)
+        local = nnx.Network([5, 8, 1], dtype="float64", optimizer="adam", seed=2)
+        history = local.fit(X[shard], y[shard], epochs=3, batch_size=32,
+                            distributed=DataParallel(communicator, data="local", timeout=60))
+        return {"run0": runs[0], "run1": runs[1], "masks": np.asarray(draws),
+                "local": np.concatenate([np.ravel(nnx.to_numpy(v))
+                                         for v in local.parameters().values()]),
+                "local_loss": np.asarray(history.history["loss"])}
     if name == "raise":
         net = nnx.Network([5, 8, 1], seed=1)
         X, y = binary()

@@ -58,6 +58,9 @@ def launch(n, scenario, out, communicator="mpi", timeout=240):
 def oracle():
     """Every case trained in this one process, as the ranks save it."""
     expected = {}
+    for backend in job.OTHER_BACKENDS:
+        *_, result = job.run_case("sync_batchnorm", "float64", None, backend=backend)
+        expected.update({f"{backend}/float64/{k}": v for k, v in result.items()})
     for case in job.CASES:
         for dtype in ("float64", "float32"):
             *_, result = job.run_case(case, dtype, None)
@@ -109,7 +112,7 @@ def test_torch_gloo_ranks_reproduce_the_one_process_fit(tmp_path, one_process):
 
 
 @needs_mpi
-def test_dropout_masks_differ_per_rank_and_repeat_with_the_seed(tmp_path):
+def test_dropout_masks_differ_per_rank_and_own_shards_train_one_model(tmp_path):
     proc = launch(2, "dropout", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
@@ -117,6 +120,9 @@ def test_dropout_masks_differ_per_rank_and_repeat_with_the_seed(tmp_path):
         np.testing.assert_array_equal(r["run0"], r["run1"])
     np.testing.assert_array_equal(ranks[0]["run0"], ranks[1]["run0"])  # one model
     assert not np.array_equal(ranks[0]["masks"], ranks[1]["masks"])
+    # data="local": shards of 120 and 83 rows, one model and one loss curve on both ranks
+    np.testing.assert_array_equal(ranks[0]["local"], ranks[1]["local"])
+    np.testing.assert_array_equal(ranks[0]["local_loss"], ranks[1]["local_loss"])
 
 
 def _errors(out, n):
