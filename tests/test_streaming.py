@@ -103,14 +103,23 @@ def test_datasets_and_iterables_train(backend):
     assert len(one_shot.history_.epoch) == 4
 
 
-def test_bad_sources_name_the_batch(tmp_path):
+def test_bad_sources_name_the_batch_and_the_row(tmp_path):
     X, y = _data(120, 5)
     good = [(X[:40], y[:40]), (X[40:80], y[40:80])]
+    nan = np.where(X[80:] > 1.5, np.nan, X[80:])
+    first_nan = 80 + int(np.argmax(np.isnan(nan).any(axis=1)))
+    stranger = y[80:].copy()
+    stranger[13] = 7
+    here = "counted from the epoch's first batch"
     cases = [
-        (good + [(X[80:, :4], y[80:])], "batch 2 of the data source.*4 features.*5"),
-        (good + [(np.full((40, 5), "a"), y[80:])], "batch 2 of the data source"),
-        (good + [(np.where(X[80:] > 2, np.nan, X[80:]), y[80:])], r"batch 2 .*NaN"),
-        (good + [(X[80:], np.full(40, 7))], "batch 2 of the data source.*7"),
+        (good + [(X[80:, :4], y[80:])], f"batch 2 of the data source.*4 features.*5.*row 80 {here}"),
+        (good + [(np.full((40, 5), "a"), y[80:])], f"batch 2 of the data source.*row 80 {here}"),
+        (good + [(nan, y[80:])], rf"batch 2 .*NaN.*is row {first_nan} {here}"),
+        (good + [(X[80:], stranger)], rf"batch 2 of the data source.*7.*row 13 of batch 2 is row "
+                                      rf"93 {here}"),
+        (good + [(X[80:], y[80:], np.ones(40))], "batch 2 of the data source has 3 elements"),
+        (good + [(X[80:], y[80:-1])], "batch 2 of the data source.*40 and 39"),
+        (good + [(X[80:80], y[80:80])], "batch 2 of the data source.*empty"),
     ]
     for batches, match in cases:
         net = nnx.Network([5, 8, 3], seed=0)
@@ -119,19 +128,96 @@ def test_bad_sources_name_the_batch(tmp_path):
     with pytest.raises(ValueError, match="no batch"):
         nnx.Network([5, 8, 3]).fit(lambda: iter([]), epochs=1, classes=[0, 1, 2])
     one_shot = iter(good)
-    with pytest.raises(ValueError, match="exhausted after 2 of steps_per_epoch=3"):
+    with pytest.raises(ValueError, match=r"exhausted after 2 of steps_per_epoch=3 batches "
+                                         r"\(80 rows\)"):
         nnx.Network([5, 8, 3]).fit(one_shot, epochs=1, steps_per_epoch=3, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="steps_per_epoch"):
         nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="classes="):
         nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, steps_per_epoch=2)
-    with pytest.raises(ValueError, match="sample_weight and class_weight"):
-        nnx.Network([5, 8, 3]).fit(good, class_weight="balanced")
-    Xm, ym = _memmaps(tmp_path, X, y[:100].copy() if False else y)
+    Xm, ym = _memmaps(tmp_path, X, y)
     with pytest.raises(ValueError, match="not a .npy file"):
         nnx.Network([5, 8, 3]).fit(tmp_path / "X.npz", ym)
     with pytest.raises(ValueError, match="120 rows but y has 100"):
         nnx.Network([5, 8, 3]).fit(Xm, y[:100])
+
+
+@pytest.mark.parametrize("shuffle", [True, "block", False])
+def test_a_bad_row_of_a_memmap_is_named_as_a_row_of_the_source(tmp_path, shuffle, monkeypatch):
+    """Wherever the shuffle puts it, in whichever group and batch, the error names the row
+    as the source numbers it; labels outside classes= are refused before the first step."""
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 2000)  # several groups of a few batches
+    X, y = _data()
+    X[137, 2] = np.nan
+    Xm, ym = _memmaps(tmp_path, X, y)
+    with pytest.raises(ValueError, match=r"batch \d+ of the data source: X contains NaN.* "
+                                         r"is row 137 of the source"):
+        nnx.Network([5, 8, 3], seed=0).fit(Xm, ym, epochs=1, batch_size=16, shuffle=shuffle)
+    y[251] = 5
+    _, ym = _memmaps(tmp_path, X, y)
+    with pytest.raises(ValueError, match=r"not among the classes.*\[5\] \(first at row 251\)"):
+        nnx.Network([5, 8, 3], seed=0).fit(Xm, ym, epochs=1, classes=[0, 1, 2])
+
+
+def _weighted_data(tmp_path):
+    X, y = _data()
+    w = np.random.default_rng(5).uniform(0.0, 2.0, size=len(y))
+    np.save(tmp_path / "w.npy", w)
+    return X, y, w
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_weighted_streamed_fit_equals_the_weighted_in_memory_fit(backend, tmp_path, shuffle):
+    """Sample weights read with the rows (a .npy path) and class weights applied batch by
+    batch ("balanced" counted in the label pass) give the in-memory fit's parameters."""
+    X, y, w = _weighted_data(tmp_path)
+    Xm, ym = _memmaps(tmp_path, X, y)
+    for sample_weight, class_weight in ((w, None), (None, {0: 2.0, 2: 0.5}),
+                                        (w, "balanced")):
+        memory, streamed = _net(backend), _net(backend)
+        h1 = memory.fit(X, y, epochs=2, batch_size=32, shuffle=shuffle,
+                        sample_weight=sample_weight, class_weight=class_weight)
+        h2 = streamed.fit(Xm, ym, epochs=2, batch_size=32, shuffle=shuffle,
+                          sample_weight=None if sample_weight is None else tmp_path / "w.npy",
+                          class_weight=class_weight)
+        for name, p in _params(memory).items():
+            np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
+        assert h1.history["loss"] == h2.history["loss"]
+
+
+def test_an_iterable_gives_its_weights_with_its_batches(backend, tmp_path):
+    X, y, w = _weighted_data(tmp_path)
+    batches = [(X[i:i + 32], y[i:i + 32], w[i:i + 32]) for i in range(0, len(y), 32)]
+    memory, streamed = _net(backend), _net(backend)
+    memory.fit(X, y, epochs=2, batch_size=32, shuffle=False, sample_weight=w,
+               class_weight="balanced")
+    streamed.fit(lambda: iter(batches), epochs=2, class_weight="balanced", classes=[0, 1, 2])
+    for name, p in _params(memory).items():
+        np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
+
+
+def test_bad_weights_of_a_source_are_refused_naming_the_row(tmp_path):
+    X, y, w = _weighted_data(tmp_path)
+    Xm, ym = _memmaps(tmp_path, X, y)
+    net = nnx.Network([5, 8, 3], seed=0)
+    bad = w.copy()
+    bad[211] = -1.0
+    with pytest.raises(ValueError, match=r"sample_weight must be finite and non-negative; "
+                                         r"row 211 of the source has -1.0"):
+        net.fit(Xm, ym, epochs=1, sample_weight=bad)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(300,\)"):
+        net.fit(Xm, ym, epochs=1, sample_weight=w[:10])
+    with pytest.raises(ValueError, match="zero everywhere"):
+        net.fit(Xm, ym, epochs=1, sample_weight=np.zeros(300))
+    batches = [(X[:150], y[:150], w[:150]), (X[150:], y[150:], bad[150:])]
+    with pytest.raises(ValueError, match=r"batch 1 of the data source: sample_weight must be "
+                                         r"finite.*row 61 of batch 1 is row 211 counted"):
+        net.fit(batches, epochs=1)
+    with pytest.raises(ValueError, match=r"third element of each batch, \(X, y, w\)"):
+        net.fit(batches, epochs=1, sample_weight=w)
+    with pytest.raises(ValueError, match="'balanced' counts the labels.*one-shot"):
+        nnx.Network([5, 8, 3], seed=0).fit(iter(batches), epochs=1, steps_per_epoch=2,
+                                           classes=[0, 1, 2], class_weight="balanced")
 
 
 def test_streamed_inference_equals_in_memory(backend, tmp_path):
