@@ -344,3 +344,128 @@ def test_streamed_sources_that_review_found_wrong(tmp_path):
     reg.fit(reg_X, reg_y, epochs=3)
     assert reg.score(str(tmp_path / "R.NPY"), reg_y) == pytest.approx(reg.score(reg_X, reg_y),
                                                                       rel=1e-9)
+
+
+class _On:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def cupy_like():
+    """The CuPy stand-in (``cupy_like.py``), whose streams record what a fit asks of them."""
+    from cupy_like import CupyLikeBackend
+
+    from nnx.backend import register_backend, unregister_backend
+
+    backend = register_backend(CupyLikeBackend(honour=True))
+    yield backend
+    unregister_backend(backend.name)
+
+
+@pytest.mark.parametrize("prefetch", [2, 0])
+def test_groups_cross_through_pinned_buffers_on_a_copy_stream(cupy_like, tmp_path, monkeypatch,
+                                                              prefetch):
+    """On a CUDA backend each group of rows is written to a pinned buffer and copied on the
+    copy stream (by the prefetch thread when there is one), and the training stream waits
+    for the copy on the device: once per group whatever the number of steps, and never on
+    the host. The parameters are the in-memory fit's."""
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 80 * 5 * 8)  # groups of 80 rows
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    on = _On(backend=cupy_like.name, device="device1")
+    memory = _net(on)
+    memory.fit(X, y, epochs=2, batch_size=16)
+    calls = {}
+    for batch in (16, 8):  # 19 and 38 steps an epoch, 4 groups either way
+        cupy_like.streams.clear()
+        net = _net(on)
+        net.fit(Xm, ym, epochs=2, batch_size=batch, prefetch=prefetch)
+        (streams,) = cupy_like.streams
+        calls[batch] = dict(streams.calls)
+        assert streams.upload_threads == {"nnx-prefetch_0" if prefetch else "MainThread"}
+        if batch == 16:
+            for name, p in _params(memory).items():
+                np.testing.assert_array_equal(_params(net)[name], p, err_msg=name)
+    per_group = {"pinned": 8, "upload": 8, "record_copy": 8, "wait": 8, "record_compute": 8,
+                 "query": 8}  # 4 groups, 2 epochs
+    assert calls[16] == calls[8] == per_group
+
+
+def test_the_copy_stream_path_adds_no_host_sync_per_step(torch):
+    """The sync audit (torch's operators that would block the host on CUDA) over a streamed
+    fit whose copies take the pinned-buffer path: nothing grows with the steps."""
+    import contextlib
+
+    from cupy_like import RecordingStreams
+
+    from nnx.backend import StreamTransfer, TorchBackend, register_backend, unregister_backend
+    from nnx.sync_audit import per_step_syncs
+
+    made = []
+
+    class StagedTorch(TorchBackend):
+        name = "torch_staged"
+
+        def transfer(self, device):
+            made.append(RecordingStreams(
+                contextlib.nullcontext, lambda shape, dtype: torch.empty(shape, dtype=dtype)
+                .numpy(), torch.from_numpy))
+            return StreamTransfer(made[-1])
+
+    def run(steps):
+        X, y = _data(steps * 8, 5)
+        net = nnx.Network([5, 8, 3], backend="torch_staged", seed=0)
+        net.fit(ArrayDataset(X, y), epochs=2, batch_size=8, prefetch=0)
+
+    register_backend(StagedTorch())
+    try:
+        few, many = per_step_syncs(run)
+    finally:
+        unregister_backend("torch_staged")
+    assert many == few
+    assert made and all(streams.calls["upload"] > 0 for streams in made)
+
+
+def _cuda_context(name):
+    try:
+        return nnx.get_context(name, "cuda:0")
+    except (ImportError, ValueError) as exc:
+        pytest.skip(f"needs a CUDA GPU for {name}: {str(exc).splitlines()[0]}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "torch"])
+def test_on_cuda_groups_are_copied_on_a_copy_stream(name, tmp_path, monkeypatch):
+    """On a GPU: a StreamTransfer, several groups read ahead, and the in-memory fit's
+    parameters (the copy stream's event orders every copy before its steps)."""
+    from nnx.backend import StreamTransfer
+
+    ctx = _cuda_context(name)
+    assert isinstance(ctx.transfer(), StreamTransfer)
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 80 * 5 * 8)
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    on = _On(backend=name, device="cuda:0")
+    memory, streamed = _net(on), _net(on)
+    memory.fit(X, y, epochs=3, batch_size=16)
+    streamed.fit(Xm, ym, epochs=3, batch_size=16, prefetch=2)
+    for key, p in _params(memory).items():
+        np.testing.assert_array_equal(_params(streamed)[key], p, err_msg=key)
+
+
+def test_the_gpu_acceptance_streaming_part(torch):
+    """What the GPU acceptance's streaming part runs, on torch's CPU; without a GPU the part
+    is skipped with the reason."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_acceptance.py"
+    spec = importlib.util.spec_from_file_location("gpu_acceptance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.streaming_epochs("torch", "cpu", repeats=1, n=1024, batch=128)
+    assert out["steps_per_epoch"] == 8 and out["memmap_prefetch_ratio"] > 0
+    gpus = module.gpu_backends()
+    if not (gpus["cupy"] or gpus["torch"]):
+        result = module.part_streaming(None, gpus)
+        assert result["status"] == "skipped" and "GPU" in result["reason"]
