@@ -359,7 +359,7 @@ class StreamBatches:
         if not parts:
             return []  # the epoch is over
         where = "counted from the epoch's first batch"
-        sizes = [np.shape(X)[0] if np.ndim(X) else 0 for _, X, _, _ in parts]
+        sizes = [X.shape[0] if X.ndim else 0 for _, X, _, _ in parts]
         firsts = np.cumsum([start] + sizes)
         if _stackable(parts):
             try:
@@ -440,15 +440,19 @@ class StreamBatches:
 
 
 def _stackable(parts) -> bool:
-    """Whether an iterable's batches ``(k, X, y, w)`` can be checked as one array: 2-D
-    features of one width, targets and weights of as many rows (else each batch is checked
-    on its own, and the error names it)."""
+    """Whether an iterable's batches ``(k, X, y, w)`` (NumPy arrays) can be checked as one
+    array: 2-D features of one width, targets and weights of as many rows (else each batch
+    is checked on its own, and the error names it). Attributes, not ``np.shape``: this runs
+    for every batch."""
     _, X0, y0, w0 = parts[0]
-    return all(np.ndim(X) == 2 and np.shape(X)[0] > 0 and np.shape(X)[1:] == np.shape(X0)[1:]
-               and y is not None and np.ndim(y) >= 1 and np.shape(y)[0] == np.shape(X)[0]
-               and np.shape(y)[1:] == np.shape(y0)[1:] and (w is None) == (w0 is None)
-               and (w is None or np.shape(w)[:1] == np.shape(X)[:1])
-               for _, X, y, w in parts)
+    width, label_shape = X0.shape[1:], None if y0 is None else y0.shape[1:]
+    for _, X, y, w in parts:
+        n = X.shape[0] if X.ndim else 0
+        if (X.ndim != 2 or n == 0 or X.shape[1:] != width or y is None or y.ndim == 0
+                or y.shape[0] != n or y.shape[1:] != label_shape or (w is None) != (w0 is None)
+                or (w is not None and (w.ndim == 0 or w.shape[0] != n))):
+            return False
+    return True
 
 
 def _rows_item(item):

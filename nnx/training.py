@@ -101,14 +101,16 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
         source, validation = held_out_tail(source, validation_split)  # scored in chunks
     if not net.built:
         net.build(_feature_count(source))
-    labels = targets_of(source, classes)
-    net.learn_targets(labels, classes)
+    labels = None
+    if net.targets_ is None:  # a network that knows its labels checks them batch by batch
+        labels = targets_of(source, classes)
+        net.learn_targets(labels, classes)
     if weights is not None:
         source = Weighted(source, weights[:len(source)])
     per_class = None
     if class_weight is not None:
-        if class_weight == "balanced" and classes is not None:
-            labels = _every_label(source)  # classes= spared the pass; the counts need it
+        if class_weight == "balanced" and (classes is not None or labels is None):
+            labels = _every_label(source)  # the counts need every label
         per_class = net.targets_.per_class_weights(class_weight, labels)
     if validation_data is not None:  # after the labels: classes= holds for it too
         validation = validation_pair(net, validation_data)
