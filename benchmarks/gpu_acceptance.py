@@ -30,6 +30,11 @@ Parts, each reported as ``passed``, ``failed`` or ``skipped`` with the reason:
     What ``fit`` costs per call apart from per step, on device-resident data: ``fit`` timed
     for two epoch counts, ``t(E) = per_call + E * per_epoch``, solved for both; and one
     ``predict`` of a batch (which reads the output's finiteness back).
+``streaming``
+    On CuPy and torch-CUDA: an epoch of ``fit`` fed from a ``.npy`` memmap with prefetch on
+    (the next group read on a host thread and copied from pinned buffers on a copy stream
+    while the current one trains) and off (``prefetch=0``), against the in-memory fit;
+    medians and ratios to the in-memory fit.
 
 On a machine without a CUDA GPU the GPU parts are skipped with the reason and the script
 still runs end to end. The exit status is 1 when a part failed.
@@ -291,6 +296,46 @@ def part_per_call(args, gpus):
     return out
 
 
+def streaming_epochs(backend, device, repeats, n=2**18, batch=256):
+    """Seconds per epoch of ``fit`` from arrays in memory and from a memmap with prefetch
+    on and off (interleaved), and each memmap side's ratio to memory."""
+    import tempfile
+
+    X, y = _data(n)
+    net = _busy_network(backend, device)
+    net.fit(X[:batch], y[:batch], epochs=1, batch_size=batch)  # build, warm up, classes
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(Path(folder) / "X.npy", X)
+        np.save(Path(folder) / "y.npy", y)
+        Xm = np.load(Path(folder) / "X.npy", mmap_mode="r")
+        ym = np.load(Path(folder) / "y.npy", mmap_mode="r")
+        sides = {"memory": dict(X=X, y=y), "memmap_prefetch": dict(X=Xm, y=ym, prefetch=2),
+                 "memmap_noprefetch": dict(X=Xm, y=ym, prefetch=0)}
+        times = {side: [] for side in sides}
+        for _ in range(repeats):
+            for side, kwargs in sides.items():
+                def run():
+                    net.fit(epochs=1, batch_size=batch, **kwargs)
+                    net.ctx.synchronize()
+                times[side].append(_seconds(run, 1))
+    out = {f"{side}_epoch_s": float(np.median(t)) for side, t in times.items()}
+    for side in ("memmap_prefetch", "memmap_noprefetch"):
+        out[f"{side}_ratio"] = float(np.median(np.array(times[side]) / times["memory"]))
+    out["steps_per_epoch"] = -(-n // batch)
+    return out
+
+
+def part_streaming(args, gpus):
+    if not (gpus["cupy"] or gpus["torch"]):
+        return {"status": "skipped", "reason": _no_gpu(gpus)}
+    repeats = 1 if args.quick else 3
+    out = {"status": "passed"}
+    for name in ("cupy", "torch"):
+        out[name] = (streaming_epochs(name, gpus[name], repeats) if gpus[name]
+                     else {"skipped": gpus[f"{name}_reason"]})
+    return out
+
+
 def _no_gpu(gpus):
     return ("no CUDA GPU: " + "; ".join(f"{name}: {gpus[f'{name}_reason']}"
                                          for name, _ in GPU_BACKENDS if not gpus[name]))
@@ -298,7 +343,8 @@ def _no_gpu(gpus):
 
 PARTS = {"sync_audit": part_sync_audit, "gpu_tests": part_gpu_tests,
          "sync_debug": part_sync_debug, "host_runs_ahead": part_host_runs_ahead,
-         "benchmarks": part_benchmarks, "per_call": part_per_call}
+         "benchmarks": part_benchmarks, "per_call": part_per_call,
+         "streaming": part_streaming}
 
 
 def environment():

@@ -18,11 +18,13 @@ replaced whose stock form would make the host wait for a GPU on every training s
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import importlib
 import math
 import numbers
+import threading
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +73,9 @@ class Backend:
         ``None`` to draw on the host and copy.
     :meth:`devices`
         Names of the devices usable here (for ``nnx info``).
+    :meth:`transfer`
+        How a streamed source's groups of rows cross to the device (a :class:`Transfer`):
+        plain copies by default, pinned buffers and a copy stream on CUDA.
     ``views``
         Whether a basic slice or reshape of a contiguous array shares its memory.
     ``foreach_max_mean_size``
@@ -162,6 +167,11 @@ class Backend:
     def native_uniform(self, ctx: "Context", seed: int):
         return None
 
+    def transfer(self, device) -> "Transfer":
+        """How the groups of rows a streamed source reads cross to ``device``: plain copies
+        (:class:`Transfer`), or a :class:`StreamTransfer` where copies can overlap compute."""
+        return Transfer()
+
     def writeable(self, xp, probe) -> bool:
         from array_api_compat import is_writeable_array
 
@@ -214,6 +224,169 @@ class NativeUniform:
         self.ctx = saved["ctx"]
         self.gen = self.make(0)
         self.set_state(saved["state"])
+
+
+# --------------------------------------------------------------------------- transfers
+
+#: the :class:`StreamTransfer` whose scope this thread is in (:func:`to_device` asks)
+_staging = threading.local()
+
+
+class Transfer:
+    """How the groups of rows a streamed source reads (:mod:`nnx.sources`) cross to the
+    device.
+
+    The prefetch thread prepares each group (reads, checks, copies) inside :meth:`scope` and
+    hands :meth:`record`'s token over with it; the training thread calls :meth:`wait` with
+    the token before the group's first step and :meth:`release` after its last. This base
+    class is the plain path of the CPU backends: copies as :func:`to_device` makes them,
+    nothing to wait for, nothing to hold.
+    """
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+    def record(self):
+        """A token for the copies made in the scope so far (``None``: nothing to wait for)."""
+        return None
+
+    def wait(self, token) -> None:
+        """Make the training's computations wait for the copies of ``token`` (on the
+        device: the host does not wait)."""
+
+    def release(self, arrays) -> None:
+        """The training thread is done queueing work on a group's ``arrays``."""
+
+    def close(self) -> None:
+        """The fit is over: nothing more to hold."""
+
+
+class StreamTransfer(Transfer):
+    """Copies from pinned host buffers on a stream of their own (CUDA).
+
+    Inside :meth:`scope`, :func:`to_device` on the prefetch thread writes the host rows into
+    a pinned (page-locked) buffer, casting to the network's dtype on the way (float32 moves
+    half the bytes of float64), and starts an asynchronous copy on the copy stream; the
+    targets are encoded on the copy stream too. The training stream waits for the copy's
+    event on the device, so the host never waits and the next group's copy overlaps the
+    current group's steps. A group's device arrays (allocated on the copy stream) and its
+    pinned buffers are held until an event recorded after the group's last step has passed:
+    neither allocator may hand their memory to a new copy while a queued step still reads it.
+
+    Parameters
+    ----------
+    streams : object
+        The library's stream operations: ``scope()`` (the device and the copy stream
+        current on this thread), ``pinned(shape, dtype)`` (a host NumPy array in pinned
+        memory), ``upload(pinned)`` (a device array, copied asynchronously on the copy
+        stream), ``record(copy)`` (an event on the copy stream, or on the current stream),
+        ``wait(event)`` (the current stream waits for it) and ``done(event)`` (a query that
+        never waits).
+    """
+
+    def __init__(self, streams):
+        self.streams = streams
+        self.held = collections.deque()  # (event, what a queued step may still read)
+        self._pinned = []  # this group's pinned buffers, until its token takes them
+
+    @contextlib.contextmanager
+    def scope(self):
+        with self.streams.scope():
+            _staging.transfer = self
+            try:
+                yield
+            finally:
+                _staging.transfer = None
+
+    def from_host(self, x: np.ndarray, dtype):
+        """``x`` on the device in ``dtype``, through a pinned buffer on the copy stream."""
+        pinned = self.streams.pinned(x.shape, dtype)
+        pinned[...] = x
+        self._pinned.append(pinned)
+        return self.streams.upload(pinned)
+
+    def record(self):
+        token, self._pinned = (self.streams.record(copy=True), self._pinned), []
+        return token
+
+    def wait(self, token):
+        self.streams.wait(token[0])
+
+    def release(self, arrays):
+        self.held.append((self.streams.record(copy=False), arrays))
+        while self.held and self.streams.done(self.held[0][0]):
+            self.held.popleft()
+
+    def close(self):
+        # the epoch's loss was read back (which waited for every step) or training failed
+        self.held.clear()
+
+
+class _CupyStreams:
+    """CuPy's streams, events and pinned memory for a :class:`StreamTransfer`."""
+
+    def __init__(self, device):
+        import cupy
+
+        self.cupy, self.device = cupy, device
+        with device:
+            self.stream = cupy.cuda.Stream(non_blocking=True)
+
+    @contextlib.contextmanager
+    def scope(self):
+        with self.device, self.stream:
+            yield
+
+    def pinned(self, shape, dtype):
+        dtype, size = np.dtype(dtype), math.prod(shape)
+        memory = self.cupy.cuda.alloc_pinned_memory(max(1, size * dtype.itemsize))
+        return np.frombuffer(memory, dtype, size).reshape(shape)  # keeps the memory alive
+
+    def upload(self, pinned):
+        out = self.cupy.empty(pinned.shape, dtype=pinned.dtype)
+        out.set(pinned, stream=self.stream)
+        return out
+
+    def record(self, copy):
+        return (self.stream if copy else self.cupy.cuda.get_current_stream()).record()
+
+    def wait(self, event):
+        self.cupy.cuda.get_current_stream().wait_event(event)
+
+    def done(self, event):
+        return event.done
+
+
+class _TorchStreams:
+    """torch's CUDA streams, events and pinned memory for a :class:`StreamTransfer`."""
+
+    def __init__(self, device):
+        import torch
+
+        self.torch, self.device = torch, device
+        self.stream = torch.cuda.Stream(device)
+
+    @contextlib.contextmanager
+    def scope(self):
+        with self.torch.no_grad(), self.torch.cuda.stream(self.stream):
+            yield
+
+    def pinned(self, shape, dtype):
+        # the NumPy view keeps the pinned tensor alive
+        return self.torch.empty(shape, dtype=dtype, pin_memory=True).numpy()
+
+    def upload(self, pinned):
+        return self.torch.from_numpy(pinned).to(self.device, non_blocking=True)
+
+    def record(self, copy):
+        stream = self.stream if copy else self.torch.cuda.current_stream(self.device)
+        return stream.record_event()
+
+    def wait(self, event):
+        self.torch.cuda.current_stream(self.device).wait_event(event)
+
+    def done(self, event):
+        return event.query()
 
 
 # --------------------------------------------------------------------------- namespaces
@@ -562,6 +735,9 @@ class TorchBackend(Backend):
     def native_uniform(self, ctx, seed):
         return _TorchUniform(ctx, seed)
 
+    def transfer(self, device):
+        return StreamTransfer(_TorchStreams(device)) if device.type == "cuda" else Transfer()
+
 
 class _TorchUniform(NativeUniform):
     def make(self, seed):
@@ -671,6 +847,9 @@ class CuPyBackend(Backend):
 
     def native_uniform(self, ctx, seed):
         return _CupyUniform(ctx, seed)
+
+    def transfer(self, device):
+        return StreamTransfer(_CupyStreams(device))
 
 
 class _CupyUniform(NativeUniform):
@@ -809,6 +988,10 @@ class Context:
     def synchronize(self) -> None:
         """Wait for this device's queued work (for timing); a no-op on the CPU."""
         self.backend.synchronize(self.device)
+
+    def transfer(self) -> Transfer:
+        """A new :class:`Transfer` for a streamed source's copies to this device."""
+        return self.backend.transfer(self.device)
 
     # A Context is immutable: copies of a network share it, and a pickle re-resolves it
     # from plain names (namespaces are modules, devices need not pickle).
@@ -949,6 +1132,9 @@ def to_device(x, ctx: Context, dtype=None):
     if ctx.owns(x) and not isinstance(ctx.backend, NumPyBackend):
         x = getattr(x, "detach", lambda: x)()
         return ctx.xp.asarray(ctx.backend.move(x, ctx.device), dtype=dtype, device=ctx.device)
+    staging = getattr(_staging, "transfer", None)  # a streamed group's copy (CUDA)
+    if staging is not None:
+        return staging.from_host(np.asarray(to_numpy(x)), dtype)
     return ctx.backend.from_host(ctx.xp, np.asarray(to_numpy(x)), dtype, ctx.device)
 
 

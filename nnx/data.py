@@ -174,13 +174,15 @@ class TargetEncoder:
                 f"y contains labels of type {labels.dtype} but the classes are "
                 f"{self.classes_!r}"
             ) from None
-        idx = np.clip(idx, 0, self.classes_.shape[0] - 1)
+        # (searchsorted is never negative; np.minimum costs a fraction of np.clip's wrapper)
+        idx = np.minimum(idx, self.classes_.shape[0] - 1)
         unseen = self.classes_[idx] != labels
         if np.any(unseen):
             raise ValueError(
                 f"y contains labels that are not among the classes learned at the first fit: "
-                f"{np.unique(labels[unseen])[:5]!r}; known classes are {self.classes_!r} "
-                "(declare every class up front with classes= when training in chunks)"
+                f"{np.unique(labels[unseen])[:5].tolist()!r} (first at row "
+                f"{int(np.argmax(unseen))}); known classes are {self.classes_.tolist()!r} (declare every class up front with "
+                "classes= when training in chunks)"
             )
         return idx
 
@@ -215,10 +217,21 @@ class TargetEncoder:
         return xp.astype(idx[:, None] == classes, ctx.dtype)
 
     def class_weights(self, class_weight, y: np.ndarray) -> np.ndarray:
-        """Per-row weight from a ``{label: weight}`` dict or ``"balanced"``.
+        """Per-row weight from a ``{label: weight}`` dict or ``"balanced"`` (see
+        :meth:`per_class_weights`), counted over the rows of ``y``."""
+        return self.per_class_weights(class_weight, y)[self.class_index(y)]
+
+    def class_index(self, y: np.ndarray) -> np.ndarray:
+        """Integer class index of every row of 1-D labels or a 2-D one-hot ``y``."""
+        return np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else self.indices(y)
+
+    def per_class_weights(self, class_weight, y: np.ndarray) -> np.ndarray:
+        """Weight of each class, shape ``(n_classes,)``, from a ``{label: weight}`` dict or
+        ``"balanced"``.
 
         ``"balanced"`` is scikit-learn's ``n_samples / (n_classes * count(class))`` over the
-        rows of ``y``. A label missing from the dict weighs 1.
+        rows of ``y`` (a streamed source's labels, read once before training, for a source
+        read batch by batch). A label missing from the dict weighs 1.
 
         Raises
         ------
@@ -227,14 +240,14 @@ class TargetEncoder:
         """
         if self.kind not in ("binary", "multiclass"):
             raise ValueError(f"class_weight needs a binary or multi-class problem, not {self.kind}")
-        idx = np.argmax(y, axis=1) if y.ndim == 2 and y.shape[1] > 1 else self.indices(y)
         k = self.classes_.shape[0]
         if isinstance(class_weight, str):
             if class_weight != "balanced":
                 raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
+            idx = self.class_index(y)
             counts = np.bincount(idx, minlength=k).astype(np.float64)
-            per_class = np.where(counts > 0, idx.shape[0] / (k * np.maximum(counts, 1)), 0.0)
-        elif isinstance(class_weight, dict):
+            return np.where(counts > 0, idx.shape[0] / (k * np.maximum(counts, 1)), 0.0)
+        if isinstance(class_weight, dict):
             per_class = np.ones(k)
             for label, weight in class_weight.items():
                 where = np.flatnonzero(self.classes_ == label)
@@ -244,9 +257,8 @@ class TargetEncoder:
                         f"{self.classes_.tolist()!r}"
                     )
                 per_class[where[0]] = check_number(f"class_weight[{label!r}]", weight, low=0)
-        else:
-            raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
-        return per_class[idx]
+            return per_class
+        raise ValueError(f"class_weight must be a dict or 'balanced'; got {class_weight!r}")
 
     # ------------------------------------------------------------------ decoding
 

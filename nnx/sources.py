@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_in_range
 from .data import epoch_order
 
 #: bytes of rows (at float64) read, checked and moved to the device at a time
@@ -132,6 +133,102 @@ def is_streamed(X) -> bool:
                            and not isinstance(X, (list, tuple, dict)))
 
 
+# --------------------------------------------------------------------------- weights
+
+#: rows of a weight column checked at a time before training
+CHECK_ROWS = 2**20
+
+
+def weight_column(weights, n: int):
+    """The user's ``sample_weight`` for a source of ``n`` rows, opened (a ``.npy`` path
+    memory-mapped) but not read: one weight per row, shape ``(n,)`` or ``(n, 1)``."""
+    weights = _rows_of(open_array(weights, "sample_weight"))
+    shape = tuple(getattr(weights, "shape", ()))
+    if len(shape) not in (1, 2) or shape[0] != n or shape[1:] not in ((), (1,)):
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per row of the "
+                         f"data source; got shape {shape}")
+    return weights
+
+
+def check_weights(w, name: str, first_row=None) -> np.ndarray:
+    """Host weights checked and returned as a float64 vector: numeric, finite,
+    non-negative. An error names the first bad row: of ``w``, or of the source when
+    ``first_row`` (the source's row of ``w[0]``) is given."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric; got dtype {w.dtype}")
+    w = w.astype(np.float64).reshape(w.shape[0] if w.ndim else 1)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        where = f"row {i}" if first_row is None else f"row {first_row + i} of the source"
+        raise ValueError(f"{name} must be finite and non-negative; {where} has {float(w[i])!r}")
+    return w
+
+
+class Weighted(Dataset):
+    """A dataset's rows with a weight each: ``take`` gives ``(X_rows, y_rows, w_rows)``.
+
+    Parameters
+    ----------
+    source : Dataset-like
+    weights : array-like, memmap, dask array or ``.npy`` path, shape (len(source),)
+        Read with the rows, batch by batch. Checked up front a chunk at a time (finite,
+        non-negative, not all zero), so a bad weight is refused before the first step.
+    """
+
+    def __init__(self, source, weights):
+        self.source = source
+        self.weights = weight_column(weights, len(source))
+        positive = False
+        for a in range(0, len(source), CHECK_ROWS):
+            w = check_weights(self.weights[a:a + CHECK_ROWS], "sample_weight", a)
+            positive = positive or bool(np.any(w > 0))
+        if not positive:
+            raise ValueError("sample_weight is zero everywhere")
+
+    def __len__(self):
+        return len(self.source)
+
+    def take(self, rows):
+        X, y = self.source.take(rows)[:2]
+        return X, y, np.asarray(self.weights[rows])
+
+
+class BatchWeights:
+    """Each streamed batch's row weights on the device, shape ``(rows, 1)``: the batch's
+    sample weights (read with its rows, or the third element of an iterable's batch) times
+    its labels' class weights. ``None`` for a batch without either (the unweighted path).
+
+    Parameters
+    ----------
+    net : Network
+        Its labels (``targets_``) index ``per_class``; its context takes the weights.
+    per_class : numpy.ndarray of shape (n_classes,), optional
+        Weight of each class, fixed before training
+        (:meth:`~nnx.data.TargetEncoder.per_class_weights`; ``"balanced"`` counted in the
+        label pass over the source).
+    """
+
+    def __init__(self, net, per_class=None):
+        self.net, self.per_class = net, per_class
+
+    def __call__(self, y, w, k):
+        if w is None and self.per_class is None:
+            return None
+        n = len(y)
+        try:
+            if w is not None and len(w) != n:
+                raise ValueError(f"w has {len(w)} rows but y has {n}")
+            w = np.ones(n) if w is None else check_weights(w, "sample_weight")
+            if self.per_class is not None:
+                w = w * self.per_class[self.net.targets_.class_index(np.asarray(y))]
+            check_in_range(w, "sample_weight * class_weight", self.net.ctx.dtype_name)
+        except ValueError as exc:
+            raise ValueError(f"batch {k} of the data source: {exc}") from None
+        return self.net.ctx.asarray(w.reshape(n, 1))
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -141,9 +238,15 @@ class StreamBatches:
     Rows are read in groups of whole batches (about :data:`GROUP_BYTES` each): one read of
     the group's rows (in sorted order), one check, one transfer to the device, then the
     group's batches are slices of it, so that a small batch costs what it costs in memory.
-    The same interface as :class:`~nnx.data.EpochBatches` (``epoch``, calling it for the
-    batches, ``batch`` for one again), so the training loop and the divergence guard do not
-    know which they have.
+    The host thread does all of that (reading, checking, moving) for the groups ahead,
+    inside the backend's :class:`~nnx.backend.Transfer` (on CUDA, copies from pinned host
+    buffers on a stream of their own, which the training waits for on the device, not on
+    the host). The same interface as :class:`~nnx.data.EpochBatches` (``epoch``, calling it
+    for the batches, ``batch`` for one again), so the training loop and the divergence guard
+    do not know which they have.
+
+    A bad batch is a ``ValueError`` that names the batch and, where it can, the first bad
+    row as a row of the source (of an iterable: counted from the epoch's first batch).
 
     Parameters
     ----------
@@ -152,14 +255,19 @@ class StreamBatches:
     source : Dataset-like or iterable source (see :func:`source_for`)
     batch_size : int or None
     prefetch : int >= 0
-        Groups (or, for iterables, batches) read ahead by a host thread (0: read in the loop).
+        Groups read ahead by a host thread (0: read in the loop).
     steps_per_epoch : int, optional
         Batches per epoch of an iterable source.
+    weights : BatchWeights, optional
+        Default: each batch's own weights (an iterable's ``(X, y, w)``), if any.
     """
 
-    def __init__(self, net, source, batch_size, prefetch=2, steps_per_epoch=None):
+    def __init__(self, net, source, batch_size, prefetch=2, steps_per_epoch=None,
+                 weights=None):
         self.net, self.source, self.prefetch = net, source, prefetch
         self.steps_per_epoch = steps_per_epoch
+        self.weights = BatchWeights(net) if weights is None else weights
+        self.transfer = net.ctx.transfer()
         self.map_style = not isinstance(source, IterableSource)
         self.replayable = self.map_style or source.replayable
         self.n_rows = self.bounds = self.groups = self._pool = None
@@ -183,25 +291,106 @@ class StreamBatches:
         return epoch_order(self.n_rows, shuffle, self.net.random.shuffle)
 
     def _read_rows(self, order, a, b):
-        """Host rows ``a:b`` of an epoch's order, read in sorted order: ``(X, y)``."""
+        """Host rows ``a:b`` of an epoch's order, read in sorted order: ``(X, y, w)``
+        (``w`` ``None`` for a source without weights)."""
         if order is None:
-            return self.source.take(np.arange(a, b))
+            return tuple(None if v is None else np.asarray(v)
+                         for v in _rows_item(self.source.take(np.arange(a, b))))
         rows = order[a:b]
         sort = np.argsort(rows, kind="stable")
-        X, y = self.source.take(rows[sort])
-        X, y = np.asarray(X), (None if y is None else np.asarray(y))
         back = np.empty_like(sort)
         back[sort] = np.arange(sort.shape[0])
-        return X[back], (None if y is None else y[back])
+        return tuple(None if v is None else np.asarray(v)[back]
+                     for v in _rows_item(self.source.take(rows[sort])))
+
+    def _prepare(self, X, y, w, k):
+        """Host rows of batch ``k`` (or a group from it) checked and on the device."""
+        Xd, Yd = self.net.prepare_batch(X, y, k)
+        return Xd, Yd, self.weights(y, w, k)
+
+    def _prepare_group(self, ks, edges, X, y, w, rows, where="of the source"):
+        """Batches ``ks`` (rows ``edges[i]:edges[i + 1]`` of the host arrays) checked and
+        moved at once: ``([xb, yb, wb], rows)`` pairs. ``rows`` maps each row to the source's
+        row, for errors."""
+        try:
+            Xd, Yd, Wd = self._prepare(X, y, w, ks[0])
+        except ValueError:
+            for k, a, b in zip(ks, edges, edges[1:]):  # find the batch, then the row
+                self._check_batch(k, *(None if v is None else v[a:b] for v in (X, y, w)),
+                                  rows[a:b], where)
+            raise
+        return [([Xd[a:b, ...], Yd[a:b, ...], None if Wd is None else Wd[a:b, ...]],
+                 float(b - a)) for a, b in zip(edges, edges[1:])]
+
+    def _check_batch(self, k, X, y, w, rows, where):
+        """Raise the error of batch ``k``, naming its first bad row as a source row."""
+        try:
+            self._prepare(X, y, w, k)
+        except ValueError as exc:
+            n = len(rows)
+
+            def prefix_fails(m):  # a prefix fails once it holds a bad row
+                try:
+                    self._prepare(*(None if v is None else v[:m] for v in (X, y, w)), k)
+                except ValueError:
+                    return True
+                return False
+
+            if n == 0:
+                raise
+            lo, hi = 1, n  # the shortest failing prefix, by bisection
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if prefix_fails(mid) else (mid + 1, hi)
+            raise ValueError(f"{exc} (row {lo - 1} of batch {k} is row {rows[lo - 1]} "
+                             f"{where})") from None
+
+    def _group(self, order, k0, k1):
+        """Batches ``k0:k1`` of a map-style source, read, checked and on the device."""
+        a, b = self.bounds[k0][0], self.bounds[k1 - 1][1]
+        X, y, w = self._read_rows(order, a, b)
+        rows = np.arange(a, b) if order is None else order[a:b]
+        edges = [i - a for i, _ in self.bounds[k0:k1]] + [b - a]
+        return self._prepare_group(range(k0, k1), edges, X, y, w, rows)
+
+    def _iterable_group(self, parts, start):
+        """An iterable's batches ``parts`` (``(k, X, y, w)``, the first at row ``start`` of
+        the epoch), stacked, checked and moved at once when they stack."""
+        if not parts:
+            return []  # the epoch is over
+        where = "counted from the epoch's first batch"
+        sizes = [X.shape[0] if X.ndim else 0 for _, X, _, _ in parts]
+        firsts = np.cumsum([start] + sizes)
+        if _stackable(parts):
+            try:
+                X, y = (np.concatenate([p[i] for p in parts]) for i in (1, 2))
+                w = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
+            except (ValueError, TypeError):  # labels of types that do not mix
+                pass
+            else:
+                return self._prepare_group([p[0] for p in parts], firsts - start, X, y, w,
+                                           np.arange(start, firsts[-1]), where)
+        batches = []  # each on its own, so that the one at fault is named
+        for (k, X, y, w), first, last in zip(parts, firsts, firsts[1:]):
+            batches += self._prepare_group([k], [0, last - first], X, y, w,
+                                           np.arange(first, last), where)
+        return batches
+
+    def _staged(self, prepare):
+        """``prepare()`` (a group's reading, checks and copies) inside the transfer's
+        scope: ``(batches, token)``, the token marking when the copies are done."""
+        with self.transfer.scope():
+            batches = prepare()
+            return batches, self.transfer.record()
 
     def _reads(self, data):
-        """What the host thread does, in order: read a group (map-style) or a batch."""
+        """What the host thread does, in order: prepare a group (map-style) or pull one."""
         if not self.map_style:
-            yield from self.source.reads(data)
+            for pull in self.source.reads(data):
+                yield lambda pull=pull: self._staged(lambda: self._iterable_group(*pull()))
             return
         for k0, k1 in self.groups:
-            yield lambda k0=k0, k1=k1: (k0, k1, *self._read_rows(
-                data, self.bounds[k0][0], self.bounds[k1 - 1][1]))
+            yield lambda k0=k0, k1=k1: self._staged(lambda: self._group(data, k0, k1))
 
     def _ahead(self, data):
         """The results of :meth:`_reads`, ``prefetch`` ahead on a thread."""
@@ -232,71 +421,50 @@ class StreamBatches:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-    def _prepare_group(self, k0, k1, X, y):
-        """A group's rows checked and on the device; an error names the batch."""
-        try:
-            return self.net.prepare_batch(X, y, k0)
-        except ValueError:
-            start = self.bounds[k0][0]
-            for k in range(k0, k1):  # find the batch
-                a, b = (i - start for i in self.bounds[k])
-                self.net.prepare_batch(X[a:b], None if y is None else y[a:b], k)
-            raise
+        self.transfer.close()
 
     def __call__(self, data):
-        """Device batches of an epoch: ``([xb, yb, None], rows)`` pairs."""
-        if not self.map_style:
-            yield from self._iterable_batches(data)
-            return
-        for k0, k1, X, y in self._ahead(data):
-            Xd, Yd = self._prepare_group(k0, k1, X, y)
-            start = self.bounds[k0][0]
-            for k in range(k0, k1):
-                a, b = (i - start for i in self.bounds[k])
-                yield [Xd[a:b, ...], Yd[a:b, ...], None], float(b - a)
-
-    def _iterable_batches(self, data):
-        """An iterable's batches, pulled a group at a time on the prefetch thread, each
-        group checked and moved to the device at once."""
-        for group in self._ahead(data):
-            if not group:
+        """Device batches of an epoch: ``([xb, yb, wb], rows)`` pairs."""
+        for batches, token in self._ahead(data):
+            if not batches:  # an iterable's end
                 return
-            yield from self._flush(group)
-
-    def _flush(self, group):
-        if not group:
-            return
-        if len({np.shape(X)[1:] for _, X, _ in group}) > 1 or any(y is None for *_, y in group):
-            Xd = Yd = None  # batches that do not stack: each on its own (and named)
-        else:
-            try:
-                Xd, Yd = self.net.prepare_batch(np.concatenate([X for _, X, _ in group]),
-                                                np.concatenate([y for *_, y in group]),
-                                                group[0][0])
-            except ValueError:
-                Xd = Yd = None  # find the batch at fault below
-        start = 0
-        for k, X, y in group:
-            rows = len(X)
-            if Xd is None:
-                yield list(self.net.prepare_batch(X, y, k)) + [None], float(rows)
-            else:
-                yield [Xd[start:start + rows, ...], Yd[start:start + rows, ...], None], \
-                    float(rows)
-            start += rows
+            self.transfer.wait(token)  # the device waits for the copies, not the host
+            yield from batches
+            self.transfer.release((batches, token))
 
     def batch(self, data, k):
         """Batch ``k`` of an epoch again (the divergence guard's replay)."""
         if not self.map_style:
             raise ValueError("an iterator cannot be replayed")
-        X, y = self._read_rows(data, *self.bounds[k])
-        xb, yb = self.net.prepare_batch(X, y, k)
-        return [xb, yb, None]
+        return list(self._prepare(*self._read_rows(data, *self.bounds[k]), k))
+
+
+def _stackable(parts) -> bool:
+    """Whether an iterable's batches ``(k, X, y, w)`` (NumPy arrays) can be checked as one
+    array: 2-D features of one width, targets and weights of as many rows (else each batch
+    is checked on its own, and the error names it). Attributes, not ``np.shape``: this runs
+    for every batch."""
+    _, X0, y0, w0 = parts[0]
+    width, label_shape = X0.shape[1:], None if y0 is None else y0.shape[1:]
+    for _, X, y, w in parts:
+        n = X.shape[0] if X.ndim else 0
+        if (X.ndim != 2 or n == 0 or X.shape[1:] != width or y is None or y.ndim == 0
+                or y.shape[0] != n or y.shape[1:] != label_shape or (w is None) != (w0 is None)
+                or (w is not None and (w.ndim == 0 or w.shape[0] != n))):
+            return False
+    return True
+
+
+def _rows_item(item):
+    """A dataset's ``take`` result as ``(X, y, w)``."""
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        raise ValueError("a dataset's take(rows) must return (X, y) or (X, y, w); got "
+                         f"{type(item).__name__}")
+    return (*item, None)[:3]
 
 
 class IterableSource:
-    """Batches ``(X, y)`` from an iterable (see the module docstring)."""
+    """Batches ``(X, y)`` or ``(X, y, w)`` from an iterable (see the module docstring)."""
 
     def __init__(self, data):
         self.data = data
@@ -322,12 +490,14 @@ class IterableSource:
     def reads(self, data):
         """Callables for the host thread, each pulling the next group of batches (about
         GROUP_BYTES) from the iterator: the user's generator runs on the thread too. A
-        group is a list of ``(k, X, y)``; an empty one means the epoch is over."""
+        pull returns ``(group, start)``: a list of ``(k, X, y, w)`` and the row its first
+        batch starts at, counted from the epoch's first batch; an empty group means the
+        epoch is over."""
         iterator, steps = data
-        state = {"count": 0, "done": False}
+        state = {"count": 0, "rows": 0, "done": False, "arity": None}
 
         def pull():
-            group, size = [], 0
+            group, size, start = [], 0, state["rows"]
             while (not state["done"] and not self.stopping.is_set() and size < GROUP_BYTES
                    and len(group) < MAX_GROUP_BATCHES
                    and (steps is None or state["count"] < steps)):
@@ -336,10 +506,11 @@ class IterableSource:
                 except StopIteration:
                     state["done"] = True
                     break
-                X, y = _split_item(item, state["count"])
-                X, y = np.asarray(X), None if y is None else np.asarray(y)
-                group.append((state["count"], X, y))
+                X, y, w = (None if v is None else np.asarray(v)
+                           for v in _split_item(item, state["count"], state))
+                group.append((state["count"], X, y, w))
                 state["count"] += 1
+                state["rows"] += X.shape[0] if X.ndim else 0
                 size += X.size * 8
             if not group:
                 count = state["count"]
@@ -348,8 +519,8 @@ class IterableSource:
                                      "exhausted iterator)")
                 if steps is not None and count < steps:
                     raise ValueError(f"the data source was exhausted after {count} of "
-                                     f"steps_per_epoch={steps} batches")
-            return group
+                                     f"steps_per_epoch={steps} batches ({state['rows']} rows)")
+            return group, start
 
         while (not state["done"] and not self.stopping.is_set()
                and (steps is None or state["count"] < steps)):
@@ -361,7 +532,8 @@ class IterableSource:
         if self.one_shot:
             raise ValueError("pass classes= (every label) when training from a one-shot "
                              "iterator: the labels cannot be read ahead")
-        ys = [y for _, y in (_split_item(item, k) for k, item in enumerate(self.fresh()))]
+        state = {"arity": None}
+        ys = [_split_item(item, k, state)[1] for k, item in enumerate(self.fresh())]
         if not ys:
             raise ValueError("the data source gave no batch")
         if any(y is None for y in ys):
@@ -369,11 +541,19 @@ class IterableSource:
         return np.concatenate([np.asarray(y) for y in ys])
 
 
-def _split_item(item, k):
-    if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise ValueError(f"batch {k}: a data source must give (X, y) pairs; got "
-                         f"{type(item).__name__}")
-    return item
+def _split_item(item, k, state):
+    """Batch ``k`` of an iterable as ``(X, y, w)``; every batch must have as many elements
+    as the first (``state["arity"]``)."""
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        raise ValueError(f"batch {k}: a data source must give (X, y) or (X, y, w) batches; "
+                         f"got {type(item).__name__}")
+    if state["arity"] is None:
+        state["arity"] = len(item)
+    elif len(item) != state["arity"]:
+        raise ValueError(f"batch {k} of the data source has {len(item)} elements but the "
+                         f"first had {state['arity']}: give every batch as (X, y), or every "
+                         "batch as (X, y, w)")
+    return (*item, None)[:3]
 
 
 def source_for(X, y=None):
@@ -399,6 +579,8 @@ def targets_of(source, classes=None):
         if source.y is None:
             raise ValueError("y is missing: pass the targets (an array, memmap or .npy path)")
         return np.asarray(source.y)
+    if isinstance(source, Weighted):
+        return targets_of(source.source, classes)
     if isinstance(source, IterableSource):
         # every label named: enough to learn the kind and the set without a pass
         return np.asarray(classes) if classes is not None else source.labels()
@@ -413,5 +595,6 @@ def targets_of(source, classes=None):
     return np.concatenate([np.asarray(y) for y in parts])
 
 
-__all__ = ["ArrayDataset", "Dataset", "Rows", "StreamBatches", "is_streamed", "open_array",
-           "source_for", "targets_of"]
+__all__ = ["ArrayDataset", "BatchWeights", "Dataset", "Rows", "StreamBatches", "Weighted",
+           "check_weights", "is_streamed", "open_array", "source_for", "targets_of",
+           "weight_column"]

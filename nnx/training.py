@@ -21,8 +21,8 @@ from .checks import (check_batch_size, check_bool, check_choice, check_number,
 from .data import EpochBatches
 from .distributed import data_parallel
 from .guard import DivergenceGuard
-from .sources import (ArrayDataset, IterableSource, Rows, StreamBatches, is_streamed,
-                      source_for, targets_of)
+from .sources import (ArrayDataset, BatchWeights, IterableSource, Rows, StreamBatches,
+                      Weighted, is_streamed, source_for, targets_of, weight_column)
 
 
 def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, callbacks=None,
@@ -98,23 +98,55 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
 def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validation_split,
              validation_data, sample_weight, class_weight):
     """The batches and validation data of a source read batch by batch (:mod:`nnx.sources`):
-    the classes learned first, validation from a second source or a held-out tail."""
-    if sample_weight is not None or class_weight is not None:
-        raise ValueError("sample_weight and class_weight are for arrays in memory; a streamed "
-                         "source cannot take them yet (pass the arrays, or drop the weights)")
+    the classes learned first, validation from a second source or a held-out tail.
+
+    Weights: ``sample_weight`` (an array, memmap or ``.npy`` path with one weight per row of
+    a source with rows) is read with the rows; an iterable gives them as the third element
+    of each batch, ``(X, y, w)``. ``class_weight`` multiplies them batch by batch, its
+    ``"balanced"`` counts taken from the label pass over the training rows. A held-out tail
+    is scored unweighted, as a validation split in memory is.
+    """
     source = source_for(X, y)
+    iterable = isinstance(source, IterableSource)
+    weights = None
+    if sample_weight is not None:
+        if iterable:
+            raise ValueError("an iterable source gives its weights as the third element of "
+                             "each batch, (X, y, w); sample_weight= is for arrays, memmaps "
+                             "and datasets")
+        weights = weight_column(sample_weight, len(source))  # one per row, before the split
     validation = None
     if validation_split is not None and validation_data is None:
         source, validation = held_out_tail(source, validation_split)  # scored in chunks
     if not net.built:
         net.build(_feature_count(source))
-    net.learn_targets(targets_of(source, classes), classes)
+    labels = None
+    if net.targets_ is None:  # a network that knows its labels checks them batch by batch
+        labels = targets_of(source, classes)
+        net.learn_targets(labels, classes)
+    if weights is not None:
+        source = Weighted(source, weights[:len(source)])
+    per_class = None
+    if class_weight is not None:
+        if class_weight == "balanced" and (classes is not None or labels is None):
+            labels = _every_label(source)  # the counts need every label
+        per_class = net.targets_.per_class_weights(class_weight, labels)
     if validation_data is not None:  # after the labels: classes= holds for it too
         validation = validation_pair(net, validation_data)
-    batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch)
+    batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch,
+                            BatchWeights(net, per_class))
     if batches.map_style:
         net.check_batch_rows(batches.n_rows, batch_size)
     return batches, validation
+
+
+def _every_label(source):
+    """Every training label of a source, for ``class_weight="balanced"``'s counts."""
+    if isinstance(source, IterableSource) and source.one_shot:
+        raise ValueError("class_weight='balanced' counts the labels in a pass over the "
+                         "source, which a one-shot iterator cannot give: pass a dict of "
+                         "class weights, or a callable that returns a new iterator")
+    return targets_of(source)
 
 
 def held_out_tail(source, fraction):

@@ -5,24 +5,29 @@ CuPy differs from the other backends in ways a CPU suite never meets:
 - its creation functions (``zeros``, ``ones``, ``full``, ``arange``, the ``*_like`` ones, as
   wrapped by array-api-compat) ignore ``device=`` and allocate on the *current* device;
 - its device objects define equality but no hash;
-- its random generator holds a ``threading.Lock`` (CuPy 14), so it cannot be deep-copied.
+- its random generator holds a ``threading.Lock`` (CuPy 14), so it cannot be deep-copied;
+- a streamed source's copies go through pinned buffers on a copy stream
+  (:class:`nnx.backend.StreamTransfer`), which the training waits for on the device.
 
 :class:`CupyLikeBackend` reproduces all three on top of array_api_strict: arrays made on the
 wrong device meet arrays of the right one and array_api_strict refuses to mix them, exactly
-where a multi-GPU CuPy run would compute on the wrong GPU. ``honour=True`` applies the same
+where a multi-GPU CuPy run would compute on the wrong GPU; its streams are
+:class:`RecordingStreams`, which count what a streamed fit asks of them. ``honour=True`` applies the same
 :func:`nnx.backend.honour_device` fix as the real CuPy namespace; ``honour=False`` keeps the
 raw behaviour, so only the network's entry-point scope keeps arrays on the right device.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import sys
 import threading
 
 import numpy as np
 
-from nnx.backend import Namespace, NativeUniform, StrictBackend, honour_device
+from nnx.backend import (Namespace, NativeUniform, StreamTransfer, StrictBackend,
+                         honour_device)
 
 
 def _strict():
@@ -109,6 +114,68 @@ class CupyLikeBackend(StrictBackend):
 
     def native_uniform(self, ctx, seed):
         return LockedUniform(ctx, seed)
+
+    def transfer(self, device):
+        streams = RecordingStreams(
+            lambda: self.use_device(device),
+            lambda shape, dtype: np.empty(shape, dtype=dtype._np_dtype),
+            lambda pinned: self.namespace().asarray(pinned, device=device))
+        self.streams.append(streams)  # for the tests to read
+        return StreamTransfer(streams)
+
+    @property
+    def streams(self):
+        return self.__dict__.setdefault("_streams", [])
+
+
+class RecordingStreams:
+    """A CPU stand-in for a CUDA library's streams, events and pinned memory (what
+    :class:`nnx.backend.StreamTransfer` asks of them), counting each call in ``calls``.
+
+    Pinned buffers are plain host arrays and uploads ordinary copies; an upload outside
+    :meth:`scope` (the copy stream current) fails, as does a wait for an event that is not a
+    copy's. Nothing here can make the host wait: a host synchronisation would be a call this
+    class does not have.
+    """
+
+    def __init__(self, scope, pinned, upload):
+        self._scope, self._pinned, self._upload = scope, pinned, upload
+        self.calls = collections.Counter()
+        self.upload_threads = set()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def scope(self):
+        with self._scope():
+            self._local.on_copy_stream = True
+            try:
+                yield
+            finally:
+                self._local.on_copy_stream = False
+
+    def pinned(self, shape, dtype):
+        self.calls["pinned"] += 1
+        return self._pinned(shape, dtype)
+
+    def upload(self, pinned):
+        if not getattr(self._local, "on_copy_stream", False):
+            raise AssertionError("a host-to-device copy outside the copy stream")
+        self.calls["upload"] += 1
+        self.upload_threads.add(threading.current_thread().name)
+        return self._upload(pinned)
+
+    def record(self, copy):
+        self.calls["record_copy" if copy else "record_compute"] += 1
+        return "copy" if copy else "compute"
+
+    def wait(self, event):
+        if event != "copy":
+            raise AssertionError(f"the training stream waits for a {event!r} event")
+        self.calls["wait"] += 1
+
+    def done(self, event):
+        self.calls["query"] += 1
+        return True
 
 
 class _LockedGenerator:

@@ -103,14 +103,23 @@ def test_datasets_and_iterables_train(backend):
     assert len(one_shot.history_.epoch) == 4
 
 
-def test_bad_sources_name_the_batch(tmp_path):
+def test_bad_sources_name_the_batch_and_the_row(tmp_path):
     X, y = _data(120, 5)
     good = [(X[:40], y[:40]), (X[40:80], y[40:80])]
+    nan = np.where(X[80:] > 1.5, np.nan, X[80:])
+    first_nan = 80 + int(np.argmax(np.isnan(nan).any(axis=1)))
+    stranger = y[80:].copy()
+    stranger[13] = 7
+    here = "counted from the epoch's first batch"
     cases = [
-        (good + [(X[80:, :4], y[80:])], "batch 2 of the data source.*4 features.*5"),
-        (good + [(np.full((40, 5), "a"), y[80:])], "batch 2 of the data source"),
-        (good + [(np.where(X[80:] > 2, np.nan, X[80:]), y[80:])], r"batch 2 .*NaN"),
-        (good + [(X[80:], np.full(40, 7))], "batch 2 of the data source.*7"),
+        (good + [(X[80:, :4], y[80:])], f"batch 2 of the data source.*4 features.*5.*row 80 {here}"),
+        (good + [(np.full((40, 5), "a"), y[80:])], f"batch 2 of the data source.*row 80 {here}"),
+        (good + [(nan, y[80:])], rf"batch 2 .*NaN.*is row {first_nan} {here}"),
+        (good + [(X[80:], stranger)], rf"batch 2 of the data source.*7.*row 13 of batch 2 is row "
+                                      rf"93 {here}"),
+        (good + [(X[80:], y[80:], np.ones(40))], "batch 2 of the data source has 3 elements"),
+        (good + [(X[80:], y[80:-1])], "batch 2 of the data source.*40 and 39"),
+        (good + [(X[80:80], y[80:80])], "batch 2 of the data source.*empty"),
     ]
     for batches, match in cases:
         net = nnx.Network([5, 8, 3], seed=0)
@@ -119,19 +128,96 @@ def test_bad_sources_name_the_batch(tmp_path):
     with pytest.raises(ValueError, match="no batch"):
         nnx.Network([5, 8, 3]).fit(lambda: iter([]), epochs=1, classes=[0, 1, 2])
     one_shot = iter(good)
-    with pytest.raises(ValueError, match="exhausted after 2 of steps_per_epoch=3"):
+    with pytest.raises(ValueError, match=r"exhausted after 2 of steps_per_epoch=3 batches "
+                                         r"\(80 rows\)"):
         nnx.Network([5, 8, 3]).fit(one_shot, epochs=1, steps_per_epoch=3, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="steps_per_epoch"):
         nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, classes=[0, 1, 2])
     with pytest.raises(ValueError, match="classes="):
         nnx.Network([5, 8, 3]).fit(iter(good), epochs=1, steps_per_epoch=2)
-    with pytest.raises(ValueError, match="sample_weight and class_weight"):
-        nnx.Network([5, 8, 3]).fit(good, class_weight="balanced")
-    Xm, ym = _memmaps(tmp_path, X, y[:100].copy() if False else y)
+    Xm, ym = _memmaps(tmp_path, X, y)
     with pytest.raises(ValueError, match="not a .npy file"):
         nnx.Network([5, 8, 3]).fit(tmp_path / "X.npz", ym)
     with pytest.raises(ValueError, match="120 rows but y has 100"):
         nnx.Network([5, 8, 3]).fit(Xm, y[:100])
+
+
+@pytest.mark.parametrize("shuffle", [True, "block", False])
+def test_a_bad_row_of_a_memmap_is_named_as_a_row_of_the_source(tmp_path, shuffle, monkeypatch):
+    """Wherever the shuffle puts it, in whichever group and batch, the error names the row
+    as the source numbers it; labels outside classes= are refused before the first step."""
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 2000)  # several groups of a few batches
+    X, y = _data()
+    X[137, 2] = np.nan
+    Xm, ym = _memmaps(tmp_path, X, y)
+    with pytest.raises(ValueError, match=r"batch \d+ of the data source: X contains NaN.* "
+                                         r"is row 137 of the source"):
+        nnx.Network([5, 8, 3], seed=0).fit(Xm, ym, epochs=1, batch_size=16, shuffle=shuffle)
+    y[251] = 5
+    _, ym = _memmaps(tmp_path, X, y)
+    with pytest.raises(ValueError, match=r"not among the classes.*\[5\] \(first at row 251\)"):
+        nnx.Network([5, 8, 3], seed=0).fit(Xm, ym, epochs=1, classes=[0, 1, 2])
+
+
+def _weighted_data(tmp_path):
+    X, y = _data()
+    w = np.random.default_rng(5).uniform(0.0, 2.0, size=len(y))
+    np.save(tmp_path / "w.npy", w)
+    return X, y, w
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_weighted_streamed_fit_equals_the_weighted_in_memory_fit(backend, tmp_path, shuffle):
+    """Sample weights read with the rows (a .npy path) and class weights applied batch by
+    batch ("balanced" counted in the label pass) give the in-memory fit's parameters."""
+    X, y, w = _weighted_data(tmp_path)
+    Xm, ym = _memmaps(tmp_path, X, y)
+    for sample_weight, class_weight in ((w, None), (None, {0: 2.0, 2: 0.5}),
+                                        (w, "balanced")):
+        memory, streamed = _net(backend), _net(backend)
+        h1 = memory.fit(X, y, epochs=2, batch_size=32, shuffle=shuffle,
+                        sample_weight=sample_weight, class_weight=class_weight)
+        h2 = streamed.fit(Xm, ym, epochs=2, batch_size=32, shuffle=shuffle,
+                          sample_weight=None if sample_weight is None else tmp_path / "w.npy",
+                          class_weight=class_weight)
+        for name, p in _params(memory).items():
+            np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
+        assert h1.history["loss"] == h2.history["loss"]
+
+
+def test_an_iterable_gives_its_weights_with_its_batches(backend, tmp_path):
+    X, y, w = _weighted_data(tmp_path)
+    batches = [(X[i:i + 32], y[i:i + 32], w[i:i + 32]) for i in range(0, len(y), 32)]
+    memory, streamed = _net(backend), _net(backend)
+    memory.fit(X, y, epochs=2, batch_size=32, shuffle=False, sample_weight=w,
+               class_weight="balanced")
+    streamed.fit(lambda: iter(batches), epochs=2, class_weight="balanced", classes=[0, 1, 2])
+    for name, p in _params(memory).items():
+        np.testing.assert_array_equal(_params(streamed)[name], p, err_msg=name)
+
+
+def test_bad_weights_of_a_source_are_refused_naming_the_row(tmp_path):
+    X, y, w = _weighted_data(tmp_path)
+    Xm, ym = _memmaps(tmp_path, X, y)
+    net = nnx.Network([5, 8, 3], seed=0)
+    bad = w.copy()
+    bad[211] = -1.0
+    with pytest.raises(ValueError, match=r"sample_weight must be finite and non-negative; "
+                                         r"row 211 of the source has -1.0"):
+        net.fit(Xm, ym, epochs=1, sample_weight=bad)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(300,\)"):
+        net.fit(Xm, ym, epochs=1, sample_weight=w[:10])
+    with pytest.raises(ValueError, match="zero everywhere"):
+        net.fit(Xm, ym, epochs=1, sample_weight=np.zeros(300))
+    batches = [(X[:150], y[:150], w[:150]), (X[150:], y[150:], bad[150:])]
+    with pytest.raises(ValueError, match=r"batch 1 of the data source: sample_weight must be "
+                                         r"finite.*row 61 of batch 1 is row 211 counted"):
+        net.fit(batches, epochs=1)
+    with pytest.raises(ValueError, match=r"third element of each batch, \(X, y, w\)"):
+        net.fit(batches, epochs=1, sample_weight=w)
+    with pytest.raises(ValueError, match="'balanced' counts the labels.*one-shot"):
+        nnx.Network([5, 8, 3], seed=0).fit(iter(batches), epochs=1, steps_per_epoch=2,
+                                           classes=[0, 1, 2], class_weight="balanced")
 
 
 def test_streamed_inference_equals_in_memory(backend, tmp_path):
@@ -258,3 +344,128 @@ def test_streamed_sources_that_review_found_wrong(tmp_path):
     reg.fit(reg_X, reg_y, epochs=3)
     assert reg.score(str(tmp_path / "R.NPY"), reg_y) == pytest.approx(reg.score(reg_X, reg_y),
                                                                       rel=1e-9)
+
+
+class _On:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def cupy_like():
+    """The CuPy stand-in (``cupy_like.py``), whose streams record what a fit asks of them."""
+    from cupy_like import CupyLikeBackend
+
+    from nnx.backend import register_backend, unregister_backend
+
+    backend = register_backend(CupyLikeBackend(honour=True))
+    yield backend
+    unregister_backend(backend.name)
+
+
+@pytest.mark.parametrize("prefetch", [2, 0])
+def test_groups_cross_through_pinned_buffers_on_a_copy_stream(cupy_like, tmp_path, monkeypatch,
+                                                              prefetch):
+    """On a CUDA backend each group of rows is written to a pinned buffer and copied on the
+    copy stream (by the prefetch thread when there is one), and the training stream waits
+    for the copy on the device: once per group whatever the number of steps, and never on
+    the host. The parameters are the in-memory fit's."""
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 80 * 5 * 8)  # groups of 80 rows
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    on = _On(backend=cupy_like.name, device="device1")
+    memory = _net(on)
+    memory.fit(X, y, epochs=2, batch_size=16)
+    calls = {}
+    for batch in (16, 8):  # 19 and 38 steps an epoch, 4 groups either way
+        cupy_like.streams.clear()
+        net = _net(on)
+        net.fit(Xm, ym, epochs=2, batch_size=batch, prefetch=prefetch)
+        (streams,) = cupy_like.streams
+        calls[batch] = dict(streams.calls)
+        assert streams.upload_threads == {"nnx-prefetch_0" if prefetch else "MainThread"}
+        if batch == 16:
+            for name, p in _params(memory).items():
+                np.testing.assert_array_equal(_params(net)[name], p, err_msg=name)
+    per_group = {"pinned": 8, "upload": 8, "record_copy": 8, "wait": 8, "record_compute": 8,
+                 "query": 8}  # 4 groups, 2 epochs
+    assert calls[16] == calls[8] == per_group
+
+
+def test_the_copy_stream_path_adds_no_host_sync_per_step(torch):
+    """The sync audit (torch's operators that would block the host on CUDA) over a streamed
+    fit whose copies take the pinned-buffer path: nothing grows with the steps."""
+    import contextlib
+
+    from cupy_like import RecordingStreams
+
+    from nnx.backend import StreamTransfer, TorchBackend, register_backend, unregister_backend
+    from nnx.sync_audit import per_step_syncs
+
+    made = []
+
+    class StagedTorch(TorchBackend):
+        name = "torch_staged"
+
+        def transfer(self, device):
+            made.append(RecordingStreams(
+                contextlib.nullcontext, lambda shape, dtype: torch.empty(shape, dtype=dtype)
+                .numpy(), torch.from_numpy))
+            return StreamTransfer(made[-1])
+
+    def run(steps):
+        X, y = _data(steps * 8, 5)
+        net = nnx.Network([5, 8, 3], backend="torch_staged", seed=0)
+        net.fit(ArrayDataset(X, y), epochs=2, batch_size=8, prefetch=0)
+
+    register_backend(StagedTorch())
+    try:
+        few, many = per_step_syncs(run)
+    finally:
+        unregister_backend("torch_staged")
+    assert many == few
+    assert made and all(streams.calls["upload"] > 0 for streams in made)
+
+
+def _cuda_context(name):
+    try:
+        return nnx.get_context(name, "cuda:0")
+    except (ImportError, ValueError) as exc:
+        pytest.skip(f"needs a CUDA GPU for {name}: {str(exc).splitlines()[0]}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "torch"])
+def test_on_cuda_groups_are_copied_on_a_copy_stream(name, tmp_path, monkeypatch):
+    """On a GPU: a StreamTransfer, several groups read ahead, and the in-memory fit's
+    parameters (the copy stream's event orders every copy before its steps)."""
+    from nnx.backend import StreamTransfer
+
+    ctx = _cuda_context(name)
+    assert isinstance(ctx.transfer(), StreamTransfer)
+    monkeypatch.setattr("nnx.sources.GROUP_BYTES", 80 * 5 * 8)
+    X, y = _data()
+    Xm, ym = _memmaps(tmp_path, X, y)
+    on = _On(backend=name, device="cuda:0")
+    memory, streamed = _net(on), _net(on)
+    memory.fit(X, y, epochs=3, batch_size=16)
+    streamed.fit(Xm, ym, epochs=3, batch_size=16, prefetch=2)
+    for key, p in _params(memory).items():
+        np.testing.assert_array_equal(_params(streamed)[key], p, err_msg=key)
+
+
+def test_the_gpu_acceptance_streaming_part(torch):
+    """What the GPU acceptance's streaming part runs, on torch's CPU; without a GPU the part
+    is skipped with the reason."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_acceptance.py"
+    spec = importlib.util.spec_from_file_location("gpu_acceptance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.streaming_epochs("torch", "cpu", repeats=1, n=1024, batch=128)
+    assert out["steps_per_epoch"] == 8 and out["memmap_prefetch_ratio"] > 0
+    gpus = module.gpu_backends()
+    if not (gpus["cupy"] or gpus["torch"]):
+        result = module.part_streaming(None, gpus)
+        assert result["status"] == "skipped" and "GPU" in result["reason"]
