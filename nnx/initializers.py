@@ -15,8 +15,8 @@ name               distribution                             use with
 ``glorot_uniform`` :math:`U(\\pm\\sqrt{6/(n_{in}+n_{out})})`
 ``lecun_normal``   :math:`N(0, 1/n_{in})`                   SELU; also the lesson's "Xavier"
 ``lecun_uniform``  :math:`U(\\pm\\sqrt{3/n_{in}})`
-``torch_default``  :math:`U(\\pm 1/\\sqrt{n_{in}})`              ``torch.nn.Linear``'s own, for its
-                                                           weight and its bias
+``torch_default``  :math:`U(\\pm 1/\\sqrt{n_{in}})`           ``torch.nn.Linear``'s own, for its
+                                                            weight and its bias
 ``zeros``          all zeros                                biases (never weights: symmetry)
 =================  =======================================  ====================================
 
