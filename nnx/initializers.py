@@ -6,19 +6,19 @@ shape drawn when it is not ``shape`` itself: a bias of ``fan_out`` entries drawn
 kernel's bound (``Dense(bias_initializer=...)``). The layer casts the result to the network's
 dtype and moves it to the device once.
 
-=================  =======================================  ====================================
-name               distribution                             use with
-=================  =======================================  ====================================
-``he_normal``      :math:`N(0, 2/n_{in})`                   ReLU family (He et al. 2015)
-``he_uniform``     :math:`U(\\pm\\sqrt{6/n_{in}})`
-``glorot_normal``  :math:`N(0, 2/(n_{in}+n_{out}))`         sigmoid, tanh (Glorot & Bengio 2010)
-``glorot_uniform`` :math:`U(\\pm\\sqrt{6/(n_{in}+n_{out})})`
-``lecun_normal``   :math:`N(0, 1/n_{in})`                   SELU; also the lesson's "Xavier"
-``lecun_uniform``  :math:`U(\\pm\\sqrt{3/n_{in}})`
-``torch_default``  :math:`U(\\pm 1/\\sqrt{n_{in}})`              ``torch.nn.Linear``'s own, for its
-                                                           weight and its bias
-``zeros``          all zeros                                biases (never weights: symmetry)
-=================  =======================================  ====================================
+==================  =======================================  ====================================
+name                distribution                             use with
+==================  =======================================  ====================================
+``he_normal``       :math:`N(0, 2/n_{in})`                   ReLU family (He et al. 2015)
+``he_uniform``      :math:`U(\\pm\\sqrt{6/n_{in}})`
+``glorot_normal``   :math:`N(0, 2/(n_{in}+n_{out}))`         sigmoid, tanh (Glorot & Bengio 2010)
+``glorot_uniform``  :math:`U(\\pm\\sqrt{6/(n_{in}+n_{out})})`
+``lecun_normal``    :math:`N(0, 1/n_{in})`                   SELU; also the lesson's "Xavier"
+``lecun_uniform``   :math:`U(\\pm\\sqrt{3/n_{in}})`
+``torch_default``   :math:`U(\\pm 1/\\sqrt{n_{in}})`           ``torch.nn.Linear``'s own, for its
+                                                             weight and its bias
+``zeros``           all zeros                                biases (never weights: symmetry)
+==================  =======================================  ====================================
 
 Aliases ``kaiming_*`` and ``xavier_*`` name the same functions as in PyTorch. To start a
 network as torch or scikit-learn would: ``Dense(units, kernel_initializer="torch_default",

@@ -9,10 +9,10 @@ How the strengths compare across libraries (``W`` a kernel, ``n`` the batch size
 ==================================  ====================================  ======================
 nnx                                 adds to the loss                      adds to the gradient
 ==================================  ====================================  ======================
-``L2(l)`` (as Keras)                :math:`l \\sum W^2`                   :math:`2 l W`
-``L1(l)`` (as Keras)                :math:`l \\sum |W|`                   :math:`l\\,\\mathrm{sign}(W)`
+``L2(l)`` (as Keras)                :math:`l \\sum W^2`                    :math:`2 l W`
+``L1(l)`` (as Keras)                :math:`l \\sum |W|`                    :math:`l\\,\\mathrm{sign}(W)`
 torch ``weight_decay=wd`` (SGD)     nothing (gradient only)               :math:`wd\\, W` = ``L2(wd / 2)`` [*]_
-scikit-learn ``alpha``              :math:`\\frac{\\alpha}{2n} \\sum W^2`  = ``L2(alpha / (2 n))``
+scikit-learn ``alpha``              :math:`\\frac{\\alpha}{2n} \\sum W^2`    = ``L2(alpha / (2 n))``
 ==================================  ====================================  ======================
 
 .. [*] torch's ``weight_decay`` also decays biases unless they sit in a parameter group

@@ -73,8 +73,8 @@ class SyncRecorder:
     ops : int
         All operators dispatched.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with SyncRecorder() as rec:                                  # doctest: +SKIP
     ...     net.fit(X, y, epochs=1)
     >>> rec.blocking                                                 # doctest: +SKIP
