@@ -52,10 +52,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .version import __version__
+from . import tabular
 from .checks import check_in_range, first_nonfinite
+from .version import __version__
 
-_MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
+_MISSING = tabular.MISSING  # cells read as missing (see nnx.tabular)
 
 
 class CLIError(Exception):
@@ -152,103 +153,6 @@ def _use_agg():
         return False
     matplotlib.use("Agg")
     return True
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def _is_missing(text: str) -> bool:
-    return text.strip().lower() in _MISSING
-
-
-def read_csv(path):
-    """Header and rows (lists of stripped strings) of a CSV file, with shape checks."""
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"no such CSV file: {str(path)!r}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CLIError(f"{str(path)!r} is not a readable CSV file: {exc}") from None
-    if not rows:
-        raise CLIError(f"{str(path)!r} is empty")
-    header, body = rows[0], rows[1:]
-    if not body:
-        raise CLIError(f"{str(path)!r} has a header but no data rows")
-    dupes = sorted({name for name in header if header.count(name) > 1})
-    if dupes:
-        raise CLIError(f"{str(path)!r} has duplicate column names: {', '.join(map(repr, dupes))}")
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise CLIError(
-                f"{str(path)!r} line {i} has {len(row)} fields but the header has {len(header)}"
-            )
-    return header, body
-
-
-def _check_no_missing(path, header, body, columns):
-    """One error naming every column with missing cells (empty, NA, NaN, ...)."""
-    bad = {}
-    for i, row in enumerate(body, start=2):
-        for j in columns:
-            if _is_missing(row[j]):
-                first, count = bad.get(header[j], (i, 0))
-                bad[header[j]] = (first, count + 1)
-    if bad:
-        parts = [f"{name!r} ({count} row(s), first on line {first})"
-                 for name, (first, count) in bad.items()]
-        raise CLIError(
-            f"{str(path)!r} has missing values in {', '.join(parts)}; fill or drop them first"
-        )
-
-
-def _numeric_columns(path, header, body, columns) -> np.ndarray:
-    """The given columns as a float64 matrix; names every column that is not numeric."""
-    _check_no_missing(path, header, body, columns)
-    out = np.empty((len(body), len(columns)))
-    bad = []
-    for k, j in enumerate(columns):
-        try:
-            out[:, k] = [float(row[j]) for row in body]
-        except ValueError:
-            bad.append(header[j])
-    if bad:
-        raise CLIError(
-            f"non-numeric feature column(s) in {str(path)!r}: {', '.join(map(repr, bad))}; "
-            "encode them as numbers or drop them"
-        )
-    if not np.all(np.isfinite(out)):
-        j = int(np.argwhere(~np.isfinite(out))[0][1])
-        raise CLIError(f"column {header[columns[j]]!r} of {str(path)!r} contains inf or nan")
-    for k, j in enumerate(columns):  # the saved model takes raw columns in float32
-        check_in_range(out[:, k], f"column {header[j]!r} of {str(path)!r}", "float32",
-                       hint="rescale that column")
-    return out
-
-
-def load_csv(path, target):
-    """Features and target of a CSV file for ``nnx train``.
-
-    Returns
-    -------
-    X : numpy.ndarray, shape (n_samples, n_features)
-    y : numpy.ndarray of str or float
-    feature_names : list of str
-    """
-    header, body = read_csv(path)
-    if target not in header:
-        raise CLIError(
-            f"unknown target column {target!r} in {str(path)!r}; columns are: {', '.join(header)}"
-        )
-    t = header.index(target)
-    features = [j for j in range(len(header)) if j != t]
-    if not features:
-        raise CLIError(f"{str(path)!r} has no feature columns besides the target {target!r}")
-    X = _numeric_columns(path, header, body, features)
-    _check_no_missing(path, header, body, [t])
-    y = np.array([row[t] for row in body])
-    return X, y, [header[j] for j in features]
 
 
 # --------------------------------------------------------------------------- .npy / .npz
@@ -514,8 +418,9 @@ def cmd_demo(args) -> int:
 
 
 def _training_data(args):
-    """``(X, y, task, features, target, source, source_format)`` of ``nnx train``'s data
-    options; ``X`` is a memmap for a ``.npy`` file, an in-memory array otherwise."""
+    """``(X, y, task, features, target, source, source_format, preparation)`` of ``nnx
+    train``'s data options; ``X`` is a memmap for a ``.npy`` file, an in-memory array
+    otherwise; ``preparation`` is the CSV's :class:`~nnx.tabular.Preparation` (else None)."""
     from . import datasets
 
     if args.data is not None and _is_array_file(args.data):
@@ -523,7 +428,7 @@ def _training_data(args):
         npz = Path(args.data).suffix.lower() == ".npz"
         target = "y" if npz else Path(args.target).stem
         task, y = _target_task(y_raw, args.task, target)
-        return X, y, task, None, target, source, "npz" if npz else "npy"
+        return X, y, task, None, target, source, "npz" if npz else "npy", None
     if args.data is not None:
         data = datasets.load(args.data)
         task = "regression" if data.task == "regression" else "classification"
@@ -532,10 +437,56 @@ def _training_data(args):
         y = data.y
         if task == "classification":
             y = np.asarray(data.target_names)[data.y] if data.name in datasets.SKLEARN else y
-        return data.X, y, task, list(data.feature_names), "target", args.data, "bundled"
-    X, y_text, features = load_csv(args.csv, args.target)
-    task, y = _target_task(y_text, args.task, args.target)
-    return X, y, task, features, args.target, str(args.csv), "csv"
+        return (data.X, y, task, list(data.feature_names), "target", args.data, "bundled",
+                None)
+    X, y, task, prep = _csv_training_data(args)
+    return X, y, task, prep.input_columns, args.target, str(args.csv), "csv", prep
+
+
+def _csv_training_data(args):
+    """Read ``--csv``, leave out rows as ``--missing`` says, learn the preparation of the
+    feature columns (fill values from the training split only) and apply it."""
+    from . import datasets
+
+    table = tabular.read_table(args.csv, args.delimiter)
+    target = args.target
+    columns = tabular.select_columns(table, target, tabular.split_names(args.features),
+                                     tabular.split_names(args.drop))
+    categorical = _categorical_columns(args.categorical, table, columns)
+    if args.missing != "error":  # a target is never filled in: those rows are left out
+        keep = tabular.rows_without_missing(
+            table, [target] + (columns if args.missing == "drop" else []))
+        if not all(keep):
+            print(f"Left out {len(keep) - sum(keep)} of {len(keep)} rows with missing values "
+                  f"(--missing {args.missing})")
+            table = table.subset(keep)
+        if not table.rows:
+            raise CLIError(f"every row of {table.name} has a missing value; nothing is left")
+    # the same split cmd_train makes next: fill values come from the training rows only
+    train, _ = datasets.train_test_indices(len(table.rows), args.test_size, args.seed)
+    prep = tabular.Preparation.fit(table, columns, train, categorical=categorical,
+                                   missing=args.missing)
+    X = prep.transform(table)
+    holes = tabular.missing_report(table, [target])
+    if holes:
+        raise CLIError(f"{table.name} has missing values in the target {holes}; leave those "
+                       "rows out with --missing drop")
+    task, y = _target_task(np.array(table.cells(target)), args.task, target)
+    return X, y, task, prep
+
+
+def _categorical_columns(spec, table, columns) -> list:
+    """``--categorical``: ``none``, ``auto`` (every feature column holding text) or names."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return tabular.text_columns(table, columns)
+    names = tabular.split_names(spec)
+    stray = [name for name in names if name not in columns]
+    if stray:
+        raise CLIError(f"--categorical names {', '.join(map(repr, stray))}, not among the "
+                       f"feature columns ({', '.join(columns)})")
+    return names
 
 
 def _build_network(args, n_features, n_outputs, task):
@@ -605,7 +556,7 @@ def cmd_train(args) -> int:
     _check_data_options(args)
     parse_hidden(args.hidden)  # fail before loading anything
     out = _prepare_out(args.out)
-    X, y, task, features, target, source, source_format = _training_data(args)
+    X, y, task, features, target, source, source_format, prep = _training_data(args)
     train, test = datasets.train_test_indices(X.shape[0], args.test_size, args.seed)
     streamed = isinstance(X, np.memmap)
     y_train, y_test = y[train], y[test]
@@ -686,6 +637,9 @@ def cmd_train(args) -> int:
                 "task": task, "source": source, "source_format": source_format}
     if source_format == "npy":
         metadata.update(features_file=str(args.data), labels_file=str(args.target))
+    if prep is not None:  # how `nnx predict` turns a new CSV's columns into these features
+        metadata["preparation"] = prep.to_dict()
+        report.update(encoded_features=prep.feature_names, missing=args.missing)
     model = net.save(out / "model.nnx", include_optimizer=False, metadata=metadata)
     report["model"] = str(model)
     written = [str(model), _write_json(out / "metrics.json", report)]
@@ -775,32 +729,32 @@ def cmd_predict(args) -> int:
     net = load(args.model, backend=args.backend, device=args.device)
     if args.data is not None:
         return _predict_arrays(net, args)
-    header, body = read_csv(args.csv)
-    meta = net.metadata
-    features = meta.get("features")
-    if features is None:  # saved from Python or trained on arrays: every column, in order
-        if len(header) != net.input_dim:
-            raise CLIError(
-                f"the model has no feature names and takes {net.input_dim} column(s); "
-                f"{str(args.csv)!r} has {len(header)}"
-            )
-        features = header
-    missing = [name for name in features if name not in header]
-    if missing:
-        raise CLIError(
-            f"{str(args.csv)!r} lacks the feature column(s) {', '.join(map(repr, missing))} "
-            f"the model was trained on; its columns are: {', '.join(header)}"
-        )
-    X = _numeric_columns(args.csv, header, body, [header.index(name) for name in features])
-    names, columns = _prediction_columns(net, X, meta.get("target", "target"))
-    table = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(body)]
+    table = tabular.read_table(args.csv, args.delimiter)
+    X = _stored_preparation(net, table).transform(table)
+    names, columns = _prediction_columns(net, X, net.metadata.get("target", "target"))
+    rows = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(table.rows)]
     if args.out is None:
-        _write_csv(sys.stdout, header + names, table)
+        tabular.write_table(sys.stdout, table.header + names, rows, table.delimiter)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
-            _write_csv(f, header + names, table)
-        print(f"Wrote {len(table)} predictions to {args.out}")
+            tabular.write_table(f, table.header + names, rows, table.delimiter)
+        print(f"Wrote {len(rows)} predictions to {args.out}")
     return 0
+
+
+def _stored_preparation(net, table):
+    """The preparation ``nnx train`` stored with the model; for a model without one, its
+    feature columns as numbers, or (no names: saved from Python or trained on arrays)
+    every column of the table, in order."""
+    meta = net.metadata
+    if "preparation" in meta:
+        return tabular.Preparation.from_dict(meta["preparation"])
+    if meta.get("features") is not None:
+        return tabular.Preparation.numeric(meta["features"])
+    if len(table.header) != net.input_dim:
+        raise CLIError(f"the model has no feature names and takes {net.input_dim} column(s); "
+                       f"{table.name} has {len(table.header)}")
+    return tabular.Preparation.numeric(table.header)
 
 
 def _prediction_columns(net, X, target):
@@ -870,12 +824,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _write_csv(stream, header, rows):
-    writer = csv.writer(stream)
-    writer.writerow(header)
-    writer.writerows(rows)
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -924,6 +872,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--target", metavar="COLUMN|FILE",
                      help="the column of --csv to predict, or the labels' .npy file for "
                           "--data X.npy (one label per row)")
+    src.add_argument("--features", metavar="A,B,...",
+                     help="--csv columns to learn from, in this order (default: every column "
+                          "but the target and --drop)")
+    src.add_argument("--drop", metavar="A,B,...", help="--csv columns to leave out")
+    src.add_argument("--categorical", default="none", metavar="auto|none|A,B,...",
+                     help="--csv columns to one-hot encode (one 0/1 column per level): auto = "
+                          "every feature column holding text; or their names (default: none, "
+                          "text is an error)")
+    src.add_argument("--missing", default="error", choices=tabular.MISSING_POLICIES,
+                     help="--csv cells that are empty or NA, NaN, null, ?: error (default), "
+                          "drop those rows, or fill with the training rows' mean or median "
+                          "(text columns: their most frequent level); rows without a target "
+                          "are always left out")
+    _delimiter_option(src)
     src.add_argument("--task", choices=("auto", "classification", "regression"),
                      default="auto", help="what the target is (default: guessed)")
     src.add_argument("--test-size", type=_float, default=0.2,
@@ -969,6 +931,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="X.npy (memory-mapped, predicted a block of rows at a time) or an "
                           ".npz with an array X (loaded into memory): a 2-D float array whose "
                           "columns are the model's features, in training order")
+    _delimiter_option(p)
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="write predictions here (default: print them as CSV); with --data, "
                         "FILE.npy gets the predicted labels or values alone, one per row")
@@ -981,6 +944,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "devices.")
     p.set_defaults(func=cmd_info)
     return parser
+
+
+def _delimiter_option(group):
+    group.add_argument("--delimiter", type=_delimiter, default=None, metavar=",|;|tab|'|'",
+                       help="--csv field delimiter (default: detected from the first lines)")
+
+
+def _delimiter(text):
+    try:
+        return tabular.parse_delimiter(text)
+    except tabular.TableError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _optimizer_name(value: str) -> str:
