@@ -732,8 +732,10 @@ def _train_plots(net, history, X_plot, y_plot, y_test, pred, task, out, dpi) -> 
     if task == "classification":
         classes = net.classes_
         if X_plot.shape[1] == 2:
-            ax = plotting.plot_decision_boundary(net, X_plot, y_plot,
-                                                 title="Decision boundary (test rows)")
+            accuracy = np.mean(np.asarray(pred) == np.asarray(y_test))
+            ax = plotting.plot_decision_boundary(
+                net, X_plot, y_plot, title=f"Decision boundary (test rows: accuracy "
+                                           f"{accuracy:.3f})")
             files.append(plotting.save_figure(ax.figure, out / "decision_boundary.png", dpi))
         from .metrics import confusion_matrix
 
