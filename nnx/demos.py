@@ -135,6 +135,9 @@ def activation_comparison(out="nnx-output", backend="numpy", device=None, quick=
     X_train, X_test, y_train, y_test = _lesson_split(*datasets.make_moons(n))
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 10), squeeze=False)
+    for ax in axes[0, 1:]:  # one loss axis for the three curves, numbers on each
+        ax.sharey(axes[0, 0])
+        ax.tick_params(axis="y", labelleft=True)
     results = {}
     print(f"Activation comparison on Moons ({n} samples), [2, 16, 8, 1], backend={backend}")
     for col, name in enumerate(("sigmoid", "tanh", "relu")):
@@ -146,7 +149,7 @@ def activation_comparison(out="nnx-output", backend="numpy", device=None, quick=
         print(f"  {name:<8} final loss {history.history['loss'][-1]:.4f}  "
               f"test accuracy {acc:.3f}")
         plot_history(history, axes=[axes[0, col]])
-        axes[0, col].set_title(f"{_TITLES[name]}\nFinal Acc: {acc:.3f}")
+        axes[0, col].set_title(f"{_TITLES[name]}\ntest accuracy {acc:.3f}")
         axes[0, col].set_ylabel("Loss")
         plot_decision_boundary(net, X_test, y_test, axes[1, col], resolution=resolution,
                                title="Decision boundary (test points)")

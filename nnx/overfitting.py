@@ -95,7 +95,22 @@ def run_study(backend="numpy", device=None, seed=0, epochs=400, width=256, verbo
                          "data_loss": data_loss.values}
     if verbose:
         print(format_table(results))
+        print(f"({backend} backend, seed {seed}; {_blas()})")
     return results, (X, y, Xv, yv)
+
+
+def _blas() -> str:
+    """The BLAS library and kernel NumPy runs on: the table's last digits depend on it."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "BLAS not identified (pip install threadpoolctl)"
+    pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    if not pools:
+        return "no BLAS library found"
+    p = pools[0]
+    return (f"BLAS: {p['internal_api']} {p['version']}, {p.get('architecture') or '?'} kernel, "
+            f"{p['num_threads']} thread(s)")
 
 
 def format_table(results) -> str:
