@@ -49,3 +49,26 @@ def test_data_loss_is_the_evaluated_loss_without_the_penalty():
     assert len(recorder.values) == 4
     assert recorder.values[-1] == net.evaluate(X, y)["loss"]
     assert recorder.values[-1] < history.history["loss"][-1]  # fit's loss adds the penalty
+
+
+def test_the_blas_kernel_report_gives_each_row_its_spread():
+    """benchmarks/regularization_blas.py's report on made-up runs (the runs themselves take
+    half a minute per kernel)."""
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import regularization_blas
+    finally:
+        sys.path.remove(bench)
+
+    def run(train, val, epochs):
+        return {"kernel": "K", "rows": {"none": {"train_acc": train, "val_acc": val,
+                                                 "gap": train - val, "epochs": epochs}}}
+
+    text = regularization_blas.report({"A": run(0.98, 0.736, 400), "B": None,
+                                       "C": run(0.97, 0.732, 400)})
+    assert "### B: not usable on this CPU" in text
+    assert "| none | 0.010 | 0.004 | 0.006 | 0 |" in text
