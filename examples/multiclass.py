@@ -51,12 +51,9 @@ def spiral(out, backend, device, quick, dpi):
           f"train accuracy {train_acc:.3f}, test accuracy {test_acc:.3f}")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    plot_decision_boundary(net, X, y, ax=ax, resolution=100 if quick else 250, margin=0.2,
+    plot_decision_boundary(net, X_train, y_train, ax=ax, X_test=X_test, y_test=y_test,
+                           resolution=100 if quick else 250, margin=0.2,
                            title=f"3-class spiral, softmax ({test_acc:.1%} test accuracy)")
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 1.0, len(net.classes_)))
-    for name, color in zip(net.classes_, colors):  # the regions are coloured like the labels
-        ax.scatter([], [], color=color, edgecolor="black", linewidth=0.5, label=name)
-    ax.legend(loc="lower right", fontsize="small")
     path = nnx.plotting.save_figure(fig, Path(out) / "multiclass_spiral.png", dpi)
     return {"spiral_train_accuracy": train_acc, "spiral_test_accuracy": test_acc,
             "files": [str(path)]}

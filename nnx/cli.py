@@ -4,8 +4,9 @@ prediction, info.
 ::
 
     nnx demo [--out DIR] [--backend B] [--quick]
-    nnx train --data moons [--hidden 64,32] [--optimizer adam] [--epochs 100] [--out DIR]
-    nnx train --csv data.csv --target label [...]
+    nnx train --data moons [--hidden 64,32] [--optimizer adam] [--epochs 300] [--out DIR]
+    nnx train --csv data.csv --target label [--features A,B | --drop C] [--missing median]
+              [--categorical auto] [--delimiter ';'] [...]
     nnx train --data X.npy --target y.npy [...]       # memory-mapped, read batch by batch
     nnx train --data data.npz [...]                   # arrays X and y, loaded into memory
     nnx predict --model DIR/model.nnx --csv new.csv [--out predictions.csv]
@@ -22,14 +23,26 @@ rows is read in file order. Only the labels (one value per row) are read into me
 cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole: use ``.npy``
 files for data larger than memory.
 
-Every mistake of the user (missing file, unknown column, non-numeric or missing values in the
-CSV, a malformed option, an output folder that cannot be written) ends with one line on stderr
-and exit status 2, never a traceback. ``NNX_DEBUG=1`` shows the traceback instead.
+A CSV goes through :mod:`nnx.tabular`: the delimiter is detected (or given), columns are
+chosen, missing cells refused, left out or filled, text columns one-hot encoded; that
+preparation is learned from the training file (fill values from the training split only).
+
+The defaults (Adam at 0.01, early stopping on the last 20% of the training rows with a
+patience of 40, up to 300 epochs) train every bundled data set well;
+``benchmarks/cli_defaults.py`` measures them. The rows early stopping holds out are the tail
+of the training rows, which are already in the split's random order, for arrays and memmaps
+alike.
+
+Every mistake of the user (missing file, unknown column, text or missing cells without the
+option that handles them, a malformed option, an output folder that cannot be written) ends
+with one line on stderr and exit status 2, never a traceback. ``NNX_DEBUG=1`` shows the
+traceback instead.
 
 ``nnx train`` writes the trained network to ``--out``/``model.nnx`` (see :mod:`nnx.io`) with
 the feature names (none for arrays), the feature count, the target, whether it is
-classification or regression, and the data source; ``nnx predict`` picks those columns of a
-new CSV by name. Training standardizes the features (mean and deviation of the training rows)
+classification or regression, the data source and, for a CSV, the preparation
+(:meth:`nnx.tabular.Preparation.to_dict`); ``nnx predict`` finds those columns of a new CSV
+by name and prepares them the same way. Training standardizes the features (mean and deviation of the training rows)
 and, for regression, the target; both are then folded into the first and last Dense layers,
 so the saved model takes the raw columns and returns values in the target's own units:
 
@@ -52,10 +65,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .version import __version__
+from . import tabular
 from .checks import check_in_range, first_nonfinite
+from .version import __version__
 
-_MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
+_MISSING = tabular.MISSING  # cells read as missing (see nnx.tabular)
 
 
 class CLIError(Exception):
@@ -152,103 +166,6 @@ def _use_agg():
         return False
     matplotlib.use("Agg")
     return True
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-def _is_missing(text: str) -> bool:
-    return text.strip().lower() in _MISSING
-
-
-def read_csv(path):
-    """Header and rows (lists of stripped strings) of a CSV file, with shape checks."""
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"no such CSV file: {str(path)!r}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CLIError(f"{str(path)!r} is not a readable CSV file: {exc}") from None
-    if not rows:
-        raise CLIError(f"{str(path)!r} is empty")
-    header, body = rows[0], rows[1:]
-    if not body:
-        raise CLIError(f"{str(path)!r} has a header but no data rows")
-    dupes = sorted({name for name in header if header.count(name) > 1})
-    if dupes:
-        raise CLIError(f"{str(path)!r} has duplicate column names: {', '.join(map(repr, dupes))}")
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise CLIError(
-                f"{str(path)!r} line {i} has {len(row)} fields but the header has {len(header)}"
-            )
-    return header, body
-
-
-def _check_no_missing(path, header, body, columns):
-    """One error naming every column with missing cells (empty, NA, NaN, ...)."""
-    bad = {}
-    for i, row in enumerate(body, start=2):
-        for j in columns:
-            if _is_missing(row[j]):
-                first, count = bad.get(header[j], (i, 0))
-                bad[header[j]] = (first, count + 1)
-    if bad:
-        parts = [f"{name!r} ({count} row(s), first on line {first})"
-                 for name, (first, count) in bad.items()]
-        raise CLIError(
-            f"{str(path)!r} has missing values in {', '.join(parts)}; fill or drop them first"
-        )
-
-
-def _numeric_columns(path, header, body, columns) -> np.ndarray:
-    """The given columns as a float64 matrix; names every column that is not numeric."""
-    _check_no_missing(path, header, body, columns)
-    out = np.empty((len(body), len(columns)))
-    bad = []
-    for k, j in enumerate(columns):
-        try:
-            out[:, k] = [float(row[j]) for row in body]
-        except ValueError:
-            bad.append(header[j])
-    if bad:
-        raise CLIError(
-            f"non-numeric feature column(s) in {str(path)!r}: {', '.join(map(repr, bad))}; "
-            "encode them as numbers or drop them"
-        )
-    if not np.all(np.isfinite(out)):
-        j = int(np.argwhere(~np.isfinite(out))[0][1])
-        raise CLIError(f"column {header[columns[j]]!r} of {str(path)!r} contains inf or nan")
-    for k, j in enumerate(columns):  # the saved model takes raw columns in float32
-        check_in_range(out[:, k], f"column {header[j]!r} of {str(path)!r}", "float32",
-                       hint="rescale that column")
-    return out
-
-
-def load_csv(path, target):
-    """Features and target of a CSV file for ``nnx train``.
-
-    Returns
-    -------
-    X : numpy.ndarray, shape (n_samples, n_features)
-    y : numpy.ndarray of str or float
-    feature_names : list of str
-    """
-    header, body = read_csv(path)
-    if target not in header:
-        raise CLIError(
-            f"unknown target column {target!r} in {str(path)!r}; columns are: {', '.join(header)}"
-        )
-    t = header.index(target)
-    features = [j for j in range(len(header)) if j != t]
-    if not features:
-        raise CLIError(f"{str(path)!r} has no feature columns besides the target {target!r}")
-    X = _numeric_columns(path, header, body, features)
-    _check_no_missing(path, header, body, [t])
-    y = np.array([row[t] for row in body])
-    return X, y, [header[j] for j in features]
 
 
 # --------------------------------------------------------------------------- .npy / .npz
@@ -514,8 +431,9 @@ def cmd_demo(args) -> int:
 
 
 def _training_data(args):
-    """``(X, y, task, features, target, source, source_format)`` of ``nnx train``'s data
-    options; ``X`` is a memmap for a ``.npy`` file, an in-memory array otherwise."""
+    """``(X, y, task, features, target, source, source_format, preparation)`` of ``nnx
+    train``'s data options; ``X`` is a memmap for a ``.npy`` file, an in-memory array
+    otherwise; ``preparation`` is the CSV's :class:`~nnx.tabular.Preparation` (else None)."""
     from . import datasets
 
     if args.data is not None and _is_array_file(args.data):
@@ -523,7 +441,7 @@ def _training_data(args):
         npz = Path(args.data).suffix.lower() == ".npz"
         target = "y" if npz else Path(args.target).stem
         task, y = _target_task(y_raw, args.task, target)
-        return X, y, task, None, target, source, "npz" if npz else "npy"
+        return X, y, task, None, target, source, "npz" if npz else "npy", None
     if args.data is not None:
         data = datasets.load(args.data)
         task = "regression" if data.task == "regression" else "classification"
@@ -532,10 +450,68 @@ def _training_data(args):
         y = data.y
         if task == "classification":
             y = np.asarray(data.target_names)[data.y] if data.name in datasets.SKLEARN else y
-        return data.X, y, task, list(data.feature_names), "target", args.data, "bundled"
-    X, y_text, features = load_csv(args.csv, args.target)
-    task, y = _target_task(y_text, args.task, args.target)
-    return X, y, task, features, args.target, str(args.csv), "csv"
+        return (data.X, y, task, list(data.feature_names), "target", args.data, "bundled",
+                None)
+    X, y, task, prep = _csv_training_data(args)
+    return X, y, task, prep.input_columns, args.target, str(args.csv), "csv", prep
+
+
+def _csv_training_data(args):
+    """Read ``--csv``, leave out rows as ``--missing`` says, learn the preparation of the
+    feature columns (fill values from the training split only) and apply it."""
+    from . import datasets
+
+    table = tabular.read_table(args.csv, args.delimiter)
+    target = args.target
+    columns = tabular.select_columns(table, target, tabular.split_names(args.features),
+                                     tabular.split_names(args.drop))
+    categorical = _categorical_columns(args.categorical, table, columns)
+    if args.missing != "error":  # a target is never filled in: those rows are left out
+        keep = tabular.rows_without_missing(
+            table, [target] + (columns if args.missing == "drop" else []))
+        if not all(keep):
+            print(f"Left out {len(keep) - sum(keep)} of {len(keep)} rows with missing values "
+                  f"(--missing {args.missing})")
+            table = table.subset(keep)
+        if not table.rows:
+            raise CLIError(f"every row of {table.name} has a missing value; nothing is left")
+    # the same split cmd_train makes next: fill values come from the training rows only
+    train, _ = datasets.train_test_indices(len(table.rows), args.test_size, args.seed)
+    prep = tabular.Preparation.fit(table, columns, train, categorical=categorical,
+                                   missing=args.missing)
+    X = prep.transform(table)
+    holes = tabular.missing_report(table, [target])
+    if holes:
+        raise CLIError(f"{table.name} has missing values in the target {holes}; leave those "
+                       "rows out with --missing drop")
+    task, y = _target_task(np.array(table.cells(target)), args.task, target)
+    return X, y, task, prep
+
+
+def _categorical_columns(spec, table, columns) -> list:
+    """``--categorical``: ``none``, ``auto`` (every feature column holding text) or names."""
+    if spec == "none":
+        return []
+    if spec == "auto":
+        return tabular.text_columns(table, columns)
+    names = tabular.split_names(spec)
+    stray = [name for name in names if name not in columns]
+    if stray:
+        raise CLIError(f"--categorical names {', '.join(map(repr, stray))}, not among the "
+                       f"feature columns ({', '.join(columns)})")
+    return names
+
+
+#: ``--lr`` when none is given. Adam's 0.01 (ten times torch's default) is what trains every
+#: bundled data set well within the default epochs (``benchmarks/cli_defaults.py`` measures
+#: it); the Adam family and SGD with momentum share it, plain SGD takes 0.1, and the rest
+#: keep torch's defaults (Lion's is a tenth of Adam's by design; Adadelta and L-BFGS scale
+#: their own steps).
+DEFAULT_LEARNING_RATES = {
+    "sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.01, "adamw": 0.01,
+    "nadam": 0.01, "radam": 0.01, "adamax": 0.01, "adagrad": 0.01, "rmsprop": 0.01,
+    "lion": 1e-3, "adadelta": 1.0, "lbfgs": 1.0,
+}
 
 
 def _build_network(args, n_features, n_outputs, task):
@@ -553,7 +529,8 @@ def _build_network(args, n_features, n_outputs, task):
         if args.dropout != 0:  # Dropout checks the range (a negative rate is an error)
             stack.append(layers.Dropout(args.dropout))
     stack.append(layers.Dense(n_outputs))
-    lr = args.lr if args.lr is not None else (0.1 if args.optimizer == "sgd" else 1e-3)
+    # an optimizer without an entry starts at its own default rate
+    lr = args.lr if args.lr is not None else DEFAULT_LEARNING_RATES.get(args.optimizer)
     loss = "mse" if task == "regression" else None  # None: picked from the output width
     return Network(stack, input_dim=n_features, loss=loss,
                    optimizer=optimizers.get(args.optimizer, lr), l2=args.l2,
@@ -605,7 +582,7 @@ def cmd_train(args) -> int:
     _check_data_options(args)
     parse_hidden(args.hidden)  # fail before loading anything
     out = _prepare_out(args.out)
-    X, y, task, features, target, source, source_format = _training_data(args)
+    X, y, task, features, target, source, source_format, prep = _training_data(args)
     train, test = datasets.train_test_indices(X.shape[0], args.test_size, args.seed)
     streamed = isinstance(X, np.memmap)
     y_train, y_test = y[train], y[test]
@@ -633,13 +610,12 @@ def cmd_train(args) -> int:
             raise CLIError(f"the target {target!r} has a single class in the training rows")
         n_outputs = 1 if classes.size == 2 else int(classes.size)
     net = _build_network(args, X.shape[1], n_outputs, task)
-    callbacks, validation_split = [], None
+    callbacks = []
     if args.early_stopping:
         from .callbacks import EarlyStopping
 
         # the best epoch's weights are restored, judged on rows held out of the training part
         callbacks.append(EarlyStopping(monitor="val_loss", patience=args.patience))
-        validation_split = args.validation_split
     with contextlib.ExitStack() as stack:
         if source_format in ("npy", "npz"):  # every row checked, block by block
             x_scaler = _scan_features(X, _features_name(args.data), train if streamed else None)
@@ -647,7 +623,7 @@ def cmd_train(args) -> int:
             # The network reads the training rows from disk batch by batch; they are
             # standardized once into a scratch .npy of the network's dtype (as large as the
             # training rows), deleted after training. They go in the split's shuffled order,
-            # as in memory: the rows --early-stopping holds out (the last ones) are a random
+            # as in memory: the rows early stopping holds out (the last ones) are a random
             # subset even when the file is sorted by class.
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix=".nnx-train-", dir=out, ignore_cleanup_errors=True)))
@@ -661,9 +637,12 @@ def cmd_train(args) -> int:
               f"{X.shape[1]} features, {task}"
               + ("" if task == "regression" else f" ({np.unique(y).size} classes)"))
         net.summary()
+        validation = None
+        if args.early_stopping:
+            X_fit, y_fit, validation = _held_out_tail(X_fit, y_fit, args.validation_split)
         history = net.fit(X_fit, y_fit, epochs=args.epochs, batch_size=args.batch_size,
-                          verbose=1, callbacks=callbacks, validation_split=validation_split)
-        del X_fit  # the scratch file's memory map, closed before the folder goes
+                          verbose=1, callbacks=callbacks, validation_data=validation)
+        del X_fit, validation  # the scratch file's memory maps, closed before the folder goes
     _fold_affine(net, x_scaler.mean_, x_scaler.scale_, y_mean, y_scale)
     metrics, pred = _test_metrics(net, X, test, y_test, task)
     print("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -686,6 +665,9 @@ def cmd_train(args) -> int:
                 "task": task, "source": source, "source_format": source_format}
     if source_format == "npy":
         metadata.update(features_file=str(args.data), labels_file=str(args.target))
+    if prep is not None:  # how `nnx predict` turns a new CSV's columns into these features
+        metadata["preparation"] = prep.to_dict()
+        report.update(encoded_features=prep.feature_names, missing=args.missing)
     model = net.save(out / "model.nnx", include_optimizer=False, metadata=metadata)
     report["model"] = str(model)
     written = [str(model), _write_json(out / "metrics.json", report)]
@@ -694,6 +676,22 @@ def cmd_train(args) -> int:
                             task, out, args.dpi)
     print("Wrote:\n" + "\n".join(f"  {p}" for p in written))
     return 0
+
+
+def _held_out_tail(X, y, fraction):
+    """``(X_head, y_head, (X_tail, y_tail))``: the last ``fraction`` of the training rows
+    (already in the split's random order) held out for early stopping. The same rows for
+    arrays in memory and for a memmap (whose slices stay memmaps, read in chunks), so a
+    ``.npy`` file and the same data as ``.npz`` or CSV train the same model."""
+    if not 0 < fraction < 1:
+        raise CLIError(f"--validation-split must be between 0 and 1; got {fraction}")
+    n = X.shape[0]
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
+        raise CLIError(f"--validation-split {fraction} of {n} training rows leaves "
+                       f"{n - n_val} to train on and {n_val} to validate on; both need one, "
+                       "or use --no-early-stopping")
+    return X[:n - n_val], y[:n - n_val], (X[n - n_val:], y[n - n_val:])
 
 
 #: test rows drawn in the decision-boundary plot (the first ones of the shuffled test part)
@@ -747,8 +745,10 @@ def _train_plots(net, history, X_plot, y_plot, y_test, pred, task, out, dpi) -> 
     if task == "classification":
         classes = net.classes_
         if X_plot.shape[1] == 2:
-            ax = plotting.plot_decision_boundary(net, X_plot, y_plot,
-                                                 title="Decision boundary (test rows)")
+            accuracy = np.mean(np.asarray(pred) == np.asarray(y_test))
+            ax = plotting.plot_decision_boundary(
+                net, X_plot, y_plot, title=f"Decision boundary (test rows: accuracy "
+                                           f"{accuracy:.3f})")
             files.append(plotting.save_figure(ax.figure, out / "decision_boundary.png", dpi))
         from .metrics import confusion_matrix
 
@@ -775,32 +775,32 @@ def cmd_predict(args) -> int:
     net = load(args.model, backend=args.backend, device=args.device)
     if args.data is not None:
         return _predict_arrays(net, args)
-    header, body = read_csv(args.csv)
-    meta = net.metadata
-    features = meta.get("features")
-    if features is None:  # saved from Python or trained on arrays: every column, in order
-        if len(header) != net.input_dim:
-            raise CLIError(
-                f"the model has no feature names and takes {net.input_dim} column(s); "
-                f"{str(args.csv)!r} has {len(header)}"
-            )
-        features = header
-    missing = [name for name in features if name not in header]
-    if missing:
-        raise CLIError(
-            f"{str(args.csv)!r} lacks the feature column(s) {', '.join(map(repr, missing))} "
-            f"the model was trained on; its columns are: {', '.join(header)}"
-        )
-    X = _numeric_columns(args.csv, header, body, [header.index(name) for name in features])
-    names, columns = _prediction_columns(net, X, meta.get("target", "target"))
-    table = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(body)]
+    table = tabular.read_table(args.csv, args.delimiter)
+    X = _stored_preparation(net, table).transform(table)
+    names, columns = _prediction_columns(net, X, net.metadata.get("target", "target"))
+    rows = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(table.rows)]
     if args.out is None:
-        _write_csv(sys.stdout, header + names, table)
+        tabular.write_table(sys.stdout, table.header + names, rows, table.delimiter)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
-            _write_csv(f, header + names, table)
-        print(f"Wrote {len(table)} predictions to {args.out}")
+            tabular.write_table(f, table.header + names, rows, table.delimiter)
+        print(f"Wrote {len(rows)} predictions to {args.out}")
     return 0
+
+
+def _stored_preparation(net, table):
+    """The preparation ``nnx train`` stored with the model; for a model without one, its
+    feature columns as numbers, or (no names: saved from Python or trained on arrays)
+    every column of the table, in order."""
+    meta = net.metadata
+    if "preparation" in meta:
+        return tabular.Preparation.from_dict(meta["preparation"])
+    if meta.get("features") is not None:
+        return tabular.Preparation.numeric(meta["features"])
+    if len(table.header) != net.input_dim:
+        raise CLIError(f"the model has no feature names and takes {net.input_dim} column(s); "
+                       f"{table.name} has {len(table.header)}")
+    return tabular.Preparation.numeric(table.header)
 
 
 def _prediction_columns(net, X, target):
@@ -870,12 +870,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _write_csv(stream, header, rows):
-    writer = csv.writer(stream)
-    writer.writerow(header)
-    writer.writerows(rows)
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -924,6 +918,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--target", metavar="COLUMN|FILE",
                      help="the column of --csv to predict, or the labels' .npy file for "
                           "--data X.npy (one label per row)")
+    src.add_argument("--features", metavar="A,B,...",
+                     help="--csv columns to learn from, in this order (default: every column "
+                          "but the target and --drop)")
+    src.add_argument("--drop", metavar="A,B,...", help="--csv columns to leave out")
+    src.add_argument("--categorical", default="none", metavar="auto|none|A,B,...",
+                     help="--csv columns to one-hot encode (one 0/1 column per level): auto = "
+                          "every feature column holding text; or their names (default: none, "
+                          "text is an error)")
+    src.add_argument("--missing", default="error", choices=tabular.MISSING_POLICIES,
+                     help="--csv cells that are empty or NA, NaN, null, ?: error (default), "
+                          "drop those rows, or fill with the training rows' mean or median "
+                          "(text columns: their most frequent level); rows without a target "
+                          "are always left out")
+    _delimiter_option(src)
     src.add_argument("--task", choices=("auto", "classification", "regression"),
                      default="auto", help="what the target is (default: guessed)")
     src.add_argument("--test-size", type=_float, default=0.2,
@@ -935,9 +943,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="optimizer name: sgd, momentum, adam, adamw, rmsprop, ... "
                           "(default: adam)")
     net.add_argument("--lr", type=_float, default=None,
-                     help="learning rate (default: 0.1 for sgd, 1e-3 otherwise)")
-    net.add_argument("--epochs", type=_positive_int, default=100,
-                     help="passes over the training rows (default: 100)")
+                     help="learning rate (default: 0.01 for adam and its kin, 0.1 for sgd; "
+                          "see nnx.cli.DEFAULT_LEARNING_RATES)")
+    net.add_argument("--epochs", type=_positive_int, default=300,
+                     help="passes over the training rows (default: 300); early stopping "
+                          "usually ends sooner")
     net.add_argument("--batch-size", type=_positive_int, default=32,
                      help="rows per training step (default: 32)")
     net.add_argument("--dropout", type=_float, default=0.0, metavar="P",
@@ -945,15 +955,16 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--l2", type=_float, default=0.0, help="L2 weight penalty")
     net.add_argument("--batch-norm", action="store_true",
                      help="batch normalization after each hidden layer")
-    net.add_argument("--early-stopping", action="store_true",
-                     help="hold out --validation-split of the training rows and stop when "
-                          "their loss has not improved for --patience epochs (best weights "
-                          "are restored)")
-    net.add_argument("--validation-split", type=_float, default=0.1,
-                     help="fraction held out for --early-stopping (default: 0.1)")
-    net.add_argument("--patience", type=_positive_int, default=10,
-                     help="epochs without improvement before --early-stopping stops "
-                          "(default: 10)")
+    net.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
+                     help="hold out --validation-split of the training rows, stop when their "
+                          "loss has not improved for --patience epochs and keep the best "
+                          "epoch's weights (default: on; --no-early-stopping trains every "
+                          "epoch on every training row)")
+    net.add_argument("--validation-split", type=_float, default=0.2,
+                     help="fraction held out for early stopping (default: 0.2)")
+    net.add_argument("--patience", type=_positive_int, default=40,
+                     help="epochs without improvement before early stopping stops "
+                          "(default: 40: a small network can sit on a plateau for 20)")
     net.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     common(p, "nnx-output")
     p.set_defaults(func=cmd_train)
@@ -969,6 +980,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="X.npy (memory-mapped, predicted a block of rows at a time) or an "
                           ".npz with an array X (loaded into memory): a 2-D float array whose "
                           "columns are the model's features, in training order")
+    _delimiter_option(p)
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="write predictions here (default: print them as CSV); with --data, "
                         "FILE.npy gets the predicted labels or values alone, one per row")
@@ -981,6 +993,18 @@ def build_parser() -> argparse.ArgumentParser:
                                    "devices.")
     p.set_defaults(func=cmd_info)
     return parser
+
+
+def _delimiter_option(group):
+    group.add_argument("--delimiter", type=_delimiter, default=None, metavar=",|;|tab|'|'",
+                       help="--csv field delimiter (default: detected from the first lines)")
+
+
+def _delimiter(text):
+    try:
+        return tabular.parse_delimiter(text)
+    except tabular.TableError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _optimizer_name(value: str) -> str:

@@ -40,9 +40,9 @@ from .plotting import (
 
 
 def _lesson_split(X, y):
-    """The lesson's preprocessing: standardize all rows, then a 70/30 split (seed 42)."""
-    X = datasets.standardize(X)
-    return (X, y, *datasets.train_test_split(X, y, test_size=0.3, seed=42))
+    """The lesson's preprocessing: standardize all rows, then a 70/30 split (seed 42);
+    ``(X_train, X_test, y_train, y_test)``."""
+    return datasets.train_test_split(datasets.standardize(X), y, test_size=0.3, seed=42)
 
 
 # --------------------------------------------------------------------------- 1
@@ -61,7 +61,8 @@ def decision_boundaries(out="nnx-output", backend="numpy", device=None, quick=Fa
     """Linear / Moons / Circles x four depths of ReLU network: the lesson's 3x4 grid.
 
     200 samples each, standardized, 70/30 split; SGD with learning rate 0.1, 100 epochs,
-    mini-batches of 32 (``quick``: 100 samples, 20 epochs). Test accuracy in each title.
+    mini-batches of 32 (``quick``: 100 samples, 20 epochs). Test accuracy in each title;
+    the training points are circles, the test points the accuracy is measured on triangles.
     """
     n, epochs, resolution = (100, 20, 60) if quick else (200, 100, 200)
     data = {
@@ -75,7 +76,7 @@ def decision_boundaries(out="nnx-output", backend="numpy", device=None, quick=Fa
     print("Decision boundaries: test accuracy (ReLU, SGD lr=0.1, "
           f"{epochs} epochs, batch 32, backend={backend})")
     for row, (name, (X, y)) in enumerate(data.items()):
-        X, y, X_train, X_test, y_train, y_test = _lesson_split(X, y)
+        X_train, X_test, y_train, y_test = _lesson_split(X, y)
         for col, (sizes, label) in enumerate(ARCHITECTURES):
             net = Network(sizes, activation="relu", learning_rate=0.1, backend=backend,
                           device=device, seed=seed)
@@ -83,8 +84,10 @@ def decision_boundaries(out="nnx-output", backend="numpy", device=None, quick=Fa
             acc = net.score(X_test, y_test)
             accuracy[(name, label)] = acc
             print(f"  {name:<8} {label:<18} accuracy {acc:.3f}")
-            plot_decision_boundary(net, X, y, axes[row, col], resolution=resolution,
-                                   title=f"{name}\n{label}\nAcc: {acc:.2f}")
+            plot_decision_boundary(net, X_train, y_train, axes[row, col], X_test=X_test,
+                                   y_test=y_test, resolution=resolution,
+                                   title=f"{name}\n{label}\ntest accuracy {acc:.2f}",
+                                   legend=row == col == 0)
     fig.suptitle("Neural network decision boundaries", fontsize=14)
     fig.tight_layout()
     path = save_figure(fig, Path(out) / "decision_boundaries.png", dpi)
@@ -129,9 +132,12 @@ def activation_comparison(out="nnx-output", backend="numpy", device=None, quick=
     Top row: learning curves; bottom row: decision boundaries with the test points.
     """
     n, epochs, resolution = (200, 20, 60) if quick else (500, 100, 200)
-    X, y, X_train, X_test, y_train, y_test = _lesson_split(*datasets.make_moons(n))
+    X_train, X_test, y_train, y_test = _lesson_split(*datasets.make_moons(n))
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 10), squeeze=False)
+    for ax in axes[0, 1:]:  # one loss axis for the three curves, numbers on each
+        ax.sharey(axes[0, 0])
+        ax.tick_params(axis="y", labelleft=True)
     results = {}
     print(f"Activation comparison on Moons ({n} samples), [2, 16, 8, 1], backend={backend}")
     for col, name in enumerate(("sigmoid", "tanh", "relu")):
@@ -143,7 +149,7 @@ def activation_comparison(out="nnx-output", backend="numpy", device=None, quick=
         print(f"  {name:<8} final loss {history.history['loss'][-1]:.4f}  "
               f"test accuracy {acc:.3f}")
         plot_history(history, axes=[axes[0, col]])
-        axes[0, col].set_title(f"{_TITLES[name]}\nFinal Acc: {acc:.3f}")
+        axes[0, col].set_title(f"{_TITLES[name]}\ntest accuracy {acc:.3f}")
         axes[0, col].set_ylabel("Loss")
         plot_decision_boundary(net, X_test, y_test, axes[1, col], resolution=resolution,
                                title="Decision boundary (test points)")

@@ -67,60 +67,97 @@ def _label_indices(classes, labels, what):
 # --------------------------------------------------------------------------- decision regions
 
 
-def plot_decision_boundary(net, X, y=None, ax=None, *, resolution=200, margin=1.0,
-                           cmap="viridis", title=None):
+def plot_decision_boundary(net, X, y=None, ax=None, *, X_test=None, y_test=None,
+                           resolution=200, margin=1.0, cmap="viridis", title=None, legend=True):
     """Shade the class a trained classifier predicts over the plane, and scatter the data.
 
     Works for binary and multi-class networks with two input features; the regions are the
-    labels of ``net.predict`` on a ``resolution x resolution`` grid covering the data plus
-    ``margin`` on every side (the lesson used a step of 0.02 and a margin of 1).
+    labels of ``net.predict`` on a ``resolution x resolution`` grid covering the points plus
+    ``margin`` on every side (the lesson used a step of 0.02 and a margin of 1). Points are
+    coloured like the region of their true class, so a point on the wrong colour is an error.
 
     Parameters
     ----------
     net : Network (or any fitted object with ``predict`` and ``classes_``)
     X : array-like, shape (n_samples, 2)
+        The points to scatter (circles); with ``X_test``, the training points.
     y : array-like, shape (n_samples,), optional
-        Labels to scatter, coloured like the regions; omitted: no points are drawn.
+        Labels of ``X``; omitted: no points are drawn.
     ax : matplotlib Axes, optional
+    X_test, y_test : array-like, shapes (n_test, 2) and (n_test,), optional
+        Held-out points, drawn as triangles over the training points, so a test score in
+        the title can be checked against the points it was computed on.
     resolution : int, default 200
     margin : float, default 1.0
     cmap : str, default "viridis"
     title : str, optional
+    legend : bool, default True
+        Name each class's colour (and the markers, when test points are drawn).
 
     Returns
     -------
     matplotlib.axes.Axes
     """
-    X = np.asarray(to_numpy(X), dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(
-            f"plot_decision_boundary needs X with 2 features; got shape {X.shape}"
-        )
+    X = _points(X)
     classes = getattr(net, "classes_", None)
     if classes is None:
         raise ValueError("plot_decision_boundary needs a fitted classifier (classes_ is unset)")
     classes = np.asarray(classes)
     if ax is None:
         ax = _subplots(1, 1, (5, 4))[1][0, 0]
-    (x0, y0), (x1, y1) = X.min(axis=0) - margin, X.max(axis=0) + margin
+    everything = X if X_test is None else np.concatenate([X, _points(X_test)])
+    (x0, y0), (x1, y1) = everything.min(axis=0) - margin, everything.max(axis=0) + margin
     xx, yy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.column_stack([xx.ravel(), yy.ravel()])
     zz = _label_indices(classes, to_numpy(net.predict(grid)), "the prediction")
     k = len(classes)
+    colours = dict(cmap=cmap, vmin=0, vmax=max(k - 1, 1))
     # one band per class index, so binary and multi-class share a single code path
     ax.contourf(xx, yy, zz.reshape(xx.shape), levels=np.arange(k + 1) - 0.5, alpha=0.3,
-                cmap=cmap, vmin=0, vmax=max(k - 1, 1))
-    if y is not None:
-        c = _label_indices(classes, to_numpy(y), "y")
-        ax.scatter(X[:, 0], X[:, 1], c=c, cmap=cmap, vmin=0, vmax=max(k - 1, 1),
-                   edgecolor="black", linewidth=0.5, s=20)
+                **colours)
+    # with test points, the training points step back: the title's score is about the test
+    sets = [(X, y, "o", 20, 0.5, 1.0 if X_test is None else 0.55, "train")]
+    if X_test is not None:
+        sets.append((_points(X_test), y_test, "^", 42, 1.0, 1.0, "test"))
+    drawn = []
+    for points, labels, marker, size, edge, alpha, name in sets:
+        if labels is not None:
+            c = _label_indices(classes, to_numpy(labels), "y" if name == "train" else "y_test")
+            ax.scatter(points[:, 0], points[:, 1], c=c, marker=marker, s=size, alpha=alpha,
+                       edgecolor="black", linewidth=edge, **colours)
+            drawn.append((marker, name))
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("Feature 1")
     ax.set_ylabel("Feature 2")
     if title is not None:
         ax.set_title(title)
+    if legend:
+        _class_legend(ax, classes, colours, drawn if len(drawn) > 1 else [])
     return ax
+
+
+def _points(X):
+    X = np.asarray(to_numpy(X), dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"plot_decision_boundary needs X with 2 features; got shape {X.shape}")
+    return X
+
+
+def _class_legend(ax, classes, colours, markers):
+    """A legend entry per class in its colour, then one per marker (train / test)."""
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    cmap = _pyplot().get_cmap(colours["cmap"])
+    norm = Normalize(colours["vmin"], colours["vmax"])
+    handles = [Line2D([], [], linestyle="", marker="s", markersize=8, markeredgecolor="black",
+                      markeredgewidth=0.5, markerfacecolor=cmap(norm(i)), label=str(label))
+               for i, label in enumerate(classes.tolist())]
+    handles += [Line2D([], [], linestyle="", marker=marker, markersize=7, color="0.5",
+                       markeredgecolor="black", label=f"{name} points")
+                for marker, name in markers]
+    ax.legend(handles=handles, fontsize="small", framealpha=0.8, loc="best")
 
 
 # --------------------------------------------------------------------------- activations
@@ -178,6 +215,10 @@ def plot_activations(names=ACTIVATION_NAMES, x=None, axes=None):
 # --------------------------------------------------------------------------- training curves
 
 
+#: the colours of :func:`plot_history`'s curves, the same in every panel
+HISTORY_COLOURS = {"train": "tab:blue", "validation": "tab:orange"}
+
+
 def plot_history(history, axes=None, title=None):
     """Learning curves: one panel per quantity (loss, accuracy, ...), train and validation.
 
@@ -212,10 +253,14 @@ def plot_history(history, axes=None, title=None):
             f"plot_history needs {len(bases)} axes (one per quantity); got {axes.size}"
         )
     for ax, base in zip(axes, bases):
-        for key, label in ((base, "train"), (f"val_{base}", "validation")):
+        # fixed colours: a panel with validation values alone must not draw them in the
+        # training colour
+        for key, label, colour in ((base, "train", HISTORY_COLOURS["train"]),
+                                   (f"val_{base}", "validation", HISTORY_COLOURS["validation"])):
             values = logs.get(key)
             if values:
-                ax.plot(np.arange(1, len(values) + 1), values, linewidth=2, label=label)
+                ax.plot(np.arange(1, len(values) + 1), values, linewidth=2, label=label,
+                        color=colour)
         ax.set_xlabel("Epoch")
         ax.set_ylabel(base)
         ax.set_title(base if title is None else f"{title}: {base}")
@@ -268,6 +313,8 @@ def plot_gradient_flow(norms, axes=None, title=None, log=True):
         if log and all(np.all(v > 0) for v in norms.values()):
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3, axis="y")
+        # numbers on both panels, even when the caller shares the axis across them
+        ax.tick_params(axis="y", labelleft=True)
     return axes[0].figure, axes
 
 

@@ -92,6 +92,48 @@ def test_train_on_bundled_data_writes_metrics_and_plots(tmp_path, capsys):
     assert "epoch" in err  # the progress bar (tqdm or plain lines) went to stderr
 
 
+@pytest.mark.parametrize("options", [[], ["--hidden", "16,8", "--epochs", "100"]])
+def test_the_defaults_give_a_good_moons_model(tmp_path, capsys, monkeypatch, options):
+    """Nothing but the data set (and the README's first command): a curved boundary, not
+    the near-straight one of an underfit network (a linear model scores 0.85 here)."""
+    monkeypatch.setattr(cli, "_train_plots", lambda *a, **k: [])
+    code, out, err = run(["train", "--data", "moons", *options, "--out", tmp_path], capsys)
+    assert code == 0, err
+    assert metrics_line(out)["accuracy"] >= 0.875  # seed 0: at most 5 of 40 test rows wrong
+
+
+def test_early_stopping_is_on_by_default_and_can_be_turned_off(tmp_path, capsys, monkeypatch,
+                                                              fit_spy):
+    monkeypatch.setattr(cli, "_train_plots", lambda *a, **k: [])
+    code, _, err = run(["train", "--data", "iris", "--epochs", "7", "--no-early-stopping",
+                        "--out", tmp_path], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["early_stopping"] is False and report["epochs_run"] == 7
+    assert "val_loss" not in report["history"]
+    assert fit_spy[-1]["X"].shape[0] == 120 and fit_spy[-1]["validation_data"] is None
+    for value, message in [("1.5", "--validation-split must be between 0 and 1; got 1.5"),
+                           ("0.001", "leaves 120 to train on and 0 to validate on")]:
+        code, _, err = run(["train", "--data", "iris", "--validation-split", value,
+                            "--out", tmp_path], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_every_optimizer_has_a_default_rate_and_the_benchmark_runs(capsys):
+    from nnx.optimizers import OPTIMIZERS
+
+    assert set(cli.DEFAULT_LEARNING_RATES) == set(OPTIMIZERS)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cli_defaults
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert cli_defaults.main(["--datasets", "moons,diabetes", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\| moons \| accuracy \| 0\.\d+ \|", out, re.M)
+    assert re.search(r"^\| diabetes \| R² \| ", out, re.M)
+
+
 def test_train_on_a_csv_with_text_labels(tmp_path, capsys):
     X, y = datasets.make_spiral(150, n_classes=3, seed=1)
     extra = np.random.default_rng(0).normal(size=150)
@@ -360,7 +402,8 @@ def fit_spy(monkeypatch):
     real_fit = nnx.Network.fit
 
     def fit(self, X, y, *args, **kwargs):
-        calls.append({"type": type(X), "dtype": X.dtype, "X": np.array(X), "y": np.array(y)})
+        calls.append({"type": type(X), "dtype": X.dtype, "X": np.array(X), "y": np.array(y),
+                      "validation_data": kwargs.get("validation_data")})
         return real_fit(self, X, y, *args, **kwargs)
 
     monkeypatch.setattr(nnx.Network, "fit", fit)
@@ -381,13 +424,19 @@ def test_train_from_npy_files_streams_a_memmap(tmp_path, capsys, monkeypatch, fi
 
     # the network got a memmap (not an array read into memory) of the standardized training
     # rows: the split's rows in its shuffled order (as in memory), scaled with statistics of
-    # those rows alone
+    # those rows alone; early stopping (on by default) validates on their last 20%, also
+    # a memmap
     (call,) = fit_spy
     assert call["type"] is np.memmap and call["dtype"] == np.float32
     train, test = datasets.train_test_indices(200, test_size=0.2, seed=0)
     scaler = datasets.Standardizer().fit(X[train])
-    np.testing.assert_allclose(call["X"], scaler.transform(X[train]), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(call["y"], y[train])
+    np.testing.assert_allclose(call["X"], scaler.transform(X[train])[:128], rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_array_equal(call["y"], y[train][:128])
+    X_val, y_val = call["validation_data"]
+    assert type(X_val) is np.memmap
+    np.testing.assert_allclose(X_val, scaler.transform(X[train])[128:], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(y_val, y[train][128:])
     assert not [p for p in out.iterdir() if p.name.startswith(".nnx-train-")]  # scratch gone
 
     # the saved model takes raw rows; its metadata names the source and the feature count
@@ -615,5 +664,5 @@ def test_the_help_explains_epochs_and_batch_size(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "passes over the training rows (default: 100)" in out
+    assert "passes over the training rows (default: 300)" in out
     assert "rows per training step (default: 32)" in out

@@ -75,6 +75,32 @@ def test_decision_boundary_multiclass_with_string_labels(tmp_path):
     assert_png(tmp_path / "m.png")
 
 
+def test_decision_boundary_legend_names_the_classes_and_sets_test_points_apart():
+    X, y = datasets.make_spiral(150, n_classes=3, seed=0)
+    names = np.array(["red", "green", "blue"])[y]
+    net = _fitted(X, names, [2, 32, 3], epochs=20)
+    ax = plotting.plot_decision_boundary(net, X[:100], names[:100], X_test=X[100:],
+                                         y_test=names[100:], resolution=30)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["blue", "green", "red", "train points", "test points"]
+    train, test = ax.collections[-2:]
+    assert train.get_offsets().shape == (100, 2) and test.get_offsets().shape == (50, 2)
+    np.testing.assert_array_equal(np.asarray(test.get_array()),
+                                  np.searchsorted(net.classes_, names[100:]))
+    assert train.get_paths()[0] != test.get_paths()[0]  # other markers
+    assert train.get_alpha() < test.get_alpha() == 1.0  # the scored points stand out
+    # the grid covers the test points too
+    assert ax.get_xlim()[1] >= X[:, 0].max() + 1.0 - 1e-9
+    # training points alone: the classes only; legend=False: none
+    ax = plotting.plot_decision_boundary(net, X, names, resolution=30)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["blue", "green", "red"]
+    assert plotting.plot_decision_boundary(net, X, names, resolution=30,
+                                           legend=False).get_legend() is None
+    with pytest.raises(ValueError, match="y_test contains labels"):
+        plotting.plot_decision_boundary(net, X[:100], names[:100], X_test=X[100:],
+                                        y_test=np.full(50, "pink"))
+
+
 class _Rule:
     """A stand-in classifier with a known, asymmetric rule: class 1 where x > 0.3 y."""
 
@@ -169,6 +195,33 @@ def test_history_groups_train_and_validation(tmp_path):
         plotting.plot_history({})
     with pytest.raises(ValueError, match="needs 2 axes"):
         plotting.plot_history(logs, axes=[plt.subplots()[1]])
+
+
+def test_history_draws_validation_in_its_own_colour_even_alone():
+    """fit logs no training accuracy: the accuracy panel holds validation values alone, and
+    they must not take the training colour."""
+    logs = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "val_accuracy": [0.6, 0.8]}
+    _, axes = plotting.plot_history(logs)
+    train, val = axes[0].lines
+    (alone,) = axes[1].lines
+    assert alone.get_label() == "validation"
+    assert alone.get_color() == val.get_color() == plotting.HISTORY_COLOURS["validation"]
+    assert train.get_color() == plotting.HISTORY_COLOURS["train"] != alone.get_color()
+    assert axes[1].get_legend() is not None
+
+
+def _visible_tick_labels(ax):
+    ax.figure.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_visible() and t.get_text()]
+
+
+def test_gradient_flow_bars_have_numbers_on_their_axis_even_when_shared():
+    norms = {"layers.0.W": [1e-3, 1e-4], "layers.1.W": [0.5, 0.1]}
+    fig, axes = plt.subplots(2, 2, sharey=True)
+    for row in axes:
+        plotting.plot_gradient_flow(norms, axes=row)
+    for ax in axes.ravel():
+        assert len(_visible_tick_labels(ax)) >= 2, ax.get_title()
 
 
 def test_gradient_flow_plot(tmp_path):
