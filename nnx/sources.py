@@ -41,9 +41,11 @@ from .data import epoch_order
 
 #: bytes of rows (at float64) read, checked and moved to the device at a time
 GROUP_BYTES = 4 * 2**20
-#: at most this many batches of an iterable are pulled at a time (a slow generator must not
-#: delay the first step, or the end of training, by a whole group)
-MAX_GROUP_BATCHES = 16
+#: at most this many batches of an iterable are pulled at a time: fewer hand-overs between
+#: the threads (on a busy machine each can cost as much as a small group of batches),
+#: while a slow generator delays the first step by at most this many batches (the end of
+#: training stops a pull at its next batch)
+MAX_GROUP_BATCHES = 64
 
 
 class Dataset:
@@ -393,12 +395,19 @@ class StreamBatches:
             yield lambda k0=k0, k1=k1: self._staged(lambda: self._group(data, k0, k1))
 
     def _ahead(self, data):
-        """The results of :meth:`_reads`, ``prefetch`` ahead on a thread."""
+        """The results of :meth:`_reads`, ``prefetch`` ahead on a thread. The epoch's first
+        group is prepared here: there is nothing to overlap it with yet, and a source that
+        fits in one group then never waits on the thread (a hand-over between threads costs
+        more than a small group on a busy machine)."""
         reads = self._reads(data)
         if self.prefetch <= 0 or (self.map_style and len(self.groups) == 1):
-            for read in reads:  # (one group an epoch: nothing to overlap it with)
+            for read in reads:
                 yield read()
             return
+        first = next(reads, None)
+        if first is None:
+            return
+        current = first()
         if self._pool is None:  # one thread for the whole fit, closed by close()
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 1, thread_name_prefix="nnx-prefetch")
@@ -406,8 +415,10 @@ class StreamBatches:
         try:
             for read in reads:
                 pending.append(self._pool.submit(read))
-                if len(pending) > self.prefetch:
-                    yield pending.popleft().result()
+                if len(pending) >= self.prefetch:  # the next ones are on their way
+                    yield current
+                    current = pending.popleft().result()
+            yield current
             while pending:
                 yield pending.popleft().result()
         finally:
@@ -525,7 +536,8 @@ class IterableSource:
         while (not state["done"] and not self.stopping.is_set()
                and (steps is None or state["count"] < steps)):
             yield pull
-        yield pull  # the last one: finds the end (or the missing batches) and says so
+        if state["count"] == 0 or (steps is not None and state["count"] < steps):
+            yield pull  # one more: finds the missing batches and says so
 
     def labels(self):
         """Every batch's targets, from one pass (to learn the classes)."""
