@@ -73,6 +73,9 @@ class Backend:
         Names of the devices usable here (for ``nnx info``).
     ``views``
         Whether a basic slice or reshape of a contiguous array shares its memory.
+    ``scipy_sparse``
+        Whether the library's arrays multiply ``scipy.sparse`` matrices directly
+        (``X @ W``, ``X.T @ dz``), so sparse data can stay sparse (:func:`sparse_to_device`).
     ``foreach_max_mean_size``
         The mean parameter size up to which element-wise optimizers pack their parameters
         (``None``: :attr:`nnx.optimizers.Optimizer.FOREACH_MAX_MEAN_SIZE`, measured on a CPU;
@@ -83,6 +86,7 @@ class Backend:
     package: str = ""
     install_hint: str = ""
     views: bool = False
+    scipy_sparse: bool = False
     foreach_max_mean_size: int | None = None
     #: whether :meth:`scope` enters anything (entry points skip a scope that does nothing)
     scoped: bool = False
@@ -411,6 +415,7 @@ class NumPyBackend(Backend):
     name = package = "numpy"
     install_hint = "pip install numpy"
     views = True
+    scipy_sparse = True
 
     def load_namespace(self):
         if int(np.__version__.split(".")[0]) >= 2:
@@ -936,6 +941,15 @@ def to_device(x, ctx: Context, dtype=None):
         x = getattr(x, "detach", lambda: x)()
         return ctx.xp.asarray(ctx.backend.move(x, ctx.device), dtype=dtype, device=ctx.device)
     return ctx.backend.from_host(ctx.xp, np.asarray(to_numpy(x)), dtype, ctx.device)
+
+
+def sparse_to_device(x, ctx: Context):
+    """A ``scipy.sparse`` matrix (a batch of rows) ready for ``x @ W`` in ``ctx``: kept sparse
+    (CSR or CSC, in the context's dtype) where the backend multiplies scipy matrices, else
+    made dense on the device, so only this batch is ever densified."""
+    if ctx.backend.scipy_sparse:
+        return x.astype(np.dtype(ctx.dtype_name), copy=False)
+    return to_device(x.toarray(), ctx)
 
 
 def to_namespace_of(reference, x, ctx: Context):
