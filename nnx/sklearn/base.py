@@ -71,7 +71,7 @@ class _Rows:
 
     def batch(self, X, rows):
         """``X[rows]`` (``rows`` a slice) ready for the forward pass."""
-        return sparse_to_device(X[rows], self.ctx) if self.sparse else X[rows]
+        return sparse_to_device(X[rows], self.ctx) if self.sparse else X[rows, ...]
 
 
 class BaseMLP(BaseEstimator):
@@ -328,7 +328,7 @@ class BaseMLP(BaseEstimator):
                 for batch in gen_batches(n_samples, batch_size):
                     batch_loss, coef_grads, intercept_grads = net.loss_and_gradients(
                         self.coefs_, self.intercepts_, rows.batch(X_epoch, batch),
-                        Y_epoch[batch], None if W_epoch is None else W_epoch[batch],
+                        Y_epoch[batch, ...], None if W_epoch is None else W_epoch[batch],
                         self.alpha)
                     accumulated_loss = accumulated_loss + batch_loss * (batch.stop - batch.start)
                     params = self._optimizer.update_params(params,
