@@ -26,7 +26,7 @@ import scipy.sparse
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, gen_batches, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..backend import get_context, sparse_to_device, to_device, to_numpy
@@ -35,6 +35,12 @@ from . import updates
 from .perceptron import Perceptron
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def _batches(n, size):
+    """Slices of ``size`` rows (the last one shorter): ``sklearn.utils.gen_batches``, without
+    its per-call parameter validation, which costs more than a small batch."""
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _optimize_result(result, max_iter):
@@ -141,7 +147,7 @@ class BaseMLP(BaseEstimator):
             return np.concatenate([
                 to_numpy(net.predict(self.coefs_, self.intercepts_,
                                      sparse_to_device(X[s], ctx)))
-                for s in gen_batches(X.shape[0], step)])
+                for s in _batches(X.shape[0], step)])
 
     # ------------------------------------------------------------------ fit
 
@@ -315,9 +321,12 @@ class BaseMLP(BaseEstimator):
             for _ in range(self.max_iter):
                 X_epoch, Y_epoch, W_epoch = X_train, Y_train, W_train
                 if self.shuffle:
-                    # one permutation per epoch (scikit-learn's draw), applied once, on the
-                    # device; its batches are then plain slices
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    # one permutation per epoch, drawn as sklearn.utils.shuffle draws it (its
+                    # parameter validation costs more than a small epoch), applied once on
+                    # the device; the batches are then plain slices
+                    perm = np.arange(n_samples)
+                    self._random_state.shuffle(perm)
+                    sample_idx = sample_idx[perm]
                     order = to_device(sample_idx, ctx, xp.int64)
                     X_epoch = (X_train[sample_idx] if rows.sparse
                                else xp.take(X_train, order, axis=0))
@@ -325,7 +334,7 @@ class BaseMLP(BaseEstimator):
                     if W_train is not None:
                         W_epoch = xp.take(W_train, order, axis=0)
                 accumulated_loss = 0.0
-                for batch in gen_batches(n_samples, batch_size):
+                for batch in _batches(n_samples, batch_size):
                     batch_loss, coef_grads, intercept_grads = net.loss_and_gradients(
                         self.coefs_, self.intercepts_, rows.batch(X_epoch, batch),
                         Y_epoch[batch, ...], None if W_epoch is None else W_epoch[batch],
