@@ -8,6 +8,7 @@ difference along).
 
 import pickle
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,39 @@ def test_no_training_step_reads_back_from_the_device(Estimator, params):
 
     few, many = per_step_syncs(run)
     assert many == few, f"host syncs grow with the steps: {dict(few)} -> {dict(many)}"
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+
+
+def test_the_parity_benchmark_runs_and_the_drop_in_scores_are_scikit_learns(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sklearn_parity",
+                                                  ROOT / "benchmarks" / "sklearn_parity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.parity(["iris"], seeds=[0], dtype=np.float64)
+    np.testing.assert_array_equal(rows[0]["drop-in"][:, 0], rows[0]["sklearn"][:, 0])
+    bench.print_parity(rows, np.float64, 1)
+    assert "| iris | accuracy |" in capsys.readouterr().out
+
+
+def test_the_readme_parity_table_is_the_saved_benchmark_output():
+    """Every number of the README's parity table comes from the saved run of the script."""
+    saved = (ROOT / "benchmarks" / "results" / "sklearn_parity-cpu-numpy.md").read_text()
+    float64 = saved.split("(float32")[0]
+    expected = []
+    for line in float64.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 12 and cells[0] in DATASETS:
+            del cells[6], cells[2]  # epochs and split sizes are not in the README
+            expected.append([c.replace("x", "×").replace("R^2", "R²") for c in cells])
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| data set | score | scikit-learn | drop-in | NNX |")[1].split("\n\n")[0]
+    found = [[c.strip() for c in line.strip("|").split("|")]
+             for line in table.strip().splitlines()[2:]]  # after the header and its rule
+    assert expected and found == expected
