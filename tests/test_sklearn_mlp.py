@@ -7,7 +7,6 @@ difference along).
 """
 
 import pickle
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,14 @@ sklearn = pytest.importorskip("sklearn")
 from sklearn import neural_network as sk  # noqa: E402
 from sklearn.datasets import make_classification, make_multilabel_classification  # noqa: E402
 from sklearn.datasets import make_regression  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import nnx  # noqa: E402
 from nnx.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# short fits on purpose: both libraries warn alike that they stopped at max_iter
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _data(task, n=120, seed=0):
@@ -51,10 +54,8 @@ def _fit_both(task, X=None, y=None, fit=None, **params):
     reference, ours = _pair(task, **params)
     if X is None:
         X, y = _data(task)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for est in (reference, ours):
-            (fit or (lambda e: e.fit(X, y)))(est)
+    for est in (reference, ours):
+        (fit or (lambda e: e.fit(X, y)))(est)
     return reference, ours
 
 
@@ -74,6 +75,13 @@ def assert_same_fit(reference, ours, rtol=1e-9):
             assert getattr(ours, name, None) is None, name
         else:
             np.testing.assert_allclose(getattr(ours, name), expected, rtol=rtol, err_msg=name)
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_check_estimator(estimator, check):
+    """Every check of scikit-learn's check_estimator, default parameters, no expected failures
+    (as scikit-learn's own MLPs)."""
+    check(estimator)
 
 
 SOLVERS = {
@@ -182,10 +190,8 @@ def test_sparse_data_is_densified_one_batch_at_a_time(backend, monkeypatch):
     monkeypatch.setattr(scipy.sparse.csr_matrix, "toarray", recording)
     est = MLPClassifier(hidden_layer_sizes=(5,), batch_size=16, max_iter=3,
                         random_state=0, backend=backend.name, device=backend.device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(scipy.sparse.csr_matrix(X), y)
-        dense = MLPClassifier(**est.get_params()).fit(X, y)
+    est.fit(scipy.sparse.csr_matrix(X), y)
+    dense = MLPClassifier(**est.get_params()).fit(X, y)
     if backend.name == "numpy":
         assert densified == []
     else:
@@ -196,9 +202,7 @@ def test_sparse_data_is_densified_one_batch_at_a_time(backend, monkeypatch):
 def test_coefs_are_the_models_arrays():
     X, y = _data("binary")
     est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
+    est.fit(X, y)
     before = est.predict_proba(X)
     est.intercepts_[-1] += 3.0  # edited in place: the model changes
     assert np.all(est.predict_proba(X)[:, 1] > before[:, 1])
@@ -237,13 +241,11 @@ def test_pickles_on_every_backend(backend):
     X, y = _data("multiclass")
     est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=4, random_state=0,
                         backend=backend.name, device=backend.device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X, y)
-        loaded = pickle.loads(pickle.dumps(est))
-        np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
-        loaded.partial_fit(X, y)
-        est.partial_fit(X, y)
+    est.fit(X, y)
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    loaded.partial_fit(X, y)
+    est.partial_fit(X, y)
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
 
 
@@ -263,9 +265,7 @@ def test_no_training_step_reads_back_from_the_device(Estimator, params):
         X, y = _data("multiclass", n=10 * steps)
         est = Estimator(hidden_layer_sizes=(5,), batch_size=8, max_iter=2, random_state=0,
                         validation_fraction=0.2, backend="torch", **params)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(X, y, sample_weight=np.ones(y.shape[0]) if weighted else None)
+        est.fit(X, y, sample_weight=np.ones(y.shape[0]) if weighted else None)
 
     few, many = per_step_syncs(run)
     assert many == few, f"host syncs grow with the steps: {dict(few)} -> {dict(many)}"
