@@ -13,7 +13,12 @@ stays on the host and crosses one batch at a time, see
 :func:`nnx.backend.sparse_to_device`); each epoch's order crosses once; the loss is summed on
 the device and read once per epoch; with ``early_stopping`` the validation predictions come
 back once per epoch; the parameters' finiteness is read once per ``fit``. L-BFGS runs on the
-host (SciPy), so its parameters and gradient cross at every function evaluation.
+host (SciPy), so its parameters and gradient cross at every function evaluation; being a
+full-batch method it needs all rows at once, so a sparse ``X`` is made dense as a whole for
+L-BFGS on a backend without sparse products (the stochastic solvers never do that).
+
+One difference in result types: with float32 data L-BFGS keeps float32 parameters, where
+scikit-learn's come back from SciPy as float64.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class _Rows:
         self.X = X.tocsr() if self.sparse else to_device(X, ctx)
 
     def take(self, idx):
-        """Rows ``idx`` (host integers) as a new :class:`_Rows`-like array."""
+        """Rows ``idx`` (host integers): a device array, or a host sparse matrix."""
         if self.sparse:
             return self.X[idx]
         return self.ctx.xp.take(self.X, to_device(idx, self.ctx, self.ctx.xp.int64), axis=0)
