@@ -4,16 +4,16 @@ Two tables:
 
 1. **Parity.** scikit-learn's ``MLPClassifier`` / ``MLPRegressor``, nnx's drop-ins of the same
    name (``nnx.sklearn.MLPClassifier``: scikit-learn's procedure, which reproduces its fit) and
-   nnx's own ``NNXClassifier`` / ``NNXRegressor``, all with the same settings (scikit-learn's defaults: one hidden layer of 100 ReLU units, Adam
-   at 1e-3, ``alpha=1e-4``, ``batch_size=min(200, n)``, up to 200 epochs, ``tol=1e-4``,
-   ``n_iter_no_change=10``) on iris, wine, breast_cancer, digits (test accuracy) and diabetes
-   (test :math:`R^2`; the target is standardized for both). Features are standardized inside
-   a ``Pipeline``. Each seed draws its own stratified 75/25 split and is the ``random_state``
-   of both models. Time per epoch is a fit's CPU time (``time.process_time``: what the fit
-   itself costs, even on a busy shared machine) divided by its ``n_iter_``; both run with one
-   BLAS thread (``threadpoolctl``), interleaved, and the median over seeds is shown.
-   ``--dtype float32`` feeds float32 data to both (scikit-learn's MLP then computes in
-   float32 too).
+   nnx's own ``NNXClassifier`` / ``NNXRegressor``, all with the same settings (scikit-learn's
+   defaults: one hidden layer of 100 ReLU units, Adam at 1e-3, ``alpha=1e-4``,
+   ``batch_size=min(200, n)``, up to 200 epochs, ``tol=1e-4``, ``n_iter_no_change=10``) on
+   iris, wine, breast_cancer, digits (test accuracy) and diabetes (test :math:`R^2`; the
+   target is standardized for all). Features are standardized inside a ``Pipeline``. Each
+   seed draws its own stratified 75/25 split and is the ``random_state`` of every model. Time
+   per epoch is a fit's CPU time (``time.process_time``: what the fit itself costs, even on a
+   busy shared machine) divided by its ``n_iter_``; all run with one BLAS thread
+   (``threadpoolctl``), interleaved, and the median over seeds is shown. ``--dtype float32``
+   feeds float32 data to all (scikit-learn's MLP then computes in float32 too).
 2. **Digits on every backend.** The documented configuration
    ``make_pipeline(StandardScaler(), NNXClassifier(dtype="float32", random_state=seed))``
    (all other parameters at their defaults) on numpy, array_api_strict and torch (CPU).

@@ -13,12 +13,11 @@ from unittest import mock
 
 import pytest
 
-sklearn = pytest.importorskip("sklearn")
-import sklearn.neural_network  # noqa: E402
+neural_network = pytest.importorskip("sklearn.neural_network")
 
 import nnx.sklearn  # noqa: E402
 
-_PATH = Path(sklearn.neural_network.__file__).parent / "tests" / "test_mlp.py"
+_PATH = Path(neural_network.__file__).parent / "tests" / "test_mlp.py"
 if not _PATH.exists():
     pytest.skip(f"this scikit-learn install has no test files ({_PATH})", allow_module_level=True)
 
@@ -26,7 +25,7 @@ if not _PATH.exists():
 def _load():
     spec = importlib.util.spec_from_file_location("sklearn_test_mlp_on_nnx", _PATH)
     module = importlib.util.module_from_spec(spec)
-    with mock.patch.multiple(sklearn.neural_network, MLPClassifier=nnx.sklearn.MLPClassifier,
+    with mock.patch.multiple(neural_network, MLPClassifier=nnx.sklearn.MLPClassifier,
                              MLPRegressor=nnx.sklearn.MLPRegressor):
         spec.loader.exec_module(module)
     return module
