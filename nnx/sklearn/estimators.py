@@ -438,7 +438,8 @@ class _NNXBase(BaseEstimator):
                     batch_size=batch_size, shuffle=bool(self.shuffle), callbacks=[monitor],
                     **fit_kwargs)
         except DivergenceError as exc:  # scikit-learn's MLP raises a ValueError here
-            raise ValueError(f"Solver produced non-finite parameter weights: {exc}") from exc
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             f"contain large values and need to be preprocessed. {exc}") from exc
         if monitor.best_snapshot is not None:
             keep_random = net.random.state()
             net.restore(monitor.best_snapshot)  # best weights, as sklearn's early stopping
