@@ -305,3 +305,18 @@ def test_the_readme_parity_table_is_the_saved_benchmark_output():
     found = [[c.strip() for c in line.strip("|").split("|")]
              for line in table.strip().splitlines()[2:]]  # after the header and its rule
     assert expected and found == expected
+
+
+def test_hand_set_parameters_predict_as_in_scikit_learn():
+    """A model made by assigning its fitted attributes predicts without a fit, as scikit-learn's
+    does (on any backend: host arrays are brought over)."""
+    X, y = _data("multiclass")
+    reference = sk.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, y)
+    for backend in ("numpy", "torch"):
+        if backend == "torch":
+            pytest.importorskip("torch")
+        ours = MLPClassifier(hidden_layer_sizes=(5,), backend=backend)
+        for name in ("coefs_", "intercepts_", "n_layers_", "n_outputs_", "out_activation_",
+                     "n_features_in_"):
+            setattr(ours, name, getattr(reference, name))
+        np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), rtol=1e-9)

@@ -142,16 +142,17 @@ class BaseMLP(BaseEstimator):
         so at most one block is ever dense."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        ctx = self._ctx
-        net = self._perceptron()
+        if not hasattr(self, "_ctx"):  # parameters assigned by hand, never fitted
+            self._ctx = self._context(X.dtype)
+        ctx, net = self._ctx, self._perceptron()
         with ctx.scope(), ctx.errstate():
+            coefs, intercepts = self._device_list(self.coefs_), self._device_list(self.intercepts_)
             if not scipy.sparse.issparse(X):
-                return to_numpy(net.predict(self.coefs_, self.intercepts_, to_device(X, ctx)))
+                return to_numpy(net.predict(coefs, intercepts, to_device(X, ctx)))
             X = X.tocsr()
             step = X.shape[0] if ctx.backend.scipy_sparse else 4096
             return np.concatenate([
-                to_numpy(net.predict(self.coefs_, self.intercepts_,
-                                     sparse_to_device(X[s], ctx)))
+                to_numpy(net.predict(coefs, intercepts, sparse_to_device(X[s], ctx)))
                 for s in _batches(X.shape[0], step)])
 
     # ------------------------------------------------------------------ fit
