@@ -78,6 +78,9 @@ class Backend:
         plain copies by default, pinned buffers and a copy stream on CUDA.
     ``views``
         Whether a basic slice or reshape of a contiguous array shares its memory.
+    ``scipy_sparse``
+        Whether the library's arrays multiply ``scipy.sparse`` matrices directly
+        (``X @ W``, ``X.T @ dz``), so sparse data can stay sparse (:func:`sparse_to_device`).
     ``foreach_max_mean_size``
         The mean parameter size up to which element-wise optimizers pack their parameters
         (``None``: :attr:`nnx.optimizers.Optimizer.FOREACH_MAX_MEAN_SIZE`, measured on a CPU;
@@ -88,6 +91,7 @@ class Backend:
     package: str = ""
     install_hint: str = ""
     views: bool = False
+    scipy_sparse: bool = False
     foreach_max_mean_size: int | None = None
     #: whether :meth:`scope` enters anything (entry points skip a scope that does nothing)
     scoped: bool = False
@@ -589,6 +593,7 @@ class NumPyBackend(Backend):
     name = package = "numpy"
     install_hint = "pip install numpy"
     views = True
+    scipy_sparse = True
 
     def load_namespace(self):
         if int(np.__version__.split(".")[0]) >= 2:
@@ -1136,6 +1141,15 @@ def to_device(x, ctx: Context, dtype=None):
     if staging is not None:
         return staging.from_host(np.asarray(to_numpy(x)), dtype)
     return ctx.backend.from_host(ctx.xp, np.asarray(to_numpy(x)), dtype, ctx.device)
+
+
+def sparse_to_device(x, ctx: Context):
+    """A ``scipy.sparse`` matrix (a batch of rows) ready for ``x @ W`` in ``ctx``: kept sparse
+    (CSR or CSC, in the context's dtype) where the backend multiplies scipy matrices, else
+    made dense on the device, so only this batch is ever densified."""
+    if ctx.backend.scipy_sparse:
+        return x.astype(np.dtype(ctx.dtype_name), copy=False)
+    return to_device(x.toarray(), ctx)
 
 
 def to_namespace_of(reference, x, ctx: Context):

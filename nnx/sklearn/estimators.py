@@ -76,17 +76,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import metrics
-from . import optimizers as _optimizers
-from .backend import to_device, to_numpy
-from .callbacks import Callback
-from .data import TargetEncoder
-from .layers import Activation, BatchNorm, Dense, Dropout
-from .losses import Loss
-from .losses import get as _get_loss
-from .network import DivergenceError, Network
-from .regularizers import L2
-from .checks import check_choice, check_number, check_sample_weight, check_targets
+from .. import metrics
+from .. import optimizers as _optimizers
+from ..backend import to_device, to_numpy
+from ..callbacks import Callback
+from ..data import TargetEncoder
+from ..layers import Activation, BatchNorm, Dense, Dropout
+from ..losses import Loss
+from ..losses import get as _get_loss
+from ..network import DivergenceError, Network
+from ..regularizers import L2
+from ..checks import check_choice, check_number, check_sample_weight, check_targets
 
 __all__ = ["NNXClassifier", "NNXRegressor"]
 
@@ -263,7 +263,7 @@ class _NNXBase(BaseEstimator):
         if not (self.random_state is None
                 or isinstance(self.random_state, np.random.RandomState)):
             check_number("random_state", self.random_state, low=0, high=2**32 - 1, integer=True)
-        from . import activations as _activations
+        from .. import activations as _activations
 
         if not isinstance(self.activation, str):
             raise ValueError(f"activation must be a name such as 'relu'; got {self.activation!r}")
@@ -438,7 +438,8 @@ class _NNXBase(BaseEstimator):
                     batch_size=batch_size, shuffle=bool(self.shuffle), callbacks=[monitor],
                     **fit_kwargs)
         except DivergenceError as exc:  # scikit-learn's MLP raises a ValueError here
-            raise ValueError(f"Solver produced non-finite parameter weights: {exc}") from exc
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             f"contain large values and need to be preprocessed. {exc}") from exc
         if monitor.best_snapshot is not None:
             keep_random = net.random.state()
             net.restore(monitor.best_snapshot)  # best weights, as sklearn's early stopping
