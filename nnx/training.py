@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .callbacks import Callback, History, ProgressBar, check_callbacks
+from .callbacks import History, batch_callbacks, check_callbacks, with_progress
 from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
@@ -31,6 +31,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     epochs = check_number("epochs", epochs, low=0, integer=True)
     batch_size = check_batch_size(batch_size)
     check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
+    check_choice("verbose", verbose, (0, 1, 2))
     if net.optimizer.needs_closure:
         batch_size = None  # LBFGS: one full-batch step per epoch
     callbacks = check_callbacks(callbacks)
@@ -58,16 +59,17 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
             validation = validation_pair(net, validation_data)
         elif validation_split is not None:
             (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
+        net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
         net.check_batch_rows(Xd.shape[0], batch_size)
         batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
 
     history = History()
     cbs = [history, net.history_] + callbacks
-    if verbose:
-        cbs.append(ProgressBar(epochs))
     net.metrics_names = ["loss"]
     if validation is not None:
         net.metrics_names += ["val_" + key for key in metric_keys(net)]
+    if verbose:  # Keras's bar (1) or line (2) per epoch, with a classifier's accuracy
+        cbs = with_progress(net, cbs, epochs, verbose, len(batches) or None)
     for cb in cbs:
         cb.set_network(net)
     with net.ctx.errstate():
@@ -90,6 +92,7 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
     if not net.built:
         net.build(_feature_count(source))
     net.learn_targets(targets_of(source, classes), classes)
+    net.adapt_inputs(source)  # input scaling from the training rows, at the first fit
     if validation_data is not None:  # after the labels: classes= holds for it too
         validation = validation_pair(net, validation_data)
     batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch)
@@ -191,8 +194,7 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
     """
     net.stop_training = False
     net.diverged_ = None
-    grad_cbs = [cb for cb in callbacks
-                if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
+    grad_cbs = batch_callbacks(callbacks)
     for cb in callbacks:
         cb.on_train_begin()
     step = net.step
@@ -210,7 +212,9 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
             loss = guard.epoch_loss(total) if guard is not None else float(total)
             logs = {"loss": loss / seen}
             if not math.isfinite(logs["loss"]) and guard is not None:
-                guard.diverged(epoch, batches, data)
+                guard.diverged(epoch, batches, data)  # raises, or warns and we stop:
+                for cb in callbacks:  # the epoch's logs say NaN for every key, as Keras's
+                    cb.on_epoch_end(epoch, dict.fromkeys(net.metrics_names, math.nan))
                 break
             if validation is not None:
                 scores = (net.scores(*validation) if isinstance(validation, tuple)
