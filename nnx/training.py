@@ -19,6 +19,7 @@ from .callbacks import History, batch_callbacks, check_callbacks, with_progress
 from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
+from .diagnostics import FitWatch
 from .guard import DivergenceGuard
 from .sources import (ArrayDataset, IterableSource, Rows, StreamBatches, is_streamed,
                       source_for, targets_of)
@@ -45,6 +46,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
                                        prefetch, validation_split, validation_data,
                                        sample_weight, class_weight)
+        watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
     else:
         if y is None:
             raise ValueError("y is missing: fit(X, y) with arrays needs the targets")
@@ -62,9 +64,10 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
         net.check_batch_rows(Xd.shape[0], batch_size)
         batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
+        watch = FitWatch.for_arrays(net, X, Xd, Yd)  # unscaled inputs; a loss that grew
 
     history = History()
-    cbs = [history, net.history_] + callbacks
+    cbs = [history, net.history_, watch] + callbacks
     net.metrics_names = ["loss"]
     if validation is not None:
         net.metrics_names += ["val_" + key for key in metric_keys(net)]
