@@ -107,16 +107,23 @@ class FitWatch(Callback):
 
     @classmethod
     def for_source(cls, network, source) -> "FitWatch":
-        """A streamed source: its first rows (a one-shot iterator is not read ahead)."""
-        if isinstance(source, IterableSource):
-            if source.one_shot:
-                return cls(network, None, None)
-            X, y = next(iter(source.fresh()))
-        else:
-            X, y = source.take(np.arange(min(len(source), SAMPLE_ROWS)))
+        """A streamed source: its first rows (a one-shot iterator is not read ahead).
+
+        Rows the training would refuse are not checked here: the training loop names the
+        batch at fault."""
+        try:
+            if isinstance(source, IterableSource):
+                if source.one_shot:
+                    return cls(network, None, None)
+                X, y = next(iter(source.fresh()))
+            else:
+                X, y = source.take(np.arange(min(len(source), SAMPLE_ROWS)))
+            Xd, Yd = network.prepare_batch(np.asarray(X), np.asarray(y), 0)
+        except (ValueError, TypeError, StopIteration):
+            return cls(network, None, None)
         if not _scales_itself(network):
             _check_scale(column_magnitudes(X))
-        return cls(network, *network.prepare_batch(np.asarray(X), np.asarray(y), 0))
+        return cls(network, Xd, Yd)
 
     def on_epoch_end(self, epoch, logs=None):
         self.last = (logs or {}).get("loss")

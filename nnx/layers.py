@@ -272,9 +272,10 @@ class Standardize(Layer):
         if is_host_array(X):  # the scaler reads host data in float64 blocks itself
             scaler.partial_fit(X if hasattr(X, "dtype") else np.asarray(X))
             return
+        n = int(X.shape[0])
         step = max(1, self.BLOCK_BYTES // (8 * max(1, int(X.shape[-1]))))
-        for start in range(0, int(X.shape[0]), step):
-            scaler.partial_fit(to_numpy(X[start:start + step, ...]))
+        for start in range(0, n, step):  # stops within the array: the standard's rule
+            scaler.partial_fit(to_numpy(X[start:min(start + step, n), ...]))
 
     def _set(self, mean, scale):
         if self.input_dim is not None and mean.shape[0] != self.input_dim:
