@@ -231,6 +231,11 @@ class Standardize(Layer):
         """Whether the layer holds statistics (given, adapted or loaded)."""
         return self.mean is not None
 
+    @property
+    def n_samples_seen(self):
+        """Rows the statistics come from (``None`` when they were given or loaded)."""
+        return None if self._scaler is None else self._scaler.n_samples_seen_
+
     def adapt(self, X) -> "Standardize":
         """Fresh statistics from the rows of ``X``, shape ``(n_samples, n_features)``, or
         from every block of rows an iterator ``X`` gives (one pass).

@@ -52,7 +52,7 @@ def test_a_validation_split_is_left_out_of_the_statistics():
     net = nnx.Network([5, 8, 3], seed=0, standardize=True)
     net.fit(X, y, epochs=1, validation_split=0.25)
     layer = net.layers[0]
-    assert layer._scaler.n_samples_seen_ == 180  # 240 rows less the 60 held out
+    assert layer.n_samples_seen == 180  # 240 rows less the 60 held out
     assert not np.allclose(layer.mean, Standardizer().fit(X).mean_, rtol=1e-6)
 
 
