@@ -189,7 +189,8 @@ class TrainingAccuracy(Callback):
 def with_progress(network, callbacks: list, epochs: int, verbose: int, steps=None) -> list:
     """``fit``'s callbacks with what ``verbose`` asks for: a classifier's training accuracy
     first (so every other callback sees it), a :class:`ProgressBar` last."""
-    if network.targets_.kind != "regression":
+    # (an optimizer that steps through a closure, L-BFGS, shows no step outputs)
+    if network.targets_.kind != "regression" and not network.optimizer.needs_closure:
         network.metrics_names.insert(1, "accuracy")
         callbacks = [TrainingAccuracy(), *callbacks]
     return [*callbacks, ProgressBar(epochs, verbose=verbose, steps=steps)]

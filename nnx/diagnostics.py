@@ -68,10 +68,13 @@ def warn(message: str, category) -> None:
     warnings.warn(message, category, stacklevel=level + 1)
 
 
-def column_magnitudes(X) -> np.ndarray:
-    r"""Root mean square of every column, :math:`\sqrt{\overline{x^2}}`, of 2-D host rows."""
-    X = np.asarray(X, dtype=np.float64)
-    return np.sqrt(np.mean(X * X, axis=0))
+def column_magnitudes(xp, X):
+    r"""Root mean square of every column of 2-D rows, :math:`\sqrt{\overline{x^2}}`,
+    computed as :math:`m \sqrt{\overline{(x / m)^2}}` with :math:`m = \max |x|` so that
+    values near the float range (1e200) do not overflow when squared."""
+    peak = xp.max(xp.abs(X), axis=0)
+    safe = xp.where(peak > 0, peak, 1.0)
+    return peak * xp.sqrt(xp.mean((X / safe) ** 2, axis=0))
 
 
 class FitWatch(Callback):
@@ -96,13 +99,12 @@ class FitWatch(Callback):
         step = max(1, Xd.shape[0] // SAMPLE_ROWS)
         if not _scales_itself(network):
             if is_host_array(X):
-                X = np.asarray(X.to_numpy() if hasattr(X, "iloc") else X)
-                _check_scale(column_magnitudes(X[::step]))
+                X = np.asarray(X.to_numpy() if hasattr(X, "iloc") else X, dtype=np.float64)
+                _check_scale(column_magnitudes(np, X[::step]))
             else:  # the user's device array: one value read back
                 xp = network.ctx.xp
-                sample = Xd[::step, ...]
-                _check_scale(np.array([float(xp.max(xp.sqrt(xp.mean(sample * sample,
-                                                                       axis=0))))]))
+                worst = float(xp.max(column_magnitudes(xp, Xd[::step, ...])))
+                _check_scale(np.array([worst]))
         return cls(network, Xd[::step, ...], Yd[::step, ...])
 
     @classmethod
@@ -122,7 +124,7 @@ class FitWatch(Callback):
         except (ValueError, TypeError, StopIteration):
             return cls(network, None, None)
         if not _scales_itself(network):
-            _check_scale(column_magnitudes(X))
+            _check_scale(column_magnitudes(np, np.asarray(X, dtype=np.float64)))
         return cls(network, Xd, Yd)
 
     def on_epoch_end(self, epoch, logs=None):

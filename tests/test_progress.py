@@ -109,3 +109,13 @@ def test_bad_verbose_is_named():
         nnx.Network([2, 1]).fit(X, y, verbose=3)
     with pytest.raises(ValueError, match="verbose"):
         ProgressBar(3, verbose="yes")
+
+
+def test_lbfgs_shows_the_loss_alone(capsys):
+    """L-BFGS steps through a closure, without step outputs to count: no training accuracy,
+    and no empty history key for it."""
+    X, y = _moons()
+    history = nnx.Network([2, 8, 1], optimizer="lbfgs", seed=0).fit(X, y, epochs=2,
+                                                                  verbose=2)
+    assert sorted(history.history) == ["loss"]
+    assert "accuracy" not in capsys.readouterr().err
