@@ -99,7 +99,7 @@ class ProgressBar(Callback):
     :attr:`REFRESH` seconds while the epoch runs (on a terminal only; a file or a notebook
     log gets the finished line alone)::
 
-        epoch 3/20  7/7 [==============================] 0.01s 1.4ms/step  loss=0.3124  accuracy=0.8714
+        epoch 3/20  7/7 [==============================]  0.01s 1.4ms/step  loss=0.3124  accuracy=0.8714
 
     ``verbose=2`` prints the same line without the bar, once the epoch is over. The values
     are those of the epoch's logs (read once per epoch); during an epoch only the step count

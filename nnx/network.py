@@ -567,7 +567,8 @@ class Network(Configurable):
             When the loss, a gradient or a parameter becomes NaN or inf, training stops at
             that step and the last finite parameters are restored; then
             :class:`DivergenceError` is raised, or a :class:`NonFiniteWarning` issued and the
-            history so far returned. Checked once per epoch (no host synchronisation per
+            history so far returned (its last epoch, the one that diverged, NaN under every
+            key). Checked once per epoch (no host synchronisation per
             step), then the failing epoch is replayed step by step to name the step.
         classes : array-like, optional
             Every label, when the first batches of a source may not show them all.
@@ -580,7 +581,14 @@ class Network(Configurable):
         -------
         History
             ``history.history["loss"]``: mean training objective of each epoch (penalties
-            included); ``"val_loss"``, ``"val_accuracy"`` with validation data.
+            included); ``"val_loss"``, ``"val_accuracy"`` with validation data;
+            ``"accuracy"`` with ``verbose``.
+
+        Warns
+        -----
+        UnscaledInputWarning, NoProgressWarning
+            Inputs far from standardized; a first fit whose loss ended above where it
+            started (see :mod:`nnx.diagnostics`).
         """
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                             verbose=verbose, callbacks=callbacks,
