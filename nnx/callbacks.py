@@ -9,7 +9,9 @@ training by setting ``network.stop_training = True``.
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 
 from .backend import to_numpy
 from .checks import _show, check_sequence
@@ -44,6 +46,11 @@ class Callback:
         Only callbacks that override it are called, so the ordinary loop pays nothing. Keep
         any statistic on the device (convert at ``on_epoch_end``) to avoid a sync per step.
         """
+
+    def on_batch_outputs(self, out, yb):
+        """Called after every step's forward pass with its outputs (logits, shape
+        ``(batch, n_outputs)``) and encoded targets, as device arrays; like
+        :meth:`on_batch_gradients`, only for callbacks that override it."""
 
     def on_train_end(self, logs=None):
         pass
@@ -92,40 +99,119 @@ class History(Callback):
 
 
 class ProgressBar(Callback):
-    """A progress bar over epochs with the latest logs (tqdm when installed, plain lines else).
+    """Keras's ``verbose``: one line per epoch that stays on screen, with the epoch's logs.
+
+    ``verbose=1`` draws a bar of the epoch's steps, redrawn in place at most every
+    :attr:`REFRESH` seconds while the epoch runs (on a terminal only; a file or a notebook
+    log gets the finished line alone)::
+
+        epoch 3/20  7/7 [==============================]  0.01s 1.4ms/step  loss=0.3124  accuracy=0.8714
+
+    ``verbose=2`` prints the same line without the bar, once the epoch is over. The values
+    are those of the epoch's logs (read once per epoch); during an epoch only the step count
+    moves, so the bar makes the host wait for nothing.
 
     Parameters
     ----------
     epochs : int
     stream : file, default sys.stderr
+    verbose : {1, 2}, default 1
+    steps : int, optional
+        Steps per epoch (``fit`` knows them); else counted in the first epoch.
     """
 
     rank_zero_only = True
+    #: seconds between two redraws of the bar within an epoch
+    REFRESH = 0.1
+    WIDTH = 30
 
-    def __init__(self, epochs: int, stream=None):
+    def __init__(self, epochs: int, stream=None, verbose: int = 1, steps=None):
+        from .checks import check_choice
+
         self.epochs = epochs
         self.stream = stream or sys.stderr
-        self._bar = None
+        self.verbose = check_choice("verbose", verbose, (1, 2))
+        self.steps = steps
+        self._live = self.verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
 
-    def on_train_begin(self, logs=None):
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            self._bar = None
-            return
-        self._bar = tqdm(total=self.epochs, unit="epoch", file=self.stream, dynamic_ncols=True)
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._done = epoch, 0
+        self._start = self._drawn = time.monotonic()
+
+    def on_batch_outputs(self, out, yb):
+        # a step went through: count it; draw now and then (host time only, no device read)
+        self._done += 1
+        if self._live and time.monotonic() - self._drawn >= self.REFRESH:
+            self._drawn = time.monotonic()
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
 
     def on_epoch_end(self, epoch, logs=None):
-        text = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
-        if self._bar is not None:
-            self._bar.set_postfix_str(text, refresh=False)
-            self._bar.update(1)
-        else:
-            print(f"epoch {epoch + 1}/{self.epochs} {text}", file=self.stream)
+        if self.steps is None and self._done:
+            self.steps = self._done
+        end = "\n" if not self._live else "\x1b[K\n"  # clear what a longer redraw left
+        self.stream.write(("\r" if self._live else "") + self._line(logs or {}) + end)
+        self.stream.flush()
 
-    def on_train_end(self, logs=None):
-        if self._bar is not None:
-            self._bar.close()
+    def _line(self, logs=None) -> str:
+        parts = [f"epoch {self._epoch + 1}/{self.epochs}"]
+        if self.verbose == 1:
+            total = self.steps or max(self._done, 1)
+            filled = min(self.WIDTH, self.WIDTH * self._done // total)
+            bar = "=" * filled + (">" if filled < self.WIDTH else "")
+            parts.append(f"{self._done}/{self.steps or '?'} [{bar:<{self.WIDTH}}]")
+        if logs is not None:
+            elapsed = time.monotonic() - self._start
+            parts.append(f"{elapsed:.2f}s" + (f" {1e3 * elapsed / self._done:.1f}ms/step"
+                                               if self._done else ""))
+            names = getattr(self.network, "metrics_names", [])  # loss, accuracy, val_...
+            keys = [k for k in names if k in logs] + [k for k in logs if k not in names]
+            parts += [f"{key}={logs[key]:.4g}" for key in keys]
+        return "  ".join(parts)
+
+
+class TrainingAccuracy(Callback):
+    """The training accuracy of every epoch, as ``logs["accuracy"]`` (a classifier's).
+
+    The fraction of the epoch's rows that the steps' own outputs (before each update, in
+    training mode, as Keras measures it) classify right. The count stays on the device and
+    is read once per epoch, like the loss. ``fit(verbose=1 or 2)`` adds it in front of the
+    other callbacks, so that they (and the history) see the value.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._correct, self._rows = 0, 0
+
+    def on_batch_outputs(self, out, yb):
+        self._correct = self._correct + self.network.count_correct(out, yb)
+        self._rows += out.shape[0]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self._rows:  # optimizers that step without outputs (L-BFGS)
+            return
+        diverged = not math.isfinite(logs.get("loss", 0.0))
+        correct, rows = self._correct, self._rows
+        if self.network.reduction is not None:  # a data-parallel fit: every rank's rows
+            correct, rows = self.network.reduction.sum_counts(correct, rows)
+        logs["accuracy"] = math.nan if diverged else int(correct) / rows
+
+
+def with_progress(network, callbacks: list, epochs: int, verbose: int, steps=None) -> list:
+    """``fit``'s callbacks with what ``verbose`` asks for: a classifier's training accuracy
+    first (so every other callback sees it), a :class:`ProgressBar` last."""
+    # (an optimizer that steps through a closure, L-BFGS, shows no step outputs)
+    if network.targets_.kind != "regression" and not network.optimizer.needs_closure:
+        network.metrics_names.insert(1, "accuracy")
+        callbacks = [TrainingAccuracy(), *callbacks]
+    return [*callbacks, ProgressBar(epochs, verbose=verbose, steps=steps)]
+
+
+def batch_callbacks(callbacks: list) -> list:
+    """The callbacks that want every step (they override ``on_batch_gradients`` or
+    ``on_batch_outputs``); the step calls no others."""
+    return [cb for cb in callbacks
+            if type(cb).on_batch_gradients is not Callback.on_batch_gradients
+            or type(cb).on_batch_outputs is not Callback.on_batch_outputs]
 
 
 class GradientMonitor(Callback):

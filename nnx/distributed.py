@@ -359,6 +359,15 @@ class GradientSum:
         self.steps += 1
         return flat[-1], self.layout.unpack(xp, flat[:-1])
 
+    def sum_counts(self, *counts) -> list:
+        """Counts (device integers or Python ints) summed over the ranks, as Python floats:
+        one small allreduce (a training accuracy, once per epoch)."""
+        xp, ctx = self.ctx.xp, self.ctx
+        column = xp.stack([xp.astype(xp.asarray(c, device=ctx.device), xp.float64)
+                           for c in counts])
+        total = self.comm.allreduce(ctx, column, self._where("the epoch's counts"))
+        return [float(v) for v in ctx.backend.to_host(total)]
+
     def sum_over_ranks(self, array, what):
         """An array summed over ranks (a synchronised BatchNorm's statistics)."""
         return self.comm.allreduce(self.ctx, array, self._where(what))
@@ -408,9 +417,13 @@ class DataParallel:
 
     # ------------------------------------------------------------------ one fit
 
-    def begin(self, net, n_rows: int, batch_size) -> None:
+    def begin(self, net, n_rows: int, batch_size, verbose=0) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
-        0's parameters, layer state and random streams (its own mask streams forked)."""
+        0's parameters, layer state and random streams (its own mask streams forked).
+
+        ``verbose`` may differ: :attr:`verbose` becomes the largest any rank asked for, so
+        that every rank counts the training accuracy (a sum over the ranks) and rank 0
+        shows the progress."""
         comm = self.comm
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
@@ -424,7 +437,8 @@ class DataParallel:
                                  if k not in ("seed", "device")}),
             "the optimizer's step count": net.optimizer.iterations,
         }
-        every = comm.allgather_object(facts, "the start of fit")
+        every = comm.allgather_object({**facts, "verbose": verbose}, "the start of fit")
+        self.verbose = max(f["verbose"] for f in every)
         for key in facts:
             values = [f[key] for f in every]
             if any(v != values[0] for v in values):
@@ -441,6 +455,16 @@ class DataParallel:
         net.restore({"arrays": layout.unpack(xp, flat), "random": streams[0]})
         net.random.fork_masks(streams[1], comm.rank, net.optimizer.iterations)
         self.gradient_sum = GradientSum(net, comm)
+
+    def share_scaling(self, net) -> None:
+        """With ``data="local"``, a first :class:`~nnx.layers.Standardize` layer adapted on
+        each rank's own shard takes rank 0's statistics on every rank (one model). With
+        ``data="global"`` every rank adapted it on the same rows already."""
+        layer = net.layers[0]
+        if self.data == "local" and getattr(layer, "adapted", False):
+            mean, scale = self.comm.broadcast_object((layer.mean, layer.scale),
+                                                     "the input scaling")
+            layer.set_statistics(mean, scale)
 
     def install(self, net) -> None:
         """Make ``net``'s objective and gradients the global batch's (undone by

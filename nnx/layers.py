@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from . import activations as _activations
 from . import initializers
 from . import regularizers as _regularizers
-from .backend import Context
+from .backend import Context, is_host_array, to_numpy
 from .checks import check_bool, check_number
 from .config import Configurable
 
@@ -179,6 +181,165 @@ class Dense(Layer):
         dx = dz @ self.params["W"].T if need_dx else None
         return dx, grads
 
+
+
+class Standardize(Layer):
+    r"""Scales every input feature by statistics of the training rows, inside the model:
+
+    .. math:: y = (x - \mu) / \sigma
+
+    with :math:`\mu` and :math:`\sigma` the mean and (population) standard deviation of
+    each column, exactly those of :class:`nnx.datasets.Standardizer`, which computes them (in
+    float64; a constant column gets :math:`\sigma = 1` and is only centred). Being part of
+    the network, the scaling is saved and loaded with it and applied to every ``predict``,
+    on the device, as Keras's ``Normalization`` layer.
+
+    Where the statistics come from, first that applies:
+
+    * given: ``Standardize(mean=..., scale=...)`` (a loaded model's layer is made this way);
+    * :meth:`adapt` (one array, a memmap read in blocks, or a device array) and
+      :meth:`partial_fit` (one chunk at a time, e.g. of a data source too large to hold);
+    * otherwise the network's first ``fit``, on its training rows only (never the
+      ``validation_split`` or ``validation_data`` rows); later fits keep them.
+
+    ``Network(..., standardize=True)`` puts one in front of the other layers. It must be a
+    network's first layer. Backward (no parameters): :math:`dx = dy / \sigma`.
+
+    Parameters
+    ----------
+    mean : array-like, shape (n_features,), optional
+    scale : array-like, shape (n_features,), optional
+        Positive divisors; give both or neither.
+    """
+
+    #: rows of a device array copied to the host at a time by :meth:`adapt` (about 4 MiB)
+    BLOCK_BYTES = 4 * 2**20
+
+    def __init__(self, mean=None, scale=None):
+        super().__init__()
+        if (mean is None) != (scale is None):
+            raise ValueError("Standardize needs both mean and scale, or neither (then it is "
+                             "adapted from data)")
+        self.mean = self.scale = None
+        self._scaler = None  # the running statistics of adapt / partial_fit
+        self._device = None  # (mean, scale) on the device, once built and adapted
+        if mean is not None:
+            self._set(*_statistics(mean, scale))
+
+    @property
+    def adapted(self) -> bool:
+        """Whether the layer holds statistics (given, adapted or loaded)."""
+        return self.mean is not None
+
+    @property
+    def n_samples_seen(self):
+        """Rows the statistics come from (``None`` when they were given or loaded)."""
+        return None if self._scaler is None else self._scaler.n_samples_seen_
+
+    def adapt(self, X) -> "Standardize":
+        """Fresh statistics from the rows of ``X``, shape ``(n_samples, n_features)``, or
+        from every block of rows an iterator ``X`` gives (one pass).
+
+        Host data (NumPy, a memmap, a list, a DataFrame) is read in float64 blocks, never
+        converted whole (see :meth:`nnx.datasets.Standardizer.partial_fit`); an array on a
+        device (CuPy, torch, ...) is copied to the host in blocks of :attr:`BLOCK_BYTES`.
+        When a block is refused (NaN, another width), the layer keeps what it had.
+        Returns ``self``.
+        """
+        from .datasets import Standardizer
+
+        scaler = Standardizer()
+        for block in (X if hasattr(X, "__next__") else [X]):
+            self._fold(scaler, block)
+        if not scaler.n_samples_seen_:
+            raise ValueError("Standardize.adapt got no rows")
+        self._scaler = scaler
+        self._set(scaler.mean_, scaler.scale_)
+        return self
+
+    def partial_fit(self, X) -> "Standardize":
+        """Fold one more chunk of rows into the statistics of the :meth:`adapt` /
+        ``partial_fit`` calls so far (Chan et al.'s exact merge, see
+        :meth:`nnx.datasets.Standardizer.partial_fit`). Returns ``self``."""
+        from .datasets import Standardizer
+
+        if self._scaler is None:
+            if self.adapted:
+                raise ValueError(
+                    "this Standardize holds statistics it was given (or loaded), without the "
+                    "row count partial_fit adds to; call adapt(X) to start afresh")
+            self._scaler = Standardizer()
+        self._fold(self._scaler, X)
+        self._set(self._scaler.mean_, self._scaler.scale_)
+        return self
+
+    def set_statistics(self, mean, scale) -> "Standardize":
+        """Replace the statistics with given ones (as ``Standardize(mean=, scale=)``); a
+        later :meth:`partial_fit` starts afresh. Returns ``self``."""
+        self._scaler = None
+        self._set(*_statistics(mean, scale))
+        return self
+
+    def _fold(self, scaler, X):
+        if is_host_array(X):  # the scaler reads host data in float64 blocks itself
+            scaler.partial_fit(X if hasattr(X, "dtype") else np.asarray(X))
+            return
+        n = int(X.shape[0])
+        step = max(1, self.BLOCK_BYTES // (8 * max(1, int(X.shape[-1]))))
+        for start in range(0, n, step):  # stops within the array: the standard's rule
+            scaler.partial_fit(to_numpy(X[start:min(start + step, n), ...]))
+
+    def _set(self, mean, scale):
+        if self.input_dim is not None and mean.shape[0] != self.input_dim:
+            raise ValueError(f"Standardize was built for {self.input_dim} features; the data "
+                             f"has {mean.shape[0]}")
+        self.mean, self.scale = np.array(mean, dtype=np.float64), np.array(scale, np.float64)
+        if self.built:
+            self._to_device()
+
+    def _to_device(self):
+        dtype = self.ctx.dtype_name
+        self._device = (self.ctx.asarray(self.mean.astype(dtype)),
+                        self.ctx.asarray(self.scale.astype(dtype)))
+
+    def shapes(self, in_dim):
+        if self.adapted and self.mean.shape[0] != in_dim:
+            raise ValueError(f"Standardize holds statistics of {self.mean.shape[0]} features; "
+                             f"its input has {in_dim}")
+        return in_dim, {}
+
+    def build(self, in_dim, ctx, rng):
+        self.shapes(in_dim)
+        super().build(in_dim, ctx, rng)
+        if self.adapted:
+            self._to_device()
+        return in_dim
+
+    def forward(self, x, *, training=False):
+        if self._device is None:
+            raise ValueError("Standardize has no statistics yet: call adapt(X_train) on it, "
+                             "or fit the network (its first fit adapts it)")
+        mean, scale = self._device
+        return (x - mean) / scale, None
+
+    def backward(self, cache, dy, need_dx=True):
+        return (dy / self._device[1] if need_dx else None), {}
+
+    def __repr__(self):
+        if not self.adapted:
+            return "Standardize()"
+        return f"Standardize(features={self.mean.shape[0]})"
+
+
+def _statistics(mean, scale):
+    """Given statistics checked: two finite 1-D float arrays of one length, scale > 0."""
+    mean, scale = (np.asarray(to_numpy(v), dtype=np.float64) for v in (mean, scale))
+    if mean.ndim != 1 or mean.shape != scale.shape or mean.size == 0:
+        raise ValueError(f"Standardize mean and scale must be 1-D, of one length; got shapes "
+                         f"{mean.shape} and {scale.shape}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise ValueError("Standardize mean must be finite and scale finite and positive")
+    return mean, scale
 
 
 class Activation(Layer):

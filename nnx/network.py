@@ -17,6 +17,7 @@ from . import training
 from .backend import entry_point, get_context, is_host_array, to_device, to_namespace_of, to_numpy
 from .callbacks import History
 from .checks import (
+    check_bool,
     check_features,
     check_features_on_device,
     check_finite_result,
@@ -30,7 +31,7 @@ from .checks import (
 from .config import Configurable, fresh, register
 from .data import TargetEncoder
 from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of this module's API)
-from .layers import Dense, Layer
+from .layers import Dense, Layer, Standardize
 from .random import Random
 from .regularizers import L1L2
 from .sources import GROUP_BYTES, IterableSource, is_streamed, source_for
@@ -77,6 +78,11 @@ class Network(Configurable):
         Network-wide weight penalties: every kernel (``W``, of Dense or any layer) without
         its own ``kernel_regularizer`` gets ``L1L2(l1, l2)`` (see :mod:`nnx.regularizers` for how
         this relates to torch's ``weight_decay`` and scikit-learn's ``alpha``).
+    standardize : bool, default False
+        Put a :class:`~nnx.layers.Standardize` layer in front: the inputs are scaled by the
+        mean and standard deviation of the training rows of the first ``fit`` (never of its
+        validation rows), saved with the model and applied by every later call. The other
+        layers' parameters are then named from ``"layers.1"`` on.
 
     Attributes
     ----------
@@ -98,7 +104,7 @@ class Network(Configurable):
 
     def __init__(self, layers, *, input_dim=None, activation="relu", kernel_initializer=None,
                  loss=None, optimizer="sgd", learning_rate=None, backend="numpy", device=None,
-                 dtype="float32", seed=None, l1=0.0, l2=0.0):
+                 dtype="float32", seed=None, l1=0.0, l2=0.0, standardize=False):
         self.ctx = get_context(backend, device, dtype)
         self.l1 = check_number("l1", l1, low=0)
         self.l2 = check_number("l2", l2, low=0)
@@ -124,6 +130,12 @@ class Network(Configurable):
                 "a layer given to Network is already built (part of another network); pass "
                 "new layers, e.g. the ones in other.get_config()['layers']"
             )
+        if check_bool("standardize", standardize) and not isinstance(layers[0], Standardize):
+            layers = [Standardize(), *layers]
+        if any(isinstance(layer, Standardize) for name, layer in self.named_layers(layers)
+               if name != "layers.0"):
+            raise ValueError("a Standardize layer scales the network's inputs: it must be the "
+                             "first layer")
         if not isinstance(layers[-1], Dense) or layers[-1].activation is not None:
             raise ValueError(
                 "the last layer must be a Dense layer without activation (it emits logits; the "
@@ -307,15 +319,18 @@ class Network(Configurable):
         for owner, constraint in self._constraints:
             owner["W"] = constraint(self.ctx.xp, owner["W"])
 
-    def objective_and_gradients(self, xb, yb, wb=None):
+    def objective_and_gradients(self, xb, yb, wb=None, batch_callbacks=()):
         """Training-mode objective and its gradients on device arrays (no host sync).
 
         The objective is the (weighted) data loss plus every kernel penalty. In a
         data-parallel fit (``reduction`` set, see :mod:`nnx.distributed`) both are the
-        global batch's, summed over the ranks.
+        global batch's, summed over the ranks. ``batch_callbacks`` see the outputs
+        (``on_batch_outputs``).
         """
         xp = self.ctx.xp
         out, caches = self._forward(xb, True)
+        for cb in batch_callbacks:
+            cb.on_batch_outputs(out, yb)
         reduction = self.reduction
         if reduction is None:
             loss, dout = self.loss_.value_and_grad(xp, out, yb, wb)
@@ -344,7 +359,8 @@ class Network(Configurable):
 
         The engine's step: no checks, no host synchronisation; returns the batch objective
         (before the update) as a device scalar. ``wb`` is a ``(batch, 1)`` weight column;
-        ``grad_callbacks`` get every step's gradients (``on_batch_gradients``). Like the
+        ``grad_callbacks`` get every step's outputs and gradients (``on_batch_outputs``,
+        ``on_batch_gradients``). Like the
         other engine methods (:meth:`objective_and_gradients`, :meth:`apply_gradients`,
         :meth:`scores`, :meth:`with_finiteness`) it runs in the caller's scope: a loop of
         its own runs inside ``with net.ctx.scope():`` (on CuPy, the network's GPU current),
@@ -352,7 +368,7 @@ class Network(Configurable):
         """
         if self.optimizer.needs_closure:
             return self._closure_step(xb, yb, wb)
-        loss, grads = self.objective_and_gradients(xb, yb, wb)
+        loss, grads = self.objective_and_gradients(xb, yb, wb, grad_callbacks)
         for cb in grad_callbacks:
             cb.on_batch_gradients(self.optimizer.iterations, grads)
         self.apply_gradients(grads)
@@ -431,6 +447,25 @@ class Network(Configurable):
         if self.targets_ is None:
             y = check_targets(y, len(y))
             self.targets_ = TargetEncoder(self.loss_.task, self.n_outputs).fit(y, classes)
+
+    def adapt_inputs(self, X) -> None:
+        """Adapt a first :class:`~nnx.layers.Standardize` layer that has no statistics yet on
+        ``X``, the training rows: an array (on the device or the host) or a data source of
+        :mod:`nnx.sources`, read chunk by chunk in one extra pass. A no-op otherwise; ``fit``
+        calls it before its first step."""
+        layer = self.layers[0]
+        if not isinstance(layer, Standardize) or layer.adapted:
+            return
+        if isinstance(X, IterableSource):
+            if X.one_shot:
+                raise ValueError(
+                    "the network standardizes its inputs but a one-shot iterator cannot be "
+                    "read twice: adapt the layer first (net.layers[0].partial_fit(chunk) for "
+                    "each training chunk), or pass a callable that returns a new iterator")
+            X = (np.asarray(item[0]) for item in X.fresh())
+        elif is_streamed(X):
+            X = (Xc for Xc, _ in self._chunks(X))
+        layer.adapt(X)
 
     def encode_targets(self, y, n_samples: int):
         """``y`` checked and encoded for the loss, on the device; the first call learns the
@@ -519,8 +554,12 @@ class Network(Configurable):
             Reshuffle the rows before every epoch (order drawn from the network's seed);
             ``"block"`` shuffles blocks of consecutive rows and the rows within each (for data
             read from disk; see :mod:`nnx.sources` for what each source gets).
-        verbose : int, default 0
-            ``1`` shows a progress bar (tqdm when installed) with the loss of each epoch.
+        verbose : {0, 1, 2}, default 0
+            As Keras: ``1`` shows a bar per epoch that stays on screen, ``2`` one line per
+            epoch, both with the epoch's loss, validation scores and, for a classifier, the
+            training accuracy (then also in the history as ``"accuracy"``: the rows the
+            steps' own outputs classified right, counted on the device, read once per
+            epoch). See :class:`~nnx.callbacks.ProgressBar`.
         callbacks : list of Callback, optional
             E.g. :class:`~nnx.callbacks.EarlyStopping`.
         validation_split : float in (0, 1), optional
@@ -541,7 +580,8 @@ class Network(Configurable):
             When the loss, a gradient or a parameter becomes NaN or inf, training stops at
             that step and the last finite parameters are restored; then
             :class:`DivergenceError` is raised, or a :class:`NonFiniteWarning` issued and the
-            history so far returned. Checked once per epoch (no host synchronisation per
+            history so far returned (its last epoch, the one that diverged, NaN under every
+            key). Checked once per epoch (no host synchronisation per
             step), then the failing epoch is replayed step by step to name the step.
         classes : array-like, optional
             Every label, when the first batches of a source may not show them all.
@@ -558,7 +598,14 @@ class Network(Configurable):
         -------
         History
             ``history.history["loss"]``: mean training objective of each epoch (penalties
-            included); ``"val_loss"``, ``"val_accuracy"`` with validation data.
+            included); ``"val_loss"``, ``"val_accuracy"`` with validation data;
+            ``"accuracy"`` with ``verbose``.
+
+        Warns
+        -----
+        UnscaledInputWarning, NoProgressWarning
+            Inputs far from standardized; a first fit whose loss ended above where it
+            started (see :mod:`nnx.diagnostics`).
         """
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                             verbose=verbose, callbacks=callbacks,
@@ -701,22 +748,27 @@ class Network(Configurable):
         with self.ctx.errstate():
             out, _ = self._forward(Xd, False)
         result = {"loss": float(self.loss_.value(xp, out, Yd))}
-        kind = self.targets_.kind
-        if kind != "regression":
-            p = self.loss_.link.forward(xp, out)
-            pred = self.targets_.decode(p, xp)
-            if kind == "binary":
-                truth = xp.astype(Yd[:, 0] > 0.5, xp.int64)
-            elif kind == "multiclass":
-                truth = xp.argmax(Yd, axis=1)
-            else:
-                truth = xp.astype(Yd > 0.5, xp.int64)
-            correct = pred == truth
-            if kind == "multilabel":  # subset accuracy, as scikit-learn: every label right
-                correct = xp.all(correct, axis=1)
-            # an integer count: exact at any size (a float32 mean is not beyond 2**24 rows)
-            result["accuracy"] = int(xp.sum(xp.astype(correct, xp.int64))) / correct.shape[0]
+        if self.targets_.kind != "regression":
+            result["accuracy"] = int(self.count_correct(out, Yd)) / out.shape[0]
         return result
+
+    def count_correct(self, out, Yd):
+        """How many rows the logits ``out`` classify right against the encoded targets
+        ``Yd``, as a device integer (no host sync): a classifier's accuracy numerator."""
+        xp = self.ctx.xp
+        kind = self.targets_.kind
+        pred = self.targets_.decode(self.loss_.link.forward(xp, out), xp)
+        if kind == "binary":
+            truth = xp.astype(Yd[:, 0] > 0.5, xp.int64)
+        elif kind == "multiclass":
+            truth = xp.argmax(Yd, axis=1)
+        else:
+            truth = xp.astype(Yd > 0.5, xp.int64)
+        correct = pred == truth
+        if kind == "multilabel":  # subset accuracy, as scikit-learn: every label right
+            correct = xp.all(correct, axis=1)
+        # an integer count: exact at any size (a float32 mean is not beyond 2**24 rows)
+        return xp.sum(xp.astype(correct, xp.int64))
 
     @entry_point
     def score(self, X, y) -> float:

@@ -15,10 +15,11 @@ import math
 
 import numpy as np
 
-from .callbacks import Callback, History, ProgressBar, check_callbacks
+from .callbacks import History, batch_callbacks, check_callbacks, with_progress
 from .checks import (check_batch_size, check_bool, check_choice, check_number,
                      check_sample_weight, check_targets)
 from .data import EpochBatches
+from .diagnostics import FitWatch
 from .distributed import data_parallel
 from .guard import DivergenceGuard
 from .sources import (ArrayDataset, BatchWeights, IterableSource, Rows, StreamBatches,
@@ -34,6 +35,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     epochs = check_number("epochs", epochs, low=0, integer=True)
     batch_size = check_batch_size(batch_size)
     check_choice("on_nonfinite", on_nonfinite, ("raise", "warn"))
+    check_choice("verbose", verbose, (0, 1, 2))
     if net.optimizer.needs_closure:
         batch_size = None  # LBFGS: one full-batch step per epoch
     callbacks = check_callbacks(callbacks)
@@ -50,6 +52,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
                                        prefetch, validation_split, validation_data,
                                        sample_weight, class_weight)
+        watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
     else:
         if y is None:
             raise ValueError("y is missing: fit(X, y) with arrays needs the targets")
@@ -60,27 +63,31 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         Yd = net.encode_targets(y_host, n)
         Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
         if plan is not None:  # before the split: rank 0's shuffle stream draws it
-            plan.begin(net, n, batch_size)
+            plan.begin(net, n, batch_size, verbose)
+            verbose = plan.verbose  # any rank's: the accuracy is counted on every rank
         validation = None
         if validation_data is not None:
             validation = validation_pair(net, validation_data)
         elif validation_split is not None:
             (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
+        net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
         if plan is not None:
+            plan.share_scaling(net)
             batches = plan.batches(net, (Xd, Yd, Wd), batch_size)
         else:
             net.check_batch_rows(Xd.shape[0], batch_size)
             batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
+        watch = FitWatch.for_arrays(net, X, Xd, Yd)  # unscaled inputs; a loss that grew
 
     history = History()
-    cbs = [history, net.history_] + callbacks
-    if verbose:
-        cbs.append(ProgressBar(epochs))
-    if plan is not None and plan.rank != 0:  # one progress bar and one set of files
-        cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
+    cbs = [history, net.history_, watch] + callbacks
     net.metrics_names = ["loss"]
     if validation is not None:
         net.metrics_names += ["val_" + key for key in metric_keys(net)]
+    if verbose:  # Keras's bar (1) or line (2) per epoch, with a classifier's accuracy
+        cbs = with_progress(net, cbs, epochs, verbose, len(batches) or None)
+    if plan is not None and plan.rank != 0:  # one progress bar, one set of files and warnings
+        cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
     for cb in cbs:
         cb.set_network(net)
     if plan is not None:
@@ -124,6 +131,7 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
     if net.targets_ is None:  # a network that knows its labels checks them batch by batch
         labels = targets_of(source, classes)
         net.learn_targets(labels, classes)
+    net.adapt_inputs(source)  # input scaling from the training rows, at the first fit
     if weights is not None:
         source = Weighted(source, weights[:len(source)])
     per_class = None
@@ -242,8 +250,7 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
     """
     net.stop_training = False
     net.diverged_ = None
-    grad_cbs = [cb for cb in callbacks
-                if type(cb).on_batch_gradients is not Callback.on_batch_gradients]
+    grad_cbs = batch_callbacks(callbacks)
     for cb in callbacks:
         cb.on_train_begin()
     step = net.step
@@ -261,7 +268,9 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
             loss = guard.epoch_loss(total) if guard is not None else float(total)
             logs = {"loss": loss / seen}
             if not math.isfinite(logs["loss"]) and guard is not None:
-                guard.diverged(epoch, batches, data)
+                guard.diverged(epoch, batches, data)  # raises, or warns and we stop:
+                for cb in callbacks:  # the epoch's logs say NaN for every key, as Keras's
+                    cb.on_epoch_end(epoch, dict.fromkeys(net.metrics_names, math.nan))
                 break
             if validation is not None:
                 scores = (net.scores(*validation) if isinstance(validation, tuple)

@@ -171,13 +171,18 @@ def scenario(name, out, communicator):
         X, y = binary()
         rank = _rank(communicator)
         shard = slice(0, 120) if rank == 0 else slice(120, ROWS)
-        local = nnx.Network([5, 8, 1], dtype="float64", optimizer="adam", seed=2)
+        # (inputs scaled by rank 0's statistics; progress asked for on rank 0 only)
+        local = nnx.Network([5, 8, 1], dtype="float64", optimizer="adam", seed=2,
+                            standardize=True)
         history = local.fit(X[shard], y[shard], epochs=3, batch_size=32,
+                            verbose=1 if rank == 0 else 0,
                             distributed=DataParallel(communicator, data="local", timeout=60))
         return {"run0": runs[0], "run1": runs[1], "masks": np.asarray(draws),
                 "local": np.concatenate([np.ravel(nnx.to_numpy(v))
                                          for v in local.parameters().values()]),
-                "local_loss": np.asarray(history.history["loss"])}
+                "local_loss": np.asarray(history.history["loss"]),
+                "local_accuracy": np.asarray(history.history["accuracy"]),
+                "local_mean": local.layers[0].mean}
     if name == "raise":
         net = nnx.Network([5, 8, 1], seed=1)
         X, y = binary()

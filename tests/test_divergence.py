@@ -52,8 +52,10 @@ def test_warn_mode_returns_the_history_so_far(backend):
     with pytest.warns(nnx.NonFiniteWarning, match="diverged") as caught:
         history = net.fit(X, y, epochs=50, on_nonfinite="warn")
     assert caught[0].filename == __file__  # the warning points at the user's fit call
-    assert len(history.history["loss"]) < 50
-    assert all(np.isfinite(history.history["loss"]))
+    loss = history.history["loss"]
+    assert len(loss) < 50 and len(loss) == len(history.epoch)
+    # every finished epoch is finite; the diverged one logs NaN, as Keras's history does
+    assert all(np.isfinite(loss[:-1])) and np.isnan(loss[-1])
     _assert_finite(net)
 
 
@@ -96,12 +98,20 @@ def test_a_healthy_fit_after_a_diverged_one_reports_no_divergence(backend):
     assert net.diverged_ is None
 
 
-def test_a_divergence_in_the_first_epoch_still_returns_every_key(backend):
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_a_divergence_in_the_first_epoch_still_returns_every_key(backend, verbose, capsys):
     X, y = _exploding()
     net = nnx.Network([3, 16, 1], learning_rate=1e38, seed=0, **backend.kwargs)
     with pytest.warns(nnx.NonFiniteWarning, match="epoch 1,"):
-        history = net.fit(X, y, epochs=5, validation_split=0.2, on_nonfinite="warn")
-    assert history.history == {"loss": [], "val_loss": [], "val_accuracy": []}
+        history = net.fit(X, y, epochs=5, validation_split=0.2, on_nonfinite="warn",
+                          verbose=verbose)
+    keys = ["loss", "val_loss", "val_accuracy"] + (["accuracy"] if verbose else [])
+    assert sorted(history.history) == sorted(keys)
+    assert all(len(v) == 1 and np.isnan(v[0]) for v in history.history.values())
+    assert history.epoch == [0]
+    if verbose:  # the progress line of that epoch says so
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert line.startswith("epoch 1/5  ") and "  loss=nan  " in line
 
 
 def test_bad_on_nonfinite_value():

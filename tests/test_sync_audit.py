@@ -13,7 +13,7 @@ import pytest
 import nnx
 from nnx import activations, optimizers
 from nnx.callbacks import EarlyStopping, ReduceLROnPlateau
-from nnx.layers import BatchNorm, Dense, Dropout, LayerNorm, Residual
+from nnx.layers import BatchNorm, Dense, Dropout, LayerNorm, Residual, Standardize
 from nnx.regularizers import L1, L1L2, L2, MaxNorm
 from nnx.schedules import CosineAnnealing
 
@@ -102,6 +102,20 @@ def test_layers(extras):
     _assert_no_per_step_sync(_fit(make))
 
 
+def test_input_standardization():
+    """The Standardize layer is adapted once per fit (the training rows copied back, in
+    blocks); its steps read nothing."""
+    _assert_no_per_step_sync(_fit(lambda: _net(standardize=True)))
+    _assert_no_per_step_sync(_fit(lambda: _net([Standardize(), Dense(8, activation="relu"),
+                                                Dense(1)], input_dim=4)))
+
+
+def test_progress_and_training_accuracy():
+    _assert_no_per_step_sync(_fit(_net, verbose=1))
+    _assert_no_per_step_sync(_fit(lambda: _net([4, 8, 3], loss="categorical_crossentropy"),
+                                  "multiclass", verbose=2))
+
+
 @pytest.mark.parametrize("dense", [
     dict(kernel_regularizer=L1(1e-3)), dict(kernel_regularizer=L2(1e-3)),
     dict(kernel_regularizer=L1L2(1e-3, 1e-3)), dict(kernel_constraint=MaxNorm(0.5)),
@@ -184,12 +198,17 @@ def test_what_each_call_reads_back():
     with SyncRecorder() as rec:
         net.fit(X, y, epochs=3, batch_size=BATCH)
     # per fit: the data, labels and each epoch's order cross in; each epoch one value
-    # (loss and parameter finiteness together) comes back
-    assert rec.blocking == {"lift_fresh": 2 + 3, "_local_scalar_dense": 3}
+    # (loss and parameter finiteness together) comes back; a network's first fit reads
+    # one more at its end: the untrained loss, for the no-progress warning
+    assert rec.blocking == {"lift_fresh": 2 + 3, "_local_scalar_dense": 3 + 1}
     with SyncRecorder() as rec:
         net.fit(X, y, epochs=3, batch_size=BATCH, validation_split=0.25)
     # validation: its rows cross in once; each epoch its loss and accuracy come back
     assert rec.blocking == {"lift_fresh": 2 + 2 + 3, "_local_scalar_dense": 3 * 3}
+    with SyncRecorder() as rec:
+        net.fit(X, y, epochs=3, batch_size=BATCH, verbose=2)
+    # the progress line's training accuracy: its count, once per epoch, beside the loss
+    assert rec.blocking == {"lift_fresh": 2 + 3, "_local_scalar_dense": 3 * 2}
     with SyncRecorder() as rec:
         net.train_step(X[:BATCH], y[:BATCH])
     assert rec.blocking == {"lift_fresh": 2, "_local_scalar_dense": 1}  # the batch loss
