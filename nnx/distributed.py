@@ -7,7 +7,9 @@ the result is the one-process fit with the same seed and global batch ``B``:
 
 - rank 0's parameters, layer state and shuffle stream are broadcast at the start, so every
   rank draws the same permutation each epoch; rank ``r`` computes on its slice of each global
-  batch (:func:`rank_slice`), reading only those rows;
+  batch (:func:`~nnx.data.rank_slice`), reading only those rows (of arrays in memory, and of
+  memmaps, ``.npy`` paths, Dask arrays and datasets read batch by batch; an iterable of
+  batches cannot be split by position and is refused);
 - each rank scales its loss gradient by its share of the global batch
   (:math:`b_r / B`, or :math:`\\sum w_r / \\sum w` for weight-normalised losses) *before*
   the backward pass, so that a synchronised :class:`~nnx.layers.BatchNorm` sees global
@@ -482,32 +484,34 @@ class DataParallel:
             if hasattr(layer, "synchronized"):
                 layer.synchronized = None
 
-    def batches(self, net, arrays, batch_size) -> "RankBatches":
-        """This rank's batches of row-aligned device ``arrays``: its part of each global
-        batch (``data="global"``) or of its own shard (``data="local"``)."""
+    def batches(self, net, make, batch_size, min_rows=0) -> "RankBatches":
+        """This rank's batches: its part of each global batch (``data="global"``) or of
+        its own shard (``data="local"``).
+
+        ``make(batch_size, shard)`` builds one process's batches (an
+        :class:`~nnx.data.EpochBatches` or :class:`~nnx.sources.StreamBatches`, which take
+        only their ``shard`` of each batch); ``min_rows`` is the fewest rows a rank's part
+        may have (a streamed part cannot be empty)."""
         comm = self.comm
         if self.data == "global":
-            inner = EpochBatches(arrays, batch_size, net.random, net.ctx,
-                                 shard=(comm.rank, comm.size))
+            inner = make(batch_size, (comm.rank, comm.size))
             rows = [float(b - a) for a, b in inner.bounds]
-            parts = [rank_slice(int(r), rank, comm.size) for r in rows
-                     for rank in range(comm.size)]
-            smallest = min(stop - start for start, stop in parts)
+            smallest = min(int(r) // comm.size for r in rows)
         else:
-            n_local = int(arrays[0].shape[0])
             local = batch_size
             if batch_size is not None:  # this rank's part of the global batch size
                 start, stop = rank_slice(batch_size, comm.rank, comm.size)
                 local = max(1, stop - start)
-            inner = EpochBatches(arrays, local, net.random, net.ctx)
+            inner = make(local, (0, 1))
             sizes = comm.allgather_object([b - a for a, b in inner.bounds],
                                           "the shards' batch sizes")
             steps = min(len(s) for s in sizes)
             rows = [float(sum(s[k] for s in sizes)) for k in range(steps)]
-            smallest = min(min(s[:steps]) for s in sizes) if n_local else 0
-        need = max([1] + [getattr(layer, "min_batch_size", 1) for _, layer in net.named_layers()
-                          if not getattr(layer, "synchronized", None)])
-        if need > 1 and smallest < need:  # (a part without rows is fine otherwise)
+            smallest = min(min(s[:steps]) for s in sizes) if steps else 0
+        need = max([min_rows] + [getattr(layer, "min_batch_size", 0)
+                                 for _, layer in net.named_layers()
+                                 if not (self.sync_batchnorm and hasattr(layer, "synchronized"))])
+        if smallest < need:
             raise DistributedError(
                 f"with {comm.size} ranks a batch leaves a rank {smallest} row(s), fewer than "
                 f"the {need} it needs; choose batch_size (and the number of rows) so that "
@@ -531,6 +535,7 @@ class RankBatches:
     def __init__(self, inner, gradient_sum, rows):
         self.inner, self.gradient_sum, self.rows = inner, gradient_sum, rows
         self.replayable = getattr(inner, "replayable", True)
+        self.source = getattr(inner, "source", None)  # a streamed fit's source
 
     def __len__(self):
         return len(self.rows)

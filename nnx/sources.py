@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import check_in_range
-from .data import epoch_order
+from .data import epoch_order, rank_slice
 
 #: bytes of rows (at float64) read, checked and moved to the device at a time
 GROUP_BYTES = 4 * 2**20
@@ -262,10 +262,13 @@ class StreamBatches:
         Batches per epoch of an iterable source.
     weights : BatchWeights, optional
         Default: each batch's own weights (an iterable's ``(X, y, w)``), if any.
+    shard : (rank, size), optional
+        In a data-parallel fit, rank ``rank`` of ``size`` reads only its part
+        (:func:`~nnx.data.rank_slice`) of each batch of a source with rows.
     """
 
     def __init__(self, net, source, batch_size, prefetch=2, steps_per_epoch=None,
-                 weights=None):
+                 weights=None, shard=(0, 1)):
         self.net, self.source, self.prefetch = net, source, prefetch
         self.steps_per_epoch = steps_per_epoch
         self.weights = BatchWeights(net) if weights is None else weights
@@ -279,6 +282,9 @@ class StreamBatches:
                 raise ValueError("the data source has no rows")
             step = n if batch_size is None else min(batch_size, n)
             self.bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
+            # the positions of the epoch's order this process reads for each batch
+            self.parts = [(a + lo, a + hi) for a, b in self.bounds
+                          for lo, hi in [rank_slice(b - a, *shard)]]
             row_bytes = max(1, (net.input_dim or 1) * 8)
             per_group = max(1, GROUP_BYTES // (row_bytes * step))
             self.groups = [(k, min(k + per_group, len(self.bounds)))
@@ -292,13 +298,13 @@ class StreamBatches:
             return self.source.epoch_iterator(self.steps_per_epoch)
         return epoch_order(self.n_rows, shuffle, self.net.random.shuffle)
 
-    def _read_rows(self, order, a, b):
-        """Host rows ``a:b`` of an epoch's order, read in sorted order: ``(X, y, w)``
-        (``w`` ``None`` for a source without weights)."""
+    def _read_rows(self, order, positions):
+        """Host rows at ``positions`` (sorted) of an epoch's order, read in sorted order:
+        ``(X, y, w)`` (``w`` ``None`` for a source without weights)."""
         if order is None:
             return tuple(None if v is None else np.asarray(v)
-                         for v in _rows_item(self.source.take(np.arange(a, b))))
-        rows = order[a:b]
+                         for v in _rows_item(self.source.take(positions)))
+        rows = order[positions]
         sort = np.argsort(rows, kind="stable")
         back = np.empty_like(sort)
         back[sort] = np.arange(sort.shape[0])
@@ -349,10 +355,11 @@ class StreamBatches:
 
     def _group(self, order, k0, k1):
         """Batches ``k0:k1`` of a map-style source, read, checked and on the device."""
-        a, b = self.bounds[k0][0], self.bounds[k1 - 1][1]
-        X, y, w = self._read_rows(order, a, b)
-        rows = np.arange(a, b) if order is None else order[a:b]
-        edges = [i - a for i, _ in self.bounds[k0:k1]] + [b - a]
+        parts = self.parts[k0:k1]
+        positions = np.concatenate([np.arange(a, b) for a, b in parts])
+        X, y, w = self._read_rows(order, positions)
+        rows = positions if order is None else order[positions]
+        edges = np.cumsum([0] + [b - a for a, b in parts]).tolist()
         return self._prepare_group(range(k0, k1), edges, X, y, w, rows)
 
     def _iterable_group(self, parts, start):
@@ -447,7 +454,7 @@ class StreamBatches:
         """Batch ``k`` of an epoch again (the divergence guard's replay)."""
         if not self.map_style:
             raise ValueError("an iterator cannot be replayed")
-        return list(self._prepare(*self._read_rows(data, *self.bounds[k]), k))
+        return list(self._prepare(*self._read_rows(data, np.arange(*self.parts[k])), k))
 
 
 def _stackable(parts) -> bool:

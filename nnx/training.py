@@ -46,12 +46,10 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     prefetch = check_number("prefetch", prefetch, low=0, integer=True)
     # a list without y is a list of (X, y) batches; with y it is data (rows)
     if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
-        if plan is not None:
-            raise ValueError("a data-parallel fit reads arrays in memory; a streamed source "
-                             "cannot be trained with distributed= yet (load the rows)")
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
                                        prefetch, validation_split, validation_data,
-                                       sample_weight, class_weight)
+                                       sample_weight, class_weight, plan, verbose)
+        verbose = verbose if plan is None else plan.verbose
         watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
     else:
         if y is None:
@@ -73,7 +71,8 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
         if plan is not None:
             plan.share_scaling(net)
-            batches = plan.batches(net, (Xd, Yd, Wd), batch_size)
+            batches = plan.batches(net, lambda size, shard: EpochBatches(
+                (Xd, Yd, Wd), size, net.random, net.ctx, shard=shard), batch_size)
         else:
             net.check_batch_rows(Xd.shape[0], batch_size)
             batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
@@ -103,7 +102,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
 
 
 def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validation_split,
-             validation_data, sample_weight, class_weight):
+             validation_data, sample_weight, class_weight, plan=None, verbose=0):
     """The batches and validation data of a source read batch by batch (:mod:`nnx.sources`):
     the classes learned first, validation from a second source or a held-out tail.
 
@@ -115,6 +114,10 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
     """
     source = source_for(X, y)
     iterable = isinstance(source, IterableSource)
+    if plan is not None and iterable:
+        raise ValueError("a data-parallel fit reads rows of a source by position: pass an "
+                         "array, a memmap, a .npy path or a dataset (len and take), not an "
+                         "iterable of batches")
     weights = None
     if sample_weight is not None:
         if iterable:
@@ -131,7 +134,11 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
     if net.targets_ is None:  # a network that knows its labels checks them batch by batch
         labels = targets_of(source, classes)
         net.learn_targets(labels, classes)
+    if plan is not None:  # before the input scaling: it is part of the network's config
+        plan.begin(net, len(source), batch_size, verbose)
     net.adapt_inputs(source)  # input scaling from the training rows, at the first fit
+    if plan is not None:
+        plan.share_scaling(net)
     if weights is not None:
         source = Weighted(source, weights[:len(source)])
     per_class = None
@@ -141,6 +148,10 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
         per_class = net.targets_.per_class_weights(class_weight, labels)
     if validation_data is not None:  # after the labels: classes= holds for it too
         validation = validation_pair(net, validation_data)
+    if plan is not None:  # each rank reads only its part of each batch
+        return plan.batches(net, lambda size, shard: StreamBatches(
+            net, source, size, prefetch, steps_per_epoch, BatchWeights(net, per_class),
+            shard=shard), batch_size, min_rows=1), validation
     batches = StreamBatches(net, source, batch_size, prefetch, steps_per_epoch,
                             BatchWeights(net, per_class))
     if batches.map_style:

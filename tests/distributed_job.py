@@ -100,6 +100,30 @@ def run_case(name, dtype, distributed, **backend):
     return net, X, y, out
 
 
+class RecordingDataset(nnx.sources.Dataset):
+    """Rows of two arrays, recording every row read."""
+
+    def __init__(self, X, y):
+        self.X, self.y, self.rows = X, y, []
+
+    def __len__(self):
+        return len(self.X)
+
+    def take(self, rows):
+        self.rows.append(np.asarray(rows))
+        return self.X[rows], self.y[rows]
+
+
+class ForgetReads(Callback):
+    """Forgets the reads before training starts (the label pass and the input check)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def on_train_begin(self, logs=None):
+        self.source.rows = []
+
+
 class RaiseAt(Callback):
     """Raises on one rank at the end of an epoch (a rank that crashes mid-fit)."""
 
@@ -119,6 +143,16 @@ def scenario(name, out, communicator):
             for dtype in ("float64", "float32"):
                 net, X, y, result = run_case(case, dtype, communicator)
                 saved.update({f"{case}/{dtype}/{k}": v for k, v in result.items()})
+        # a memmap read batch by batch, each rank only its rows: the in-memory fit
+        X, y = binary()
+        rank = _rank(communicator)
+        paths = [out / f"{name}-{rank}.npy" for name in "Xy"]
+        for path, values in zip(paths, (X, y)):
+            np.save(path, values)
+        net = CASES["adam_clip_norm"][0]("float64")
+        net.fit(str(paths[0]), str(paths[1]), epochs=8, batch_size=32,
+                distributed=DataParallel(communicator, timeout=60))
+        saved.update({"memmap/" + k: np.asarray(v) for k, v in net.parameters().items()})
         # the other backends: torch tensors (summed in place) and array_api_strict (copied
         # through the host)
         for backend in OTHER_BACKENDS:
@@ -183,6 +217,14 @@ def scenario(name, out, communicator):
                 "local_loss": np.asarray(history.history["loss"]),
                 "local_accuracy": np.asarray(history.history["accuracy"]),
                 "local_mean": local.layers[0].mean}
+    if name == "reads":  # a dataset that records the rows training reads from it
+        X, y = binary()
+        source = RecordingDataset(X, y)
+        net = nnx.Network([5, 8, 1], seed=1)
+        net.fit(source, classes=[0, 1], epochs=2, batch_size=32, prefetch=0,
+                callbacks=[ForgetReads(source)],
+                distributed=DataParallel(communicator, timeout=60))
+        return {"rows": np.concatenate(source.rows)}
     if name == "raise":
         net = nnx.Network([5, 8, 1], seed=1)
         X, y = binary()

@@ -89,6 +89,11 @@ def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, one_process):
     proc = launch(n, "oracle", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = _check_against_oracle(tmp_path, n, one_process)
+    for r in ranks:  # streamed from a memmap: the in-memory fit
+        for name in ("layers.0.W", "layers.2.b"):
+            np.testing.assert_allclose(r["memmap/" + name],
+                                       one_process[f"adam_clip_norm/float64/{name}"],
+                                       rtol=1e-12)
     for r in ranks:  # resumed from rank 0's checkpoint: the uninterrupted fit
         for name in ("layers.0.W", "layers.2.b"):
             np.testing.assert_allclose(r["resumed/" + name],
@@ -128,6 +133,17 @@ def test_dropout_masks_differ_per_rank_and_own_shards_train_one_model(tmp_path):
     X, _ = job.binary()
     np.testing.assert_allclose(ranks[1]["local_mean"], X[:120].mean(axis=0), rtol=1e-12)
     assert proc.stderr.count("epoch 3/3") == 1, proc.stderr[-2000:]
+
+
+@needs_mpi
+def test_each_rank_reads_only_its_part_of_each_batch(tmp_path):
+    proc = launch(2, "reads", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reads = [np.load(tmp_path / f"rank-{r}.npz")["rows"] for r in range(2)]
+    # two epochs: every row read exactly twice in all, by one rank or the other
+    np.testing.assert_array_equal(np.bincount(np.concatenate(reads), minlength=job.ROWS),
+                                  np.full(job.ROWS, 2))
+    assert all(abs(len(r) - job.ROWS) <= 7 for r in reads)  # about half each epoch
 
 
 def _errors(out, n):
