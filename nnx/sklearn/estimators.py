@@ -648,6 +648,11 @@ class _NNXBase(BaseEstimator):
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
     def fit(self, X, y, sample_weight=None):
         """Train for up to ``max_iter`` epochs (a new network unless ``warm_start``).
 
