@@ -25,6 +25,21 @@ What matches scikit-learn's MLP, on purpose
 - ``solver="adam"`` / ``"sgd"`` use :class:`nnx.optimizers.Adam` / :class:`~nnx.optimizers.SGD`
   with ``beta_1``, ``beta_2``, ``epsilon``, ``momentum`` and ``nesterovs_momentum``
   (scikit-learn's momentum update equals torch's for a constant rate).
+- ``learning_rate="constant" | "invscaling" | "adaptive"`` and ``power_t``, for
+  ``solver="sgd"`` only (as scikit-learn): after each epoch the rate becomes
+  :math:`\\eta_0 / (t + 1)^{p}` (``t`` samples seen), or is divided by 5 where the stopping
+  rule would stop, until it is at most 1e-6. ``n_iter_no_change=np.inf`` never stops on
+  ``tol``.
+- ``solver="lbfgs"``: :class:`nnx.optimizers.LBFGS`, the whole run one full-batch epoch of
+  ``Network.fit``, at most ``max_iter`` iterations and ``max_fun`` objective evaluations
+  (a ``ConvergenceWarning`` names the limit that ended it); no ``partial_fit`` and no early
+  stopping, as in scikit-learn.
+- Sparse ``X`` (CSR, CSC) in ``fit``, ``partial_fit`` and the predictions: rows are made
+  dense a group of batches at a time (:mod:`nnx.sklearn.sparse`); only ``solver="lbfgs"``,
+  a full-batch method, makes the whole ``X`` dense.
+- ``NNXRegressor(loss="squared_error" | "poisson")``; a classifier fitted on one class
+  predicts it; early stopping on a diverging fit keeps the best weights and records a
+  ``nan`` score; scikit-learn's error sentences start the messages.
 
 Where nnx differs
 -----------------
@@ -37,8 +52,12 @@ Where nnx differs
   that is the function scikit-learn's gradient differentiates (its reported ``loss_`` is the
   mean over outputs instead, so ``loss_`` is ``n_outputs`` times larger here).
 - ``solver``/``optimizer`` accept any nnx optimizer (``"rmsprop"``, ``"adamw"``, an
-  :class:`~nnx.optimizers.Optimizer` instance...); ``learning_rate`` schedules are not
-  offered as strings: pass an optimizer with a schedule instead.
+  :class:`~nnx.optimizers.Optimizer` instance...); for schedules beyond scikit-learn's
+  three, pass an optimizer with a schedule from :mod:`nnx.schedules`.
+- ``solver="lbfgs"``'s ``tol`` is relative to the starting gradient (see ``_fit_lbfgs``),
+  where scikit-learn's is absolute.
+- ``coefs_`` / ``intercepts_`` are the model's arrays on the NumPy backend (as
+  scikit-learn's) and NumPy copies on the others; assigning a list sets the weights.
 - Extra parameters: ``dropout``, ``batch_norm``, ``backend``, ``device``, ``dtype``.
 - ``dtype=None`` follows scikit-learn: float32 when ``X`` is float32, float64 otherwise.
   ``dtype="float32"`` is the fast choice (and what nnx networks use by default).
@@ -743,16 +762,20 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         ``"identity"``, ``"logistic"``, ``"tanh"``, ``"relu"`` (scikit-learn's names) or any
         nnx activation (``"gelu"``, ``"elu"``, ...).
     solver : str or Optimizer, default "adam"
-        ``"adam"``, ``"sgd"`` or any :mod:`nnx.optimizers` name or instance.
+        ``"adam"``, ``"sgd"``, ``"lbfgs"`` or any :mod:`nnx.optimizers` name or instance.
     optimizer : str or Optimizer, optional
         Alias of ``solver`` (nnx's name); takes precedence when given.
     alpha : float >= 0, default 1e-4
         L2 penalty :math:`\\frac{\\alpha}{2 B} \\sum \\lVert W \\rVert^2` (``B``: batch size).
     batch_size : int or "auto", default "auto"
         ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        scikit-learn's schedules, for ``solver="sgd"``.
     learning_rate_init : float > 0, default 1e-3
+    power_t : float >= 0, default 0.5
+        Exponent of ``"invscaling"``.
     max_iter : int >= 1, default 200
-        Epochs (``partial_fit`` runs one).
+        Epochs (``partial_fit`` runs one); L-BFGS iterations with ``solver="lbfgs"``.
     shuffle : bool, default True
     random_state : int, RandomState or None
         An int is the nnx ``seed`` (same initial weights and batch order on every backend).
@@ -771,7 +794,9 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
         Adam's moment decays.
     epsilon : float > 0, default 1e-8
-    n_iter_no_change : int >= 1, default 10
+    n_iter_no_change : int >= 1 or np.inf, default 10
+    max_fun : int >= 1, default 15000
+        Objective evaluations of ``solver="lbfgs"``.
     dropout : float in [0, 1), default 0
         Dropout after every hidden layer (nnx).
     batch_norm : bool, default False
@@ -798,7 +823,8 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
     t_ : int
         Training samples seen.
     coefs_, intercepts_ : list of ndarray
-        NumPy copies of every Dense layer's ``W`` ``(in, out)`` and ``b`` ``(out,)``.
+        Every Dense layer's ``W`` ``(in, out)`` and ``b`` ``(out,)``: the model's arrays on
+        the NumPy backend, NumPy copies on the others; assigning a list sets them.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         When ``X`` had column names.
