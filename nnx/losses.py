@@ -209,6 +209,40 @@ class CategoricalCrossentropy(Loss):
 
 
 
+class _ExpLink(activations.Activation):
+    """:math:`\\exp`, the output link of :class:`Poisson` (not a hidden-layer activation)."""
+
+    name = "exp"
+
+    def forward(self, xp, x):
+        return xp.exp(x)
+
+    def backward(self, xp, x, y, dy):
+        return dy * y
+
+
+class Poisson(Loss):
+    r"""Poisson deviance with a log link, from the log-mean ``z`` (scikit-learn's
+    ``MLPRegressor(loss="poisson")``): predictions are :math:`\mu = e^z` and
+
+    .. math:: L = \frac{1}{nk}\sum y \log\frac{y}{\mu} - y + \mu, \qquad
+              \frac{\partial L}{\partial z} = \frac{\mu - y}{nk}
+
+    (half the Poisson deviance; :math:`y \log y = 0` at :math:`y = 0`). Targets must be
+    non-negative.
+    """
+
+    name = "poisson"
+    link = _ExpLink()
+
+    def terms(self, xp, z, y):
+        mu = xp.exp(z)
+        # y log y, with 0 log 0 = 0 (the inner where keeps log away from 0)
+        y_log_y = xp.where(y > 0, y * xp.log(xp.where(y > 0, y, 1.0)), 0.0)
+        return y_log_y - y * z - y + mu, mu - y
+
+
+
 LOSSES = {
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
@@ -219,6 +253,7 @@ LOSSES = {
     "bce": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "cross_entropy": CategoricalCrossentropy,
+    "poisson": Poisson,
 }
 
 

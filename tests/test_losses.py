@@ -14,6 +14,8 @@ def _case(name, seed=0, n=9, k=4):
         y = rng.integers(0, 2, size=(n, k)).astype(float)
     elif name == "categorical_crossentropy":
         y = np.eye(k)[rng.integers(0, k, size=n)]
+    elif name == "poisson":
+        y = rng.poisson(2.0, size=(n, k)).astype(float)  # counts, zeros included
     else:
         y = rng.normal(size=(n, k))
     return z, y
@@ -45,7 +47,7 @@ def test_value_and_gradient_match_torch(name, backend, torch):
     np.testing.assert_allclose(nnx.to_numpy(grad), zt.grad.numpy(), rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + ["poisson"])
 def test_gradient_matches_central_differences(name, backend):
     z, y = _case(name, seed=3)
     ctx = backend.context("float64")
@@ -67,6 +69,14 @@ def test_gradient_matches_central_differences(name, backend):
             shifted[step] = f(point)
         numeric[idx] = (-shifted[2] + 8 * shifted[1] - 8 * shifted[-1] + shifted[-2]) / (12 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-11)
+
+
+def test_poisson_is_half_scikit_learns_mean_deviance(backend):
+    metrics = pytest.importorskip("sklearn.metrics")
+    z, y = _case("poisson", seed=5, k=1)
+    ctx = backend.context("float64")
+    value = float(L.get("poisson")(ctx.asarray(z), ctx.asarray(y)))
+    assert value == pytest.approx(metrics.mean_poisson_deviance(y, np.exp(z)) / 2, rel=1e-12)
 
 
 def test_cross_entropy_is_stable_for_huge_logits(backend):

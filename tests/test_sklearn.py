@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_iris, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -17,6 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import nnx
 from nnx.sklearn import NNXClassifier, NNXRegressor
+from nnx.sklearn.sparse import SparseRows
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -283,8 +285,6 @@ def test_bad_input_gets_clear_errors_before_any_math():
         NNXClassifier().predict(X)
     with pytest.raises(NotFittedError):
         NNXRegressor().predict(X)
-    with pytest.raises(ValueError, match="only one class"):
-        NNXClassifier().fit(X, np.zeros(150))
     with pytest.raises(ValueError, match="NaN"):
         NNXClassifier().fit(X, np.where(y == 2, np.nan, y))
     labels = np.array(["a", "b", None] * 50, dtype=object)
@@ -314,7 +314,10 @@ def test_bad_input_gets_clear_errors_before_any_math():
     ("batch_size", 0, r"batch_size must be in \[1"),
     ("validation_fraction", 1.0, "validation_fraction"),
     ("dropout", 1.0, r"dropout must be in \[0"),
-    ("solver", "lbfgs", "lbfgs"),
+    ("learning_rate", "bogus", "learning_rate"),
+    ("power_t", -1.0, r"power_t must be in \[0"),
+    ("max_fun", 0, r"max_fun must be in \[1"),
+    ("n_iter_no_change", 0.5, "n_iter_no_change"),
     ("solver", "bogus", "unknown optimizer"),
     ("activation", "bogus", "activation"),
     ("dtype", "float16", "dtype"),
@@ -325,6 +328,137 @@ def test_bad_hyperparameters_are_named_at_fit(param, value, message):
     est = NNXClassifier(**{param: value})  # construction never validates (sklearn's contract)
     with pytest.raises(ValueError, match=message):
         est.fit(X, y)
+
+
+def test_one_class_is_fitted_and_predicted_as_scikit_learn_does():
+    X, _ = _iris()
+    clf = NNXClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    clf.fit(X, np.full(150, "only"))
+    np.testing.assert_array_equal(clf.classes_, ["only"])
+    np.testing.assert_array_equal(clf.predict(X), np.full(150, "only"))
+
+
+# --------------------------------------------------------------------------- scikit-learn's
+# parameters on nnx's estimators (scikit-learn's own test file runs on them too:
+# tests/test_sklearn_suite.py)
+
+
+def test_lbfgs_is_one_full_batch_epoch_and_the_same_on_every_backend(backend):
+    X, y = _iris()
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(8,), max_iter=40, random_state=0)
+    ref = NNXClassifier(**kw).fit(X, y)
+    clf = NNXClassifier(**kw, **backend.kwargs).fit(X, y)
+    assert 0 < clf.n_iter_ <= 40 and clf.loss_curve_ == [clf.loss_]
+    assert clf.loss_ == pytest.approx(ref.loss_, rel=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-5, atol=1e-7)
+    assert not hasattr(clf, "partial_fit") and not hasattr(NNXRegressor(solver="lbfgs"),
+                                                             "partial_fit")
+
+
+@pytest.mark.parametrize("limit, params", [("max_fun", dict(max_fun=6)),
+                                           ("max_iter", dict(max_iter=3))])
+def test_lbfgs_warns_which_limit_ended_it(limit, params):
+    X, y = _iris()
+    with pytest.warns(ConvergenceWarning, match=limit):
+        reg = NNXRegressor(solver="lbfgs", tol=0.0, random_state=0, **params).fit(X, y)
+    assert reg.network_.optimizer.func_evals <= reg.max_fun and reg.n_iter_ <= reg.max_iter
+
+
+def test_learning_rate_schedules_give_scikit_learns_rates():
+    """invscaling's rate after each epoch and adaptive's division by 5 (tol=1e9 makes every
+    epoch after the first one without improvement, so the count does not depend on the
+    losses): the same rates as scikit-learn's MLP, which is the oracle."""
+    X, y = _iris()
+    for params, epochs in ((dict(learning_rate="invscaling", power_t=0.25), 3),
+                           (dict(learning_rate="adaptive", tol=1e9, n_iter_no_change=2), 6)):
+        kw = dict(solver="sgd", hidden_layer_sizes=(4,), max_iter=epochs, random_state=0,
+                  **params)
+        ours = NNXClassifier(**kw).fit(X, y)
+        theirs = MLPClassifier(**kw).fit(X, y)
+        assert ours.n_iter_ == theirs.n_iter_ == epochs
+        assert ours._optimizer.learning_rate == theirs._optimizer.learning_rate
+        assert ours._optimizer.learning_rate < 1e-3
+    # scikit-learn applies the schedule to "sgd" only
+    adam = NNXClassifier(learning_rate="invscaling", max_iter=3, random_state=0).fit(X, y)
+    assert adam._optimizer.learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("to_sparse", [scipy.sparse.csr_matrix, scipy.sparse.csc_array])
+def test_sparse_x_is_made_dense_one_batch_at_a_time(backend, to_sparse, monkeypatch):
+    X, y = _iris()
+    X = np.where(X > 0, X, 0.0)
+    rows_read = []
+    take = SparseRows.take
+    monkeypatch.setattr(SparseRows, "take",
+                        lambda self, rows: rows_read.append(len(rows)) or take(self, rows))
+    monkeypatch.setattr(nnx.sources, "GROUP_BYTES", 1)  # a group of one batch
+    kw = dict(hidden_layer_sizes=(8,), batch_size=32, max_iter=4, random_state=0,
+              early_stopping=True, **backend.kwargs)
+    dense = NNXClassifier(**kw).fit(X, y)
+    ours = NNXClassifier(**kw).fit(to_sparse(X), y)
+    assert rows_read and max(rows_read) <= 32
+    for method in ("predict_proba", "predict_log_proba"):
+        np.testing.assert_allclose(getattr(ours, method)(to_sparse(X)),
+                                   getattr(dense, method)(X), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(ours.predict(to_sparse(X)), dense.predict(X))
+    reg = NNXRegressor(hidden_layer_sizes=(8,), batch_size=32, random_state=0, **backend.kwargs)
+    reg.partial_fit(to_sparse(X[:, :3]), X[:, 3])
+    same = NNXRegressor(hidden_layer_sizes=(8,), batch_size=32, random_state=0,
+                        **backend.kwargs).partial_fit(X[:, :3], X[:, 3])
+    np.testing.assert_allclose(reg.predict(to_sparse(X[:, :3])), same.predict(X[:, :3]),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_poisson_regressor_predicts_exp_of_its_output():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(200, 2))
+    y = rng.poisson(np.exp(X @ [1.0, -0.5] + 0.5))
+    reg = NNXRegressor(loss="poisson", hidden_layer_sizes=(4,), solver="lbfgs",
+                       random_state=0).fit(X, y)
+    assert reg.out_activation_ == "exp" and np.all(reg.predict(X) > 0)
+    assert reg.predict(X).mean() == pytest.approx(y.mean(), rel=0.05)
+    with pytest.raises(ValueError, match="negative which is not allowed for Poisson"):
+        NNXRegressor(loss="poisson").fit(X, -y)
+    with pytest.raises(ValueError, match="loss"):
+        NNXRegressor(loss="absolute_error").fit(X, y)
+
+
+def test_coefs_are_the_models_weights():
+    X, y = _iris()
+    clf = NNXClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    clf.coefs_[1][...] = 0.0  # in place, on the NumPy backend: the model's own array
+    flat = clf.predict_proba(X)
+    assert not np.allclose(flat, before) and np.allclose(flat, flat[0])
+    clf.coefs_ = [np.ones_like(c) for c in clf.coefs_]
+    np.testing.assert_array_equal(clf.coefs_[0], 1.0)
+    with pytest.raises(ValueError, match="2 Dense layers"):
+        clf.intercepts_ = clf.intercepts_[:1]
+    with pytest.raises(NotFittedError):
+        NNXClassifier().coefs_
+
+
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd", learning_rate="invscaling"),
+    dict(solver="sgd", learning_rate="adaptive", early_stopping=True),
+    dict(sparse=True), dict(loss="poisson"),
+], ids=["invscaling", "adaptive_early_stopping", "sparse", "poisson"])
+def test_no_training_step_reads_back_from_the_device(params):
+    pytest.importorskip("torch")
+    from nnx.sync_audit import per_step_syncs
+
+    params = dict(params)
+    sparse = params.pop("sparse", False)
+    Estimator = NNXRegressor if "loss" in params else NNXClassifier
+
+    def run(steps):
+        X, y = _data("multiclass", n=10 * steps)
+        est = Estimator(hidden_layer_sizes=(5,), batch_size=8, max_iter=2, random_state=0,
+                        validation_fraction=0.2, backend="torch", **params)
+        est.fit(scipy.sparse.csr_matrix(X) if sparse else X, y)
+
+    few, many = per_step_syncs(run)
+    assert many == few, f"host syncs grow with the steps: {dict(few)} -> {dict(many)}"
 
 
 # --------------------------------------------------------------------------- parity

@@ -1,10 +1,11 @@
-"""scikit-learn's own MLP tests, run against ``nnx.sklearn.MLPClassifier`` / ``MLPRegressor``.
+"""scikit-learn's own MLP tests, run against both estimator families of :mod:`nnx.sklearn`.
 
 The test file that ships inside the installed scikit-learn
-(``sklearn/neural_network/tests/test_mlp.py``) is imported here under a new name, with its
-``from sklearn.neural_network import MLPClassifier, MLPRegressor`` pointing at nnx's
-estimators while it loads (so its parametrized tests get them too); its test functions are
-then collected from this module. Nothing of it is copied into this repository.
+(``sklearn/neural_network/tests/test_mlp.py``) is imported here once per family, under a new
+name, with its ``from sklearn.neural_network import MLPClassifier, MLPRegressor`` pointing at
+nnx's estimators while it loads (so its parametrized tests get them too): the drop-ins
+``MLPClassifier`` / ``MLPRegressor`` (class ``TestDropIn``) and nnx's own ``NNXClassifier`` /
+``NNXRegressor`` (class ``TestNNX``). Nothing of it is copied into this repository.
 """
 
 import importlib.util
@@ -22,28 +23,35 @@ if not _PATH.exists():
     pytest.skip(f"this scikit-learn install has no test files ({_PATH})", allow_module_level=True)
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("sklearn_test_mlp_on_nnx", _PATH)
+def _load(name, classifier, regressor):
+    spec = importlib.util.spec_from_file_location(f"sklearn_test_mlp_on_{name}", _PATH)
     module = importlib.util.module_from_spec(spec)
-    with mock.patch.multiple(neural_network, MLPClassifier=nnx.sklearn.MLPClassifier,
-                             MLPRegressor=nnx.sklearn.MLPRegressor):
+    with mock.patch.multiple(neural_network, MLPClassifier=classifier, MLPRegressor=regressor):
         spec.loader.exec_module(module)
     return module
 
 
-_SUITE = _load()
+def _test_class(name, classifier, regressor, private):
+    """A test class holding every test function of the file, loaded for one family; the
+    tests named in ``private`` (name -> reason) are strict expected failures."""
+    suite = _load(name, classifier, regressor)
+    tests = {}
+    for test_name, test in vars(suite).items():
+        if test_name.startswith("test_") and callable(test):
+            if test_name in private:
+                test = pytest.mark.xfail(reason=private[test_name], strict=True)(test)
+            tests[test_name] = staticmethod(test)
+    return type(f"Test{name}", (), tests)
 
-# Tests that drive scikit-learn's private members, which a drop-in need not have.
-_PRIVATE = {
-    "test_gradient": "calls the private _loss_grad_lbfgs(packed, X, Y, ...) of scikit-learn's "
-                     "implementation",
-}
 
-for _name, _test in vars(_SUITE).items():
-    if _name.startswith("test_") and callable(_test):
-        if _name in _PRIVATE:
-            _test = pytest.mark.xfail(reason=_PRIVATE[_name], strict=True)(_test)
-        globals()[_name] = _test
+# Tests that drive scikit-learn's private members, which these estimators need not have.
+_GRADIENT = ("calls the private _loss_grad_lbfgs(packed, X, Y, ...) of scikit-learn's "
+             "implementation")
+
+TestDropIn = _test_class("DropIn", nnx.sklearn.MLPClassifier, nnx.sklearn.MLPRegressor,
+                         {"test_gradient": _GRADIENT})
+TestNNX = _test_class("NNX", nnx.sklearn.NNXClassifier, nnx.sklearn.NNXRegressor,
+                      {"test_gradient": _GRADIENT})
 
 
 @pytest.fixture
