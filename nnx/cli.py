@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -402,7 +403,7 @@ def cmd_info(args) -> int:
         print(f"  {name}: {devices if isinstance(devices, str) else ', '.join(devices)}")
     extras = []
     for module, purpose in (("matplotlib", "plots"), ("sklearn", "datasets, estimators"),
-                            ("tqdm", "progress bars")):
+                            ("mpi4py", "data-parallel training")):
         try:
             version = __import__(module).__version__
         except ImportError:
@@ -577,6 +578,19 @@ def _check_data_options(args):
 
 
 def cmd_train(args) -> int:
+    """``nnx train``; in a data-parallel launch the ranks other than 0 train in silence."""
+    plan = None
+    if args.distributed is not None:
+        from .distributed import DataParallel
+
+        plan = DataParallel(args.distributed)
+    if plan is None or plan.rank == 0:
+        return _train(args, plan)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _train(args, plan)
+
+
+def _train(args, plan) -> int:
     from . import datasets
 
     _check_data_options(args)
@@ -641,8 +655,11 @@ def cmd_train(args) -> int:
         if args.early_stopping:
             X_fit, y_fit, validation = _held_out_tail(X_fit, y_fit, args.validation_split)
         history = net.fit(X_fit, y_fit, epochs=args.epochs, batch_size=args.batch_size,
-                          verbose=1, callbacks=callbacks, validation_data=validation)
+                          verbose=1, callbacks=callbacks, validation_data=validation,
+                          distributed=plan)
         del X_fit, validation  # the scratch file's memory maps, closed before the folder goes
+    if plan is not None and plan.rank != 0:  # one model, written by rank 0
+        return 0
     _fold_affine(net, x_scaler.mean_, x_scaler.scale_, y_mean, y_scale)
     metrics, pred = _test_metrics(net, X, test, y_test, task)
     print("Test metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -966,6 +983,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="epochs without improvement before early stopping stops "
                           "(default: 40: a small network can sit on a plateau for 20)")
     net.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    net.add_argument("--distributed", choices=("mpi", "nccl", "torch"), default=None,
+                     help="train data-parallel on the processes of an mpiexec, srun or "
+                          "torchrun launch (every rank reads the same file; --batch-size is "
+                          "the global batch); rank 0 prints and writes the files")
     common(p, "nnx-output")
     p.set_defaults(func=cmd_train)
 

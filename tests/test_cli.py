@@ -89,7 +89,7 @@ def test_train_on_bundled_data_writes_metrics_and_plots(tmp_path, capsys):
     assert len(report["history"]["loss"]) == 15
     for name in ("history.png", "decision_boundary.png", "confusion_matrix.png"):
         assert_png(tmp_path / name)
-    assert "epoch" in err  # the progress bar (tqdm or plain lines) went to stderr
+    assert "epoch" in err  # the progress lines went to stderr
 
 
 @pytest.mark.parametrize("options", [[], ["--hidden", "16,8", "--epochs", "100"]])

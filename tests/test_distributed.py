@@ -255,3 +255,24 @@ def test_nccl_ranks_reproduce_the_one_process_fit_on_gpus(tmp_path, communicator
             for key, value in want.items():
                 np.testing.assert_allclose(got[f"{case}/{key}"], value, rtol=1e-10,
                                            err_msg=f"{case} {key} on rank {r} of {n}")
+
+
+@needs_mpi
+def test_the_command_line_trains_on_two_ranks_as_on_one(tmp_path):
+    """``mpiexec -n 2 nnx train --distributed mpi`` writes one model, rank 0's, and it is
+    the one-process command's model."""
+    import nnx
+
+    argv = ["-m", "nnx.cli", "train", "--data", "moons", "--hidden", "8", "--epochs", "15",
+            "--batch-size", "16", "--no-early-stopping"]
+    one = subprocess.run([sys.executable, *argv, "--out", str(tmp_path / "one")], env=_env(),
+                         capture_output=True, text=True, timeout=240)
+    two = subprocess.run(["mpiexec", "-n", "2", sys.executable, *argv, "--out",
+                          str(tmp_path / "two"), "--distributed", "mpi"], env=_env(),
+                         capture_output=True, text=True, timeout=240)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("Test metrics") == 1  # rank 0 speaks
+    a, b = (nnx.load(tmp_path / name / "model.nnx") for name in ("one", "two"))
+    for name, value in a.parameters().items():  # float32: rounding
+        np.testing.assert_allclose(nnx.to_numpy(b.parameters()[name]), nnx.to_numpy(value),
+                                   rtol=1e-4, atol=1e-6)

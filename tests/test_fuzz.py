@@ -881,7 +881,8 @@ def csv_texts(draw):
 
 def assert_one_error_line(err):
     """Exactly one ``nnx: error: ...`` and it ends stderr. (A failure during training may
-    follow the progress bar's text on its line: tqdm leaves no newline behind.)"""
+    follow the progress bar's text on its line: a bar redrawn in place ends without a
+    newline.)"""
     assert err.count("nnx: error: ") == 1, err
     assert "nnx: error: " in err.rstrip().splitlines()[-1], err
     assert "Traceback" not in err
