@@ -187,12 +187,13 @@ class TrainingAccuracy(Callback):
         self._rows += out.shape[0]
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or not self._rows:  # optimizers that step without outputs (L-BFGS)
-            return
-        diverged = not math.isfinite(logs.get("loss", 0.0))
         correct, rows = self._correct, self._rows
         if self.network.reduction is not None:  # a data-parallel fit: every rank's rows
+            # (every rank takes part, also one whose parts of the batches were all empty)
             correct, rows = self.network.reduction.sum_counts(correct, rows)
+        if logs is None or not rows:  # optimizers that step without outputs (L-BFGS)
+            return
+        diverged = not math.isfinite(logs.get("loss", 0.0))
         logs["accuracy"] = math.nan if diverged else int(correct) / rows
 
 

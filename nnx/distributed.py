@@ -7,8 +7,9 @@ the result is the one-process fit with the same seed and global batch ``B``:
 
 - rank 0's parameters, layer state and shuffle stream are broadcast at the start, so every
   rank draws the same permutation each epoch; rank ``r`` computes on its slice of each global
-  batch (:func:`~nnx.data.rank_slice`), reading only those rows (of arrays in memory, and of
-  memmaps, ``.npy`` paths, Dask arrays and datasets read batch by batch; an iterable of
+  batch (:func:`~nnx.data.rank_slice`); memmaps, ``.npy`` paths, Dask arrays and datasets
+  are read batch by batch, each rank reading only its rows (the label pass and a
+  ``Standardize`` layer's first adaptation read every row on every rank; an iterable of
   batches cannot be split by position and is refused);
 - each rank scales its loss gradient by its share of the global batch
   (:math:`b_r / B`, or :math:`\\sum w_r / \\sum w` for weight-normalised losses) *before*
@@ -17,20 +18,27 @@ the result is the one-process fit with the same seed and global batch ``B``:
   the loss are summed with one allreduce per step over the packed gradient vector (in
   buckets of ``bucket_bytes``). Every rank then applies the same update: clipping, the
   optimizer and the divergence guard see the global gradient and agree on every rank;
-- the epoch's loss is the global mean; validation is scored on every rank on the whole
-  validation set (the same parameters give the same scores), so ``EarlyStopping``,
-  ``ReduceLROnPlateau`` and the divergence guard decide the same everywhere;
+- the epoch's loss is the global mean; at each epoch's end the layer state (BatchNorm's
+  running statistics, updated by each rank from its part unless synchronised) is averaged
+  over the ranks, and each rank scores its part of the validation rows, summed into the
+  global means: every rank sees the same logs, so ``EarlyStopping``,
+  ``ReduceLROnPlateau`` and the divergence guard decide the same everywhere, and every
+  rank ends with the same model;
 - dropout masks differ per rank (rank ``r > 0`` draws from a stream derived from rank 0's and
   ``r``) and are reproducible;
 - progress bars and the callbacks that write files (``rank_zero_only``) run on rank 0 only.
 
 ``data="local"``: each rank passes its own shard. Rank ``r`` takes its part of each global
-batch from its own rows (shuffled by its own stream), and an epoch has as many steps as the
-smallest shard allows. That is the usual sharded data-parallel fit; it is *not* the
+batch from its own rows (in an order drawn from rank 0's shuffle stream for its shard's
+size), and an epoch has as many steps as the smallest shard allows. That is the usual sharded data-parallel fit; it is *not* the
 one-process fit (the batches differ).
 
-A rank that fails makes the others fail too: every collective waits at most ``timeout``
-seconds, then raises :class:`DistributedError` naming the step (never a hang).
+Ranks that disagree at the start (data sizes, the network, epochs, shuffle, validation, the
+callbacks that run on every rank) are refused on every rank. A rank that fails makes the
+others fail too: every MPI and gloo collective waits at most ``timeout`` seconds, then
+raises :class:`DistributedError` naming the step, never a hang (NCCL's sums, queued on the
+GPU, are bounded by NCCL's own watchdog for torch and not at all for CuPy: see
+:class:`NCCLCommunicator`).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import atexit
 import datetime
 import os
 import pickle
+import re
 import time
 
 import numpy as np
@@ -92,12 +101,34 @@ class Communicator:
         """Rank 0's ``value`` on every rank."""
         return self.allgather_object(value, what)[0]
 
+    def gather_object(self, value, what: str):
+        """Every rank's ``value`` in rank order on rank 0; ``None`` on the others."""
+        values = self.allgather_object(value, what)
+        return values if self.rank == 0 else None
+
+    def start(self, ctx) -> None:
+        """Set up what the fit's collectives need on ``ctx``'s device (called by every rank
+        at the start of a fit, after the ranks agreed)."""
+
     def _late(self, what: str) -> DistributedError:
         return DistributedError(
             f"rank {self.rank} of {self.size} waited {self.timeout:g} s for the other ranks "
             f"at {what}: another rank failed or stopped (see its error); every rank must run "
             "the same fit on the same data"
         )
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def _from_difference(value, reference, width: int = 80) -> str:
+    """``value`` as text, from a little before where it first differs from ``reference``
+    (two long configurations differ somewhere in the middle)."""
+    text, other = str(value), str(reference)
+    first = next((i for i, (a, b) in enumerate(zip(text, other)) if a != b),
+                 min(len(text), len(other)))
+    start = max(0, first - 20)
+    return ("..." if start else "") + text[start:start + width]
 
 
 def _host_buffer(ctx, array):
@@ -129,18 +160,24 @@ class MPICommunicator(Communicator):
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = check_number("timeout", timeout, low=0, low_open=True)
 
+    #: seconds a wait polls without sleeping (as MPI's own blocking calls do): a rank that
+    #: arrives a little early must not oversleep the others' arrival
+    SPIN_SECONDS = 0.05
+
     def _wait(self, requests, what):
         """Wait for nonblocking requests, at most ``timeout`` seconds (MPI's own waits
-        cannot time out): spin briefly, then poll with growing sleeps."""
-        deadline = time.monotonic() + self.timeout
-        pause, spins = 0.0, 0
+        cannot time out): poll without sleeping for :attr:`SPIN_SECONDS`, then with
+        growing sleeps (a rank waiting long for a slow or failed one frees its core)."""
+        start = time.monotonic()
+        deadline = start + self.timeout
+        pause = 0.0
         for request in requests:
             while not request.Test():
-                spins += 1
-                if spins > 200:
+                now = time.monotonic()
+                if now > start + self.SPIN_SECONDS:
                     pause = min(1e-3, pause + 1e-5)
                     time.sleep(pause)
-                if time.monotonic() > deadline:
+                if now > deadline:
                     raise self._late(what)
 
     def allreduce(self, ctx, array, what):
@@ -168,16 +205,38 @@ class MPICommunicator(Communicator):
         return [pickle.loads(out[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+    def gather_object(self, value, what):
+        data = np.frombuffer(pickle.dumps(value), dtype=np.uint8)
+        sizes = np.zeros(self.size, dtype=np.int64)
+        self._wait([self.comm.Igather(np.array([data.size], dtype=np.int64), sizes)], what)
+        out = np.empty(int(sizes.sum()) if self.rank == 0 else 0, dtype=np.uint8)
+        self._wait([self.comm.Igatherv(data, [out, sizes] if self.rank == 0 else None)], what)
+        if self.rank != 0:
+            return None
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        return [pickle.loads(out[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class NCCLCommunicator(MPICommunicator):
     """Sums CuPy device arrays with NCCL (``cupy.cuda.nccl``), bootstrapped over MPI: rank 0
     makes the NCCL id and MPI broadcasts it. Objects and broadcasts still go over MPI.
 
-    Each rank uses the GPU its network is on (``device="cuda:<local rank>"``).
+    Each rank uses the GPU its network is on (``device="cuda:<local rank>"``). The sums are
+    queued on the device and the host never waits for them, so they have no timeout: a rank
+    that dies after the fit started leaves the others waiting in the epoch's one read of
+    the loss (MPI's timeout still covers the start of the fit and every object exchange).
     """
 
     def __init__(self, comm=None, timeout=DEFAULT_TIMEOUT):
         super().__init__(comm, timeout)
         self._nccl = None
+
+    def start(self, ctx):
+        probe = ctx.zeros((1,))
+        if not hasattr(getattr(probe, "data", None), "ptr"):
+            raise ValueError("distributed='nccl' sums CuPy arrays on their GPU: build the "
+                             "network with backend='cupy' (or use 'mpi' or 'torch')")
+        self._communicator()  # now, while MPI's timeout covers every rank
 
     def _communicator(self):
         if self._nccl is None:
@@ -211,9 +270,13 @@ class TorchCommunicator(Communicator):
 
     Parameters
     ----------
-    backend : {"gloo", "nccl"}, optional
-        Default: NCCL when CUDA is available and ``LOCAL_RANK`` is set, else gloo.
+    backend : str, optional
+        ``torch.distributed``'s backend. Default: ``"cpu:gloo,cuda:nccl"`` where CUDA is
+        available (each tensor goes to the backend of its device, so a network on the CPU
+        works there too), else ``"gloo"``.
     timeout : float, default DEFAULT_TIMEOUT
+        The group's timeout. On CUDA, NCCL enforces it through its own watchdog, which
+        ends the process rather than raising.
     """
 
     def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
@@ -232,10 +295,10 @@ class TorchCommunicator(Communicator):
                     "first"
                 )
             if backend is None:
-                backend = ("nccl" if torch.cuda.is_available() and "LOCAL_RANK" in os.environ
-                           else "gloo")
-            if backend == "nccl":  # NCCL's object collectives use the current GPU
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+                backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            if "nccl" in backend and local < torch.cuda.device_count():
+                torch.cuda.set_device(local)  # NCCL's object collectives use the current GPU
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=self.timeout))
             # a group still alive when the interpreter exits aborts the process (gloo's
             # threads): the group made here is destroyed at exit
@@ -255,7 +318,11 @@ class TorchCommunicator(Communicator):
             if work is not None:
                 work.wait(datetime.timedelta(seconds=self.timeout))
         except RuntimeError as error:  # gloo's timeouts and a peer's closed connection
-            raise DistributedError(f"{self._late(what)} ({error})") from error
+            text = str(error)
+            if "timed out" in text.lower() or "timeout" in text.lower() or "closed" in text:
+                raise DistributedError(f"{self._late(what)} ({text})") from error
+            raise DistributedError(f"rank {self.rank} of {self.size} failed at {what}: "
+                                   f"{text}") from error
 
     def allreduce(self, ctx, array, what):
         tensor = self._tensor(ctx, array)
@@ -277,6 +344,11 @@ class TorchCommunicator(Communicator):
     def allgather_object(self, value, what):
         out = [None] * self.size
         self._run(lambda: self.dist.all_gather_object(out, value), what)
+        return out
+
+    def gather_object(self, value, what):
+        out = [None] * self.size if self.rank == 0 else None
+        self._run(lambda: self.dist.gather_object(value, out, dst=0), what)
         return out
 
 
@@ -419,13 +491,17 @@ class DataParallel:
 
     # ------------------------------------------------------------------ one fit
 
+    #: more of ``fit``'s arguments every rank must share (set by ``fit``; see :meth:`begin`)
+    settings = None
+
     def begin(self, net, n_rows: int, batch_size, verbose=0) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
         0's parameters, layer state and random streams (its own mask streams forked).
 
         ``verbose`` may differ: :attr:`verbose` becomes the largest any rank asked for, so
         that every rank counts the training accuracy (a sum over the ranks) and rank 0
-        shows the progress."""
+        shows the progress. :attr:`settings` (epochs, shuffle, validation, the callbacks
+        that run on every rank) must agree too."""
         comm = self.comm
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
@@ -434,17 +510,19 @@ class DataParallel:
             "the targets": (net.targets_.kind, None if net.targets_.classes_ is None
                             else list(net.targets_.classes_)),
             # the seed may differ (rank 0's streams are broadcast), the device must (a GPU
-            # per rank)
-            "the network": repr({k: v for k, v in net.get_config().items()
-                                 if k not in ("seed", "device")}),
+            # per rank); a function's address differs per process
+            "the network": _ADDRESS.sub("0x...", repr({
+                k: v for k, v in net.get_config().items() if k not in ("seed", "device")})),
             "the optimizer's step count": net.optimizer.iterations,
+            **(self.settings or {}),
         }
         every = comm.allgather_object({**facts, "verbose": verbose}, "the start of fit")
         self.verbose = max(f["verbose"] for f in every)
         for key in facts:
             values = [f[key] for f in every]
             if any(v != values[0] for v in values):
-                shown = ", ".join(f"rank {r}: {str(v)[:80]}" for r, v in enumerate(values))
+                shown = ", ".join(f"rank {r}: {_from_difference(v, values[0])}"
+                                  for r, v in enumerate(values))
                 raise DistributedError(
                     f"the ranks disagree on {key} ({shown}); every rank must build the same "
                     "network and pass the same data (or its own shard with data='local')")
@@ -456,6 +534,7 @@ class DataParallel:
             (start["random"], net.random.mask_seed), "the start of fit")
         net.restore({"arrays": layout.unpack(xp, flat), "random": streams[0]})
         net.random.fork_masks(streams[1], comm.rank, net.optimizer.iterations)
+        comm.start(net.ctx)
         self.gradient_sum = GradientSum(net, comm)
 
     def share_scaling(self, net) -> None:
@@ -467,6 +546,48 @@ class DataParallel:
             mean, scale = self.comm.broadcast_object((layer.mean, layer.scale),
                                                      "the input scaling")
             layer.set_statistics(mean, scale)
+
+    def agree_state(self, net) -> None:
+        """Average the layer state over the ranks (BatchNorm running statistics, which
+        each rank updates from its part of the batches unless they are synchronised), as
+        torch's DDP shares its buffers: every rank then evaluates and saves one model."""
+        state = net.state()
+        if not state or self.sync_batchnorm or self.comm.size == 1:
+            return
+        xp = net.ctx.xp
+        layout = FlatLayout(state)
+        total = self.comm.allreduce(net.ctx, layout.pack(xp, state), "the layer state")
+        net.restore({"arrays": layout.unpack(xp, total / self.comm.size), "random": {}})
+
+    def validator(self, net, validation, keys):
+        """The epoch-end scoring of a data-parallel fit, a callable returning the logs'
+        ``val_`` scores: the layer state agreed (:meth:`agree_state`), then each rank
+        scores its part of the validation rows (its contiguous slice of the shared
+        validation data, or with ``data="local"`` its own), and the row-weighted sums give
+        every rank the global means, so that callbacks decide the same everywhere.
+
+        ``validation``: ``None``, device arrays ``(X, Y)`` or a source; ``keys``: the
+        score names (``loss``, and ``accuracy`` for a classifier)."""
+        from .sources import Rows
+
+        def part():
+            if isinstance(validation, tuple):
+                n = int(validation[0].shape[0])
+                a, b = rank_slice(n, self.rank, self.size) if self.data == "global" else (0, n)
+                return (b - a, lambda: net.scores(*(v[a:b, ...] for v in validation)))
+            n = len(validation)
+            a, b = rank_slice(n, self.rank, self.size) if self.data == "global" else (0, n)
+            return b - a, lambda: net.evaluate(Rows(validation, a, b), None)
+
+        def scores():
+            self.agree_state(net)
+            if validation is None:
+                return {}
+            rows, score = part()
+            mine = score() if rows else dict.fromkeys(keys, 0.0)
+            sums = self.gradient_sum.sum_counts(*(mine[k] * rows for k in keys), rows)
+            return {k: value / sums[-1] for k, value in zip(keys, sums)}
+        return scores
 
     def install(self, net) -> None:
         """Make ``net``'s objective and gradients the global batch's (undone by
@@ -559,23 +680,31 @@ class RankBatches:
 # --------------------------------------------------------------------------- inference
 
 
-def _rows(X, start, stop):
-    """Rows ``start:stop`` of an array, DataFrame or map-style source."""
-    from .sources import Rows, is_streamed, source_for
+def _parts(X, y):
+    """``(n, part)``: the rows of the user's data and ``part(a, b)``, the pair
+    ``(X_rows, y_rows)`` of rows ``a:b`` (an array, a DataFrame, or a source with rows read
+    through :class:`~nnx.sources.Rows`)."""
+    from .sources import IterableSource, Rows, is_streamed, source_for
 
     if is_streamed(X):
-        return Rows(source_for(X, None), start, stop)
-    return X.iloc[start:stop] if hasattr(X, "iloc") else X[start:stop]
+        source = source_for(X, y)
+        if isinstance(source, IterableSource):
+            raise ValueError("evaluate and predict over the ranks split rows by position: "
+                             "pass an array, a memmap, a .npy path or a dataset")
+        return len(source), lambda a, b: (Rows(source, a, b), None)
+
+    def rows(v, a, b):
+        return None if v is None else (v.iloc[a:b] if hasattr(v, "iloc") else v[a:b])
+    return len(X), lambda a, b: (rows(X, a, b), rows(y, a, b))
 
 
 def evaluate(net, X, y, distributed) -> dict:
     """``net.evaluate(X, y)`` with the rows split over the ranks: each rank scores its
     contiguous part, and every rank gets the global means."""
     comm = data_parallel(distributed).comm
-    n = len(X)
+    n, part = _parts(X, y)
     start, stop = rank_slice(n, comm.rank, comm.size)
-    mine = (net.evaluate(_rows(X, start, stop), _rows(y, start, stop))
-            if stop > start else None)
+    mine = net.evaluate(*part(start, stop)) if stop > start else None
     parts = [(s, b - a) for s, (a, b) in zip(
         comm.allgather_object(mine, "evaluate"),
         (rank_slice(n, r, comm.size) for r in range(comm.size))) if s is not None]
@@ -589,8 +718,9 @@ def predict(net, method, X, distributed):
     from .backend import to_numpy
 
     comm = data_parallel(distributed).comm
-    start, stop = rank_slice(len(X), comm.rank, comm.size)
-    mine = to_numpy(method(_rows(X, start, stop))) if stop > start else None
-    parts = comm.allgather_object(mine, method.__name__)
+    n, part = _parts(X, None)
+    start, stop = rank_slice(n, comm.rank, comm.size)
+    mine = to_numpy(method(part(start, stop)[0])) if stop > start else None
+    parts = comm.gather_object(mine, method.__name__)
     return (np.concatenate([p for p in parts if p is not None]) if comm.rank == 0
             else None)

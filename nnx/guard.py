@@ -67,7 +67,8 @@ class DivergenceGuard:
         for k in range(len(batches)):
             before = net.snapshot(optimizer=True, masks_only=True)
             xb, yb, wb = batches.batch(data, k)
-            scale = max(scale, float(xp.max(xp.abs(xb))))
+            if xb.shape[0]:  # (a data-parallel rank's part may be empty)
+                scale = max(scale, float(xp.max(xp.abs(xb))))
             if closure:
                 loss, grads = net.step(xb, yb, wb), {}
             else:

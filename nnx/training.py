@@ -44,6 +44,12 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     if steps_per_epoch is not None:
         steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
     prefetch = check_number("prefetch", prefetch, low=0, integer=True)
+    if plan is not None:  # what every rank of a data-parallel fit must share
+        plan.settings = {
+            "epochs": epochs, "shuffle": shuffle,
+            "the validation": (validation_split is not None, validation_data is not None),
+            "the callbacks that run on every rank": [
+                type(cb).__name__ for cb in callbacks if not cb.rank_zero_only]}
     # a list without y is a list of (X, y) batches; with y it is data (rows)
     if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
@@ -89,12 +95,15 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
     for cb in cbs:
         cb.set_network(net)
-    if plan is not None:
+    if plan is not None:  # the ranks' validation scores and layer state agree each epoch
+        validation = plan.validator(net, validation, metric_keys(net))
         plan.install(net)
     try:
         with net.ctx.errstate():
             run_epochs(net, batches, epochs, shuffle, cbs, validation,
                        DivergenceGuard(net, on_nonfinite))
+        if plan is not None:
+            plan.agree_state(net)  # one model on every rank
     finally:
         if plan is not None:
             plan.end(net)
@@ -255,6 +264,10 @@ def split(net, arrays, fraction):
 def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=None):
     """The epoch loop over ``batches`` (:class:`~nnx.data.EpochBatches`).
 
+    ``validation``: device arrays ``(X, Y)``, a source scored in chunks, or a callable
+    returning the scores (a data-parallel fit's, see
+    :meth:`nnx.distributed.DataParallel.validator`).
+
     ``guard`` (a :class:`~nnx.guard.DivergenceGuard`) checks each epoch; ``None`` runs
     without one (the loss is still read once per epoch), which only measurements of the
     guard's own cost should do.
@@ -284,8 +297,12 @@ def run_epochs(net, batches, epochs, shuffle, callbacks, validation=None, guard=
                     cb.on_epoch_end(epoch, dict.fromkeys(net.metrics_names, math.nan))
                 break
             if validation is not None:
-                scores = (net.scores(*validation) if isinstance(validation, tuple)
-                          else net.evaluate(validation, None))  # a source: in chunks
+                if callable(validation):  # a data-parallel fit's agreed scores
+                    scores = validation()
+                elif isinstance(validation, tuple):
+                    scores = net.scores(*validation)
+                else:  # a source: in chunks
+                    scores = net.evaluate(validation, None)
                 logs.update({"val_" + key: value for key, value in scores.items()})
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import nnx
-from nnx.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from nnx.callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from nnx.distributed import DataParallel
 from nnx.layers import BatchNorm, Dense, Dropout
 from nnx.optimizers import SGD, LBFGS, Adam
@@ -225,6 +225,51 @@ def scenario(name, out, communicator):
                 callbacks=[ForgetReads(source)],
                 distributed=DataParallel(communicator, timeout=60))
         return {"rows": np.concatenate(source.rows)}
+    if name == "agree":  # what each rank sees differently must still end in one model
+        rank = _rank(communicator)
+        X, y = binary()
+        saved = {}
+        # own shards, each with its own validation rows; BatchNorm with each rank's own
+        # statistics; the callbacks decide together
+        shard = slice(0, 120) if rank == 0 else slice(120, ROWS)
+        net = nnx.Network([Dense(8, activation="relu"), BatchNorm(), Dense(1)], input_dim=5,
+                          optimizer=SGD(0.05), seed=3)
+        history = net.fit(X[shard], y[shard], epochs=30, batch_size=16,
+                          validation_split=0.3, callbacks=[
+                              EarlyStopping(patience=2, restore_best_weights=True),
+                              ReduceLROnPlateau(patience=1)],
+                          distributed=DataParallel(communicator, data="local", timeout=60))
+        saved["local"] = _flat(net)
+        saved["local_history"] = np.array([history.history[k] for k in sorted(
+            history.history)])
+        # a batch of one row on two ranks: one rank's part is empty at every step, with the
+        # training accuracy counted and a divergence replayed; a learning rate given as a
+        # function (its address differs per process)
+        tiny = nnx.Network([5, 4, 1], optimizer=SGD(lambda step: 0.01), seed=4)
+        history = tiny.fit(X[:6], y[:6], epochs=2, batch_size=1, verbose=2,
+                           distributed=DataParallel(communicator, timeout=60))
+        saved["empty_parts"] = np.asarray(history.history["accuracy"])
+        wild = nnx.Network([5, 4, 1], loss="mse", dtype="float64", seed=4)
+        try:
+            wild.fit(X[:6] * 1e200, y[:6], epochs=2, batch_size=1,
+                     distributed=DataParallel(communicator, timeout=60))
+        except nnx.DivergenceError as error:
+            saved["divergence"] = np.array(str(error).split(":")[0])
+        # evaluate and predict over the ranks from .npy paths
+        paths = [out / f"agree-{name}-{rank}.npy" for name in "Xy"]
+        for path, values in zip(paths, (X, y)):
+            np.save(path, values)
+        saved["evaluate"] = np.array(list(tiny.evaluate(
+            str(paths[0]), str(paths[1]), distributed=DataParallel(communicator)).values()))
+        labels = tiny.predict(str(paths[0]), distributed=DataParallel(communicator))
+        saved["predict"] = np.zeros(0) if labels is None else labels
+        return saved
+    if name == "mismatch_epochs":
+        net = nnx.Network([5, 8, 1], seed=1)
+        X, y = binary()
+        net.fit(X, y, epochs=1 + _rank(communicator), distributed=DataParallel(communicator,
+                                                                               timeout=20))
+        return {}
     if name == "raise":
         net = nnx.Network([5, 8, 1], seed=1)
         X, y = binary()
@@ -249,6 +294,12 @@ def scenario(name, out, communicator):
                 distributed=DataParallel(communicator, data="local", timeout=20))
         return {}
     raise ValueError(f"unknown scenario {name!r}")
+
+
+def _flat(net):
+    """Every parameter and state array of ``net``, end to end, on the host."""
+    arrays = {**net.parameters(), **net.state()}
+    return np.concatenate([np.ravel(nnx.to_numpy(arrays[k])) for k in sorted(arrays)])
 
 
 def _rank(communicator):

@@ -146,6 +146,39 @@ def test_each_rank_reads_only_its_part_of_each_batch(tmp_path):
     assert all(abs(len(r) - job.ROWS) <= 7 for r in reads)  # about half each epoch
 
 
+@needs_mpi
+def test_ranks_that_see_different_things_still_agree_on_everything(tmp_path):
+    """Own shards and validation rows, BatchNorm's per-rank statistics, early stopping and a
+    plateau rule, a learning rate given as a function, ranks without rows in a batch (with
+    the training accuracy counted and a divergence replayed), inference from .npy paths:
+    every rank logs the same and ends with the same model."""
+    proc = launch(2, "agree", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    for key in ("local", "local_history", "empty_parts", "divergence", "evaluate"):
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+    assert len(ranks[0]["local_history"][0]) < 30  # early stopping ended it, on both
+    assert str(ranks[0]["divergence"]) == "training diverged at epoch 1, step 1 of 6"
+    import nnx
+
+    X, y = job.binary()
+    tiny = nnx.Network([5, 4, 1], optimizer=nnx.optimizers.SGD(lambda step: 0.01), seed=4)
+    tiny.fit(X[:6], y[:6], epochs=2, batch_size=1)
+    np.testing.assert_array_equal(ranks[0]["predict"], tiny.predict(X))
+    assert ranks[1]["predict"].size == 0  # gathered on rank 0 only
+    np.testing.assert_allclose(ranks[0]["evaluate"], list(tiny.evaluate(X, y).values()),
+                               rtol=1e-6)
+
+
+@needs_mpi
+def test_ranks_with_different_epochs_are_refused(tmp_path):
+    proc = launch(2, "mismatch_epochs", tmp_path, timeout=120)
+    assert proc.returncode != 0
+    for error in _errors(tmp_path, 2):
+        assert error.startswith("DistributedError: the ranks disagree on epochs "
+                                "(rank 0: 1, rank 1: 2)"), error
+
+
 def _errors(out, n):
     return [(out / f"error-{r}.txt").read_text() if (out / f"error-{r}.txt").exists()
             else None for r in range(n)]
