@@ -584,6 +584,8 @@ def cmd_train(args) -> int:
         from .distributed import DataParallel
 
         plan = DataParallel(args.distributed)
+        if args.device is not None and "local" in args.device:  # cuda:local: one GPU a rank
+            args.device = args.device.replace("local", str(plan.comm.local_rank))
     if plan is None or plan.rank == 0:
         return _train(args, plan)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -904,7 +906,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", default="numpy", choices=BACKENDS,
                        help="array backend to compute on (default: numpy)")
         p.add_argument("--device", default=None,
-                       help="device for the backend, e.g. cuda:0 (default: the backend's)")
+                       help="device for the backend, e.g. cuda:0 (default: the backend's); "
+                            "with --distributed, cuda:local is each rank's GPU on its "
+                            "machine")
         p.add_argument("--out", default=out_default, metavar="DIR",
                        help=f"output folder (default: {out_default})")
         p.add_argument("--dpi", type=_positive_int, default=100, help="figure resolution")

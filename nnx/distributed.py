@@ -85,6 +85,11 @@ class Communicator:
     size = 1
     timeout = DEFAULT_TIMEOUT
 
+    @property
+    def local_rank(self) -> int:
+        """This process's rank among those on its machine (the GPU it should use)."""
+        return self.rank
+
     def allreduce(self, ctx, array, what: str):
         """The element-wise sum over ranks of a device array (1-D, the network's dtype)."""
         raise NotImplementedError("abstract method: a communicator sums arrays")
@@ -163,6 +168,10 @@ class MPICommunicator(Communicator):
     #: seconds a wait polls without sleeping (as MPI's own blocking calls do): a rank that
     #: arrives a little early must not oversleep the others' arrival
     SPIN_SECONDS = 0.05
+
+    @property
+    def local_rank(self) -> int:
+        return self.comm.Split_type(self.MPI.COMM_TYPE_SHARED).Get_rank()
 
     def _wait(self, requests, what):
         """Wait for nonblocking requests, at most ``timeout`` seconds (MPI's own waits
@@ -304,6 +313,10 @@ class TorchCommunicator(Communicator):
             # threads): the group made here is destroyed at exit
             atexit.register(_destroy_group, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
+
+    @property
+    def local_rank(self) -> int:
+        return int(os.environ.get("LOCAL_RANK", self.rank))
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
