@@ -663,7 +663,9 @@ class Network(Configurable):
         source = source_for(X, y)
         if isinstance(source, IterableSource):
             for k, item in enumerate(source.fresh()):
-                Xc, yc = item if isinstance(item, (tuple, list)) else (item, None)
+                # (X,), (X, y) or (X, y, w): evaluate and predict do not weigh rows
+                Xc, yc = ((item[0], item[1] if len(item) > 1 else None)
+                          if isinstance(item, (tuple, list)) else (item, None))
                 yield np.asarray(Xc), None if yc is None else np.asarray(yc)
             return
         n = len(source)

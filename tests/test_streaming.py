@@ -471,3 +471,19 @@ def test_the_gpu_acceptance_streaming_part(torch):
     if not (gpus["cupy"] or gpus["torch"]):
         result = module.part_streaming(None, gpus)
         assert result["status"] == "skipped" and "GPU" in result["reason"]
+
+
+def test_evaluate_and_predict_read_weighted_batches_of_an_iterable():
+    """An iterable that gives ``(X, y, w)`` for training serves ``evaluate`` and ``predict``
+    too (they do not weigh rows)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    y = (X[:, 0] > 0).astype(int)
+    net = nnx.Network([3, 4, 1], seed=0)
+    net.fit(X, y, epochs=2, batch_size=16)
+
+    def batches():
+        return ((X[a:a + 16], y[a:a + 16], np.ones(16)) for a in range(0, 64, 16))
+
+    assert net.evaluate(batches, None) == pytest.approx(net.evaluate(X, y))
+    np.testing.assert_array_equal(net.predict(batches), net.predict(X))
