@@ -525,6 +525,30 @@ class Standardizer:
         self.var_ = self._m2 / self.n_samples_seen_
         self.scale_ = self._guarded(np.sqrt(self.var_))
 
+    @classmethod
+    def merged(cls, parts) -> "Standardizer":
+        """The statistics of the union of several row sets, from each set's
+        ``(n_samples, mean, var)`` (Chan et al.'s pairwise merge): for rows held by several
+        processes, each of which fitted its own. Later :meth:`partial_fit` calls add to it.
+
+        Parameters
+        ----------
+        parts : sequence of (int, array of shape (n_features,), array of shape (n_features,))
+        """
+        n, mean, m2 = 0, None, None
+        for rows, part_mean, part_var in parts:
+            part = (int(rows), np.asarray(part_mean, dtype=np.float64),
+                    np.asarray(part_var, dtype=np.float64) * int(rows))
+            n, mean, m2 = part if mean is None else _merge_moments((n, mean, m2), part)
+        if not n:
+            raise ValueError("Standardizer.merged needs at least one row")
+        out = cls()
+        out.mean_, out.var_ = mean, m2 / n
+        out.scale_ = out._guarded(np.sqrt(out.var_))
+        out.n_samples_seen_, out._chunks = n, len(parts)
+        out._shift, out._mean_shifted, out._m2 = mean, np.zeros_like(mean), m2
+        return out
+
     def _reset(self):
         for name in ("mean_", "scale_", "var_"):
             self.__dict__.pop(name, None)

@@ -552,13 +552,22 @@ class DataParallel:
 
     def share_scaling(self, net) -> None:
         """With ``data="local"``, a first :class:`~nnx.layers.Standardize` layer adapted on
-        each rank's own shard takes rank 0's statistics on every rank (one model). With
-        ``data="global"`` every rank adapted it on the same rows already."""
+        each rank's own shard gets the statistics of every rank's training rows, merged
+        (:meth:`nnx.datasets.Standardizer.merged`); statistics it was given (or loaded) are
+        rank 0's everywhere. With ``data="global"`` every rank adapted it on the same rows
+        already."""
+        from .datasets import Standardizer
+
         layer = net.layers[0]
-        if self.data == "local" and getattr(layer, "adapted", False):
-            mean, scale = self.comm.broadcast_object((layer.mean, layer.scale),
-                                                     "the input scaling")
-            layer.set_statistics(mean, scale)
+        if self.data != "local" or not getattr(layer, "adapted", False):
+            return
+        parts = self.comm.allgather_object((layer.moments, layer.mean, layer.scale),
+                                           "the input scaling")
+        if all(moments is not None for moments, _, _ in parts):
+            merged = Standardizer.merged([moments for moments, _, _ in parts])
+            layer.set_statistics(merged.mean_, merged.scale_)
+        else:
+            layer.set_statistics(parts[0][1], parts[0][2])
 
     def agree_state(self, net) -> None:
         """Average the layer state over the ranks (BatchNorm running statistics, which

@@ -273,6 +273,13 @@ class Standardize(Layer):
         self._set(self._scaler.mean_, self._scaler.scale_)
         return self
 
+    @property
+    def moments(self):
+        """``(n_samples, mean, var)`` of the rows the statistics come from, or ``None`` when
+        they were given or loaded (see :meth:`nnx.datasets.Standardizer.merged`)."""
+        scaler = self._scaler
+        return None if scaler is None else (scaler.n_samples_seen_, scaler.mean_, scaler.var_)
+
     def set_statistics(self, mean, scale) -> "Standardize":
         """Replace the statistics with given ones (as ``Standardize(mean=, scale=)``); a
         later :meth:`partial_fit` starts afresh. Returns ``self``."""

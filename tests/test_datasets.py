@@ -297,3 +297,21 @@ def test_train_test_indices_are_the_rows_of_train_test_split():
     assert test.shape == (8,) and sorted(np.concatenate([train, test]).tolist()) == list(range(30))
     with pytest.raises(ValueError, match="no training rows"):
         datasets.train_test_indices(1, test_size=0.2)
+
+
+def test_merged_statistics_are_those_of_the_union_of_the_row_sets():
+    """Shards fitted apart, merged from their (n, mean, var): the whole set's statistics, a
+    constant column's scale 1 included; later chunks add to the merged scaler."""
+    from nnx.datasets import Standardizer
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(3.0, 2.0, 90), np.full(90, 7.0)])
+    parts = [Standardizer().fit(X[a:b]) for a, b in ((0, 10), (10, 55), (55, 80))]
+    merged = Standardizer.merged([(p.n_samples_seen_, p.mean_, p.var_) for p in parts])
+    whole = Standardizer().fit(X[:80])
+    np.testing.assert_allclose(merged.mean_, whole.mean_, rtol=1e-14)
+    np.testing.assert_allclose(merged.scale_, whole.scale_, rtol=1e-13)
+    assert merged.scale_[1] == 1.0 and merged.n_samples_seen_ == 80
+    merged.partial_fit(X[80:])
+    np.testing.assert_allclose(merged.mean_, X.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(merged.var_, X.var(axis=0), rtol=1e-12, atol=1e-20)
