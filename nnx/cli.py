@@ -6,10 +6,11 @@ prediction, info.
     nnx demo [--out DIR] [--backend B] [--quick]
     nnx train --data moons [--hidden 64,32] [--optimizer adam] [--epochs 300] [--out DIR]
     nnx train --csv data.csv --target label [--features A,B | --drop C] [--missing median]
-              [--categorical auto] [--delimiter ';'] [...]
+              [--categorical auto] [--delimiter ';'] [--decimal ,] [--na-values -] [...]
     nnx train --data X.npy --target y.npy [...]       # memory-mapped, read batch by batch
     nnx train --data data.npz [...]                   # arrays X and y, loaded into memory
     nnx predict --model DIR/model.nnx --csv new.csv [--out predictions.csv]
+                [--missing-rows skip]
     nnx predict --model DIR/model.nnx --data X.npy [--out predictions.npy]
     nnx info
 
@@ -23,9 +24,10 @@ rows is read in file order. Only the labels (one value per row) are read into me
 cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole: use ``.npy``
 files for data larger than memory.
 
-A CSV goes through :mod:`nnx.tabular`: the delimiter is detected (or given), columns are
-chosen, missing cells refused, left out or filled, text columns one-hot encoded; that
-preparation is learned from the training file (fill values from the training split only).
+A CSV goes through :mod:`nnx.tabular`: the delimiter and decimal mark are detected (or
+given), columns are chosen (unnamed ones left out), missing cells (with the ``--na-values``
+markers) refused, left out or filled, text columns one-hot encoded; that preparation is
+learned from the training file (fill values from the training split only).
 
 The defaults (Adam at 0.01, early stopping on the last 20% of the training rows with a
 patience of 40, up to 300 epochs) train every bundled data set well;
@@ -460,8 +462,6 @@ def _training_data(args):
 def _csv_training_data(args):
     """Read ``--csv``, leave out rows as ``--missing`` says, learn the preparation of the
     feature columns (fill values from the training split only) and apply it."""
-    from . import datasets
-
     table = tabular.read_table(args.csv, args.delimiter)
     table = table.using(na_values=tabular.split_names(args.na_values))
     target = args.target
@@ -1003,13 +1003,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--drop", metavar="A,B,...", help="--csv columns to leave out")
     src.add_argument("--categorical", default="none", metavar="auto|none|A,B,...",
                      help="--csv columns to one-hot encode (one 0/1 column per level): auto = "
-                          "every feature column holding text; or their names (default: none, "
+                          "every feature column holding text (not mostly numbers, not an "
+                          "identifier with a value per row); or their names (default: none, "
                           "text is an error)")
     src.add_argument("--missing", default="error", choices=tabular.MISSING_POLICIES,
-                     help="--csv cells that are empty or NA, NaN, null, ?: error (default), "
-                          "drop those rows, or fill with the training rows' mean or median "
-                          "(text columns: their most frequent level); rows without a target "
-                          "are always left out")
+                     help="--csv cells that are empty or NA, #N/A, NaN, null, ? (or "
+                          "--na-values): error (default), drop those rows, or fill with the "
+                          "training rows' mean or median (text columns: their most frequent "
+                          "level); rows without a target are always left out")
     src.add_argument("--na-values", metavar="A,B,...",
                      help="--csv cells that mark a missing value besides the usual ones "
                           "(empty, NA, N/A, #N/A, NaN, null, none, ?), e.g. -,missing; "

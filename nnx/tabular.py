@@ -5,10 +5,18 @@ JSON (:meth:`Preparation.to_dict`), so that new rows are prepared exactly the sa
 
 Rules (the command line's ``nnx train`` / ``nnx predict`` follow them):
 
-- **Delimiter.** Given, or detected from the first lines: the one of ``,`` ``;`` tab ``|``
+- **Delimiter.** Given, or detected from the first whole lines: the one of ``,`` ``;`` tab ``|``
   that splits the header into the most fields while every sampled row has as many; ``,`` when
   none splits it.
-- **Missing cells** are empty or one of :data:`MISSING` (case-insensitive). Policies:
+- **Unnamed columns** (an empty header cell: pandas' unnamed index column, a trailing
+  delimiter) are never features (:meth:`Table.unnamed`).
+- **Numbers** use a decimal point, or a decimal comma (``1,5``) when the table is read with
+  ``decimal=","`` (:func:`detect_decimal` picks it for a file not delimited by commas whose
+  numbers have commas and no points). A column whose present cells are mostly numbers is a
+  number column: its other cells are refused by value and line (an undeclared missing
+  marker, a decimal comma), never made categories.
+- **Missing cells** are empty or one of :data:`MISSING` or of the table's ``na_values``
+  (case-insensitive). Policies:
   ``"error"`` (refuse, naming the column, the count and the first line), ``"drop"`` (leave
   those rows out of training; a model trained so refuses new rows with missing cells, as it
   has no value to put there), ``"mean"`` / ``"median"`` (fill numeric columns with the mean
@@ -16,7 +24,8 @@ Rules (the command line's ``nnx train`` / ``nnx predict`` follow them):
   rows get the same values). A missing target is never filled: with ``drop``, ``mean`` or
   ``median`` those rows are left out.
 - **Text columns** are one-hot encoded: one 0/1 column per level, named ``column=level``,
-  levels in sorted order. The levels are every value the column takes in the training file.
+  levels in sorted order (numeric order, one spelling per number, when every level is a
+  number). The levels are every value the column takes in the training file.
   A new row with a level the model never saw is refused (naming the column, the value and
   the known levels) rather than encoded as nothing: a silent guess would hide a typo or a
   changed spelling.

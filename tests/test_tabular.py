@@ -336,6 +336,7 @@ def test_an_unknown_marker_in_a_numeric_column_is_named_with_the_option(tmp_path
     code, stdout, err = run(["predict", "--model", tmp_path / "o" / "model.nnx", "--csv", path],
                             capsys)
     assert code == 0, err
+    assert len(stdout.splitlines()) == 201  # every row predicted, "missing" cells filled
 
 
 def test_decimal_commas_next_to_decimal_points_point_to_the_option(tmp_path, capsys):
