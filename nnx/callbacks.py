@@ -200,11 +200,14 @@ class TrainingAccuracy(Callback):
 def with_progress(network, callbacks: list, epochs: int, verbose: int, steps=None) -> list:
     """``fit``'s callbacks with what ``verbose`` asks for: a classifier's training accuracy
     first (so every other callback sees it), a :class:`ProgressBar` last."""
-    # (an optimizer that steps through a closure, L-BFGS, shows no step outputs)
-    if network.targets_.kind != "regression" and not network.optimizer.needs_closure:
+    # An optimizer that steps through a closure (L-BFGS) shows no step outputs, and takes
+    # one full-batch step an epoch: no accuracy to count, and no bar, which would never
+    # fill; its epochs get verbose=2's line each.
+    closure = network.optimizer.needs_closure
+    if network.targets_.kind != "regression" and not closure:
         network.metrics_names.insert(1, "accuracy")
         callbacks = [TrainingAccuracy(), *callbacks]
-    return [*callbacks, ProgressBar(epochs, verbose=verbose, steps=steps)]
+    return [*callbacks, ProgressBar(epochs, verbose=2 if closure else verbose, steps=steps)]
 
 
 def batch_callbacks(callbacks: list) -> list:

@@ -6,10 +6,11 @@ prediction, info.
     nnx demo [--out DIR] [--backend B] [--quick]
     nnx train --data moons [--hidden 64,32] [--optimizer adam] [--epochs 300] [--out DIR]
     nnx train --csv data.csv --target label [--features A,B | --drop C] [--missing median]
-              [--categorical auto] [--delimiter ';'] [...]
+              [--categorical auto] [--delimiter ';'] [--decimal ,] [--na-values -] [...]
     nnx train --data X.npy --target y.npy [...]       # memory-mapped, read batch by batch
     nnx train --data data.npz [...]                   # arrays X and y, loaded into memory
     nnx predict --model DIR/model.nnx --csv new.csv [--out predictions.csv]
+                [--missing-rows skip]
     nnx predict --model DIR/model.nnx --data X.npy [--out predictions.npy]
     nnx info
 
@@ -23,9 +24,10 @@ rows is read in file order. Only the labels (one value per row) are read into me
 cannot memory-map the members of an ``.npz``, so an ``.npz`` is loaded whole: use ``.npy``
 files for data larger than memory.
 
-A CSV goes through :mod:`nnx.tabular`: the delimiter is detected (or given), columns are
-chosen, missing cells refused, left out or filled, text columns one-hot encoded; that
-preparation is learned from the training file (fill values from the training split only).
+A CSV goes through :mod:`nnx.tabular`: the delimiter and decimal mark are detected (or
+given), columns are chosen (unnamed ones left out), missing cells (with the ``--na-values``
+markers) refused, left out or filled, text columns one-hot encoded; that preparation is
+learned from the training file (fill values from the training split only).
 
 The defaults (Adam at 0.01, early stopping on the last 20% of the training rows with a
 patience of 40, up to 300 epochs) train every bundled data set well;
@@ -460,12 +462,27 @@ def _training_data(args):
 def _csv_training_data(args):
     """Read ``--csv``, leave out rows as ``--missing`` says, learn the preparation of the
     feature columns (fill values from the training split only) and apply it."""
-    from . import datasets
-
     table = tabular.read_table(args.csv, args.delimiter)
+    table = table.using(na_values=tabular.split_names(args.na_values))
     target = args.target
     columns = tabular.select_columns(table, target, tabular.split_names(args.features),
                                      tabular.split_names(args.drop))
+    unnamed = table.unnamed()
+    if unnamed:  # pandas' unnamed index column, or a trailing delimiter's empty one
+        print(f"Left out {len(unnamed)} column(s) without a name in the header of "
+              f"{table.name} (position {tabular.shorten(unnamed)} of {len(table.header)})")
+    decimal = args.decimal
+    if decimal == "auto":
+        decimal = tabular.detect_decimal(table, columns)
+        if decimal == ",":
+            print(f"Reading the numbers of {table.name} with decimal commas (1,5 is 1.5); "
+                  "--decimal . reads them as text")
+    table = table.using(decimal=decimal)
+    for column in tabular.row_index_columns(table, columns):
+        # on stdout with the other notes: stderr holds one line, the error, if any
+        print(f"Warning: column {column!r} of {table.name} holds the row numbers (0, 1, 2, "
+              f"... in file order): a row index tells the model nothing about the target; "
+              f"leave it out with --drop {column}")
     categorical = _categorical_columns(args.categorical, table, columns)
     if args.missing != "error":  # a target is never filled in: those rows are left out
         keep = tabular.rows_without_missing(
@@ -477,7 +494,12 @@ def _csv_training_data(args):
         if not table.rows:
             raise CLIError(f"every row of {table.name} has a missing value; nothing is left")
     # the same split cmd_train makes next: fill values come from the training rows only
-    train, _ = datasets.train_test_indices(len(table.rows), args.test_size, args.seed)
+    try:
+        train, _ = _split(len(table.rows), args)
+    except CLIError:  # too few rows: a problem in the cells is the one to name first
+        tabular.Preparation.fit(table, columns, np.arange(len(table.rows)),
+                                categorical=categorical, missing=args.missing).transform(table)
+        raise
     prep = tabular.Preparation.fit(table, columns, train, categorical=categorical,
                                    missing=args.missing)
     X = prep.transform(table)
@@ -494,12 +516,12 @@ def _categorical_columns(spec, table, columns) -> list:
     if spec == "none":
         return []
     if spec == "auto":
-        return tabular.text_columns(table, columns)
+        return tabular.auto_categorical(table, columns)
     names = tabular.split_names(spec)
     stray = [name for name in names if name not in columns]
     if stray:
-        raise CLIError(f"--categorical names {', '.join(map(repr, stray))}, not among the "
-                       f"feature columns ({', '.join(columns)})")
+        raise CLIError(f"--categorical names {tabular.shorten(map(repr, stray))}, not among "
+                       f"the feature columns ({tabular.shorten(columns)})")
     return names
 
 
@@ -563,6 +585,9 @@ def _check_data_options(args):
     """The combinations of ``--data``, ``--csv`` and ``--target`` that ``nnx train`` takes."""
     if (args.data is None) == (args.csv is None):
         raise CLIError("give exactly one of --data NAME|FILE or --csv FILE")
+    if not 0 < args.test_size < 1:
+        raise CLIError(f"--test-size must be between 0 and 1 (a fraction of the rows); got "
+                       f"{args.test_size:g}")
     if args.csv is not None and args.target is None:
         raise CLIError("--csv needs --target COLUMN (the column to predict)")
     if args.data is None or not _is_array_file(args.data):
@@ -599,7 +624,7 @@ def _train(args, plan) -> int:
     parse_hidden(args.hidden)  # fail before loading anything
     out = _prepare_out(args.out)
     X, y, task, features, target, source, source_format, prep = _training_data(args)
-    train, test = datasets.train_test_indices(X.shape[0], args.test_size, args.seed)
+    train, test = _split(X.shape[0], args)
     streamed = isinstance(X, np.memmap)
     y_train, y_test = y[train], y[test]
     if task == "regression" and test.shape[0] < 2:  # else the test R^2 would be NaN
@@ -656,6 +681,11 @@ def _train(args, plan) -> int:
         validation = None
         if args.early_stopping:
             X_fit, y_fit, validation = _held_out_tail(X_fit, y_fit, args.validation_split)
+            if task == "classification" and np.unique(y_fit).size < 2:
+                raise CLIError(
+                    f"the target {target!r} has a single class in the rows left to train on "
+                    "after --validation-split holds out its part: add rows, lower "
+                    "--validation-split or use --no-early-stopping")
         history = net.fit(X_fit, y_fit, epochs=args.epochs, batch_size=args.batch_size,
                           verbose=1, callbacks=callbacks, validation_data=validation,
                           distributed=plan)
@@ -695,6 +725,17 @@ def _train(args, plan) -> int:
                             task, out, args.dpi)
     print("Wrote:\n" + "\n".join(f"  {p}" for p in written))
     return 0
+
+
+def _split(n, args):
+    """The train and test rows of ``--test-size`` and ``--seed``, refused in the options'
+    words when too few rows are left to train on."""
+    from . import datasets
+
+    if n - math.ceil(args.test_size * n) < 1:
+        raise CLIError(f"--test-size {args.test_size:g} leaves no training rows out of {n}; "
+                       "lower it or add rows")
+    return datasets.train_test_indices(n, args.test_size, args.seed)
 
 
 def _held_out_tail(X, y, fraction):
@@ -795,9 +836,23 @@ def cmd_predict(args) -> int:
     if args.data is not None:
         return _predict_arrays(net, args)
     table = tabular.read_table(args.csv, args.delimiter)
-    X = _stored_preparation(net, table).transform(table)
-    names, columns = _prediction_columns(net, X, net.metadata.get("target", "target"))
-    rows = [row + [_cell(col[i]) for col in columns] for i, row in enumerate(table.rows)]
+    prep = _stored_preparation(net, table)
+    skipped = prep.missing_rows(table) if args.missing_rows == "skip" else []
+    keep = np.ones(len(table.rows), dtype=bool)
+    keep[skipped] = False
+    if skipped:
+        print(f"Left {len(skipped)} of {len(keep)} rows unpredicted (empty prediction cells): "
+              f"they have missing values the model has no fill for (first on line "
+              f"{table.lines[skipped[0]]})", file=sys.stderr)
+    names, columns = [], []
+    if keep.any():
+        X = prep.transform(table.subset(keep))
+        names, columns = _prediction_columns(net, X, net.metadata.get("target", "target"))
+    else:  # the header still names the prediction columns
+        names = _prediction_columns(net, None, net.metadata.get("target", "target"))[0]
+    where = np.cumsum(keep) - 1  # a kept row's position among the predicted ones
+    rows = [row + ([_cell(col[where[i]]) for col in columns] if keep[i] else [""] * len(names))
+            for i, row in enumerate(table.rows)]
     if args.out is None:
         tabular.write_table(sys.stdout, table.header + names, rows, table.delimiter)
     else:
@@ -824,7 +879,10 @@ def _stored_preparation(net, table):
 
 def _prediction_columns(net, X, target):
     """Names and values of the prediction columns for the rows of ``X``: the prediction
-    (one column per output), then each class's probability for a classifier."""
+    (one column per output), then each class's probability for a classifier. ``X=None``:
+    the names alone."""
+    if X is None:
+        X = np.zeros((1, net.input_dim))
     pred = _host(net.predict(X))
     columns, names = [], []
     if pred.ndim == 1:
@@ -945,13 +1003,22 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--drop", metavar="A,B,...", help="--csv columns to leave out")
     src.add_argument("--categorical", default="none", metavar="auto|none|A,B,...",
                      help="--csv columns to one-hot encode (one 0/1 column per level): auto = "
-                          "every feature column holding text; or their names (default: none, "
+                          "every feature column holding text (not mostly numbers, not an "
+                          "identifier with a value per row); or their names (default: none, "
                           "text is an error)")
     src.add_argument("--missing", default="error", choices=tabular.MISSING_POLICIES,
-                     help="--csv cells that are empty or NA, NaN, null, ?: error (default), "
-                          "drop those rows, or fill with the training rows' mean or median "
-                          "(text columns: their most frequent level); rows without a target "
-                          "are always left out")
+                     help="--csv cells that are empty or NA, #N/A, NaN, null, ? (or "
+                          "--na-values): error (default), drop those rows, or fill with the "
+                          "training rows' mean or median (text columns: their most frequent "
+                          "level); rows without a target are always left out")
+    src.add_argument("--na-values", metavar="A,B,...",
+                     help="--csv cells that mark a missing value besides the usual ones "
+                          "(empty, NA, N/A, #N/A, NaN, null, none, ?), e.g. -,missing; "
+                          "stored with the model for nnx predict")
+    src.add_argument("--decimal", choices=("auto", ".", ","), default="auto",
+                     help="--csv decimal mark: auto (default) reads 1,5 as 1.5 in a file not "
+                          "delimited by commas whose numbers have decimal commas and no "
+                          "decimal points; stored with the model for nnx predict")
     _delimiter_option(src)
     src.add_argument("--task", choices=("auto", "classification", "regression"),
                      default="auto", help="what the target is (default: guessed)")
@@ -1006,6 +1073,10 @@ def build_parser() -> argparse.ArgumentParser:
                           ".npz with an array X (loaded into memory): a 2-D float array whose "
                           "columns are the model's features, in training order")
     _delimiter_option(p)
+    p.add_argument("--missing-rows", choices=("error", "skip"), default="error",
+                   help="--csv rows with a missing value the model has no fill for (a model "
+                        "trained with --missing drop): error (default, naming the first), or "
+                        "skip: leave their prediction cells empty")
     p.add_argument("--out", type=Path, default=None, metavar="FILE",
                    help="write predictions here (default: print them as CSV); with --data, "
                         "FILE.npy gets the predicted labels or values alone, one per row")

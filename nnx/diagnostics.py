@@ -87,27 +87,33 @@ class FitWatch(Callback):
 
     rank_zero_only = True  # in a data-parallel fit, rank 0 speaks for all
 
-    def __init__(self, network, Xd, Yd):
+    def __init__(self, network, Xd, Yd, Wd=None):
         self.network = network
         self.start = self.last = None
         if Xd is not None and not network.history_.epoch:  # an untrained network
             with network.ctx.errstate():  # huge inputs may overflow: a NaN start, no check
-                # the loss before any step, on a sample: a device scalar, read at the end
-                self.start = network.objective(Xd, Yd, False)
+                # the loss before any step, on a sample: a device scalar, read at the end;
+                # weighted as the epochs' losses are, or a weighted fit compares unlike values
+                self.start = network.objective(Xd, Yd, False, Wd)
 
     @classmethod
-    def for_arrays(cls, network, X, Xd, Yd) -> "FitWatch":
-        """``X``: the user's data; ``Xd``, ``Yd``: the training rows on the device."""
+    def for_arrays(cls, network, X, Xd, Yd, Wd=None) -> "FitWatch":
+        """``X``: the user's data; ``Xd``, ``Yd``, ``Wd``: the training rows on the device
+        and their weight column (``None``: unweighted)."""
         step = max(1, Xd.shape[0] // SAMPLE_ROWS)
         if not _scales_itself(network):
             if is_host_array(X):
+                names = getattr(X, "columns", None)  # a DataFrame's warning names its column
+                # the sample alone goes to float64: a copy of all of X would cost its size
+                X = X.iloc[::step] if hasattr(X, "iloc") else np.asarray(X)[::step]
                 X = np.asarray(X.to_numpy() if hasattr(X, "iloc") else X, dtype=np.float64)
-                _check_scale(column_magnitudes(np, X[::step]))
+                _check_scale(column_magnitudes(np, X), names)
             else:  # the user's device array: one value read back
                 xp = network.ctx.xp
                 worst = float(xp.max(column_magnitudes(xp, Xd[::step, ...])))
                 _check_scale(np.array([worst]))
-        return cls(network, Xd[::step, ...], Yd[::step, ...])
+        return cls(network, Xd[::step, ...], Yd[::step, ...],
+                   None if Wd is None else Wd[::step, ...])
 
     @classmethod
     def for_source(cls, network, source) -> "FitWatch":
@@ -147,10 +153,12 @@ def _scales_itself(network) -> bool:
     return isinstance(network.layers[0], Standardize)
 
 
-def _check_scale(magnitudes) -> None:
+def _check_scale(magnitudes, names=None) -> None:
     worst = int(np.argmax(magnitudes))
     if magnitudes[worst] > LARGE_INPUT:
         where = f"column {worst}" if magnitudes.size > 1 else "a column"
+        if names is not None and len(names) == magnitudes.size:
+            where = f"column {names[worst]!r}"
         warn(f"the inputs are far from standardized: {where} has a typical magnitude of "
              f"{magnitudes[worst]:.3g} (root mean square), which slows or stalls training. "
              "Standardize them with statistics of the training rows: "

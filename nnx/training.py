@@ -82,7 +82,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         else:
             net.check_batch_rows(Xd.shape[0], batch_size)
             batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
-        watch = FitWatch.for_arrays(net, X, Xd, Yd)  # unscaled inputs; a loss that grew
+        watch = FitWatch.for_arrays(net, X, Xd, Yd, Wd)  # unscaled inputs; a loss that grew
 
     history = History()
     cbs = [history, net.history_, watch] + callbacks

@@ -121,3 +121,32 @@ def test_healthy_fits_are_silent(name, run, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run()
+
+
+@pytest.mark.parametrize("loss, lr", [("mse", 0.002), (None, 0.01)])
+def test_a_healthy_weighted_fit_is_not_warned(loss, lr):
+    # weights scale the epochs' losses (element-wise losses divide by the row count, not
+    # the weights' sum): the starting loss must be weighted the same way
+    X, y = _moons()
+    net = nnx.Network([2, 16, 1], seed=0, loss=loss, learning_rate=lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        history = net.fit(X, y, epochs=30, sample_weight=np.full(y.shape[0], 50.0))
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_the_input_check_converts_only_its_sample_of_a_dataframe(monkeypatch):
+    pd = pytest.importorskip("pandas")
+    from nnx.diagnostics import SAMPLE_ROWS, FitWatch
+
+    X, y = _moons(4 * SAMPLE_ROWS)
+    frame = pd.DataFrame(X * [1.0, 500.0], columns=["width", "mass_g"])
+    net = nnx.Network([2, 8, 1], seed=0)
+    Xd = net.prepare(frame)
+    seen = []
+    to_numpy = pd.DataFrame.to_numpy
+    monkeypatch.setattr(pd.DataFrame, "to_numpy",
+                        lambda self, *a, **k: seen.append(len(self)) or to_numpy(self, *a, **k))
+    with pytest.warns(UnscaledInputWarning, match="column 'mass_g' has a typical magnitude"):
+        FitWatch.for_arrays(net, frame, Xd, net.encode_targets(y, len(y)))
+    assert seen == [SAMPLE_ROWS]  # the sampled rows, not the whole frame

@@ -119,3 +119,14 @@ def test_lbfgs_shows_the_loss_alone(capsys):
                                                                   verbose=2)
     assert sorted(history.history) == ["loss"]
     assert "accuracy" not in capsys.readouterr().err
+
+
+def test_a_closure_optimizer_prints_a_line_per_epoch_and_no_bar_that_never_fills(capsys):
+    # L-BFGS takes one full-batch step an epoch through a closure, which reports no step
+    X, y = _moons()
+    net = nnx.Network([2, 8, 1], optimizer="lbfgs", seed=0)
+    net.fit(X, y, epochs=3, verbose=1)
+    lines = _lines(capsys.readouterr().err)
+    assert len(lines) == 3 and "[" not in "".join(lines), lines
+    assert all(re.match(rf"epoch {k + 1}/3  \d+\.\d\ds  loss=\S+$", line)
+               for k, line in enumerate(lines)), lines

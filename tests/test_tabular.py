@@ -271,3 +271,186 @@ def test_a_missing_target_is_left_out_never_filled(tmp_path, capsys, monkeypatch
                              "--missing", "mean", "--out", tmp_path / "o"], capsys)
     assert code == 0, err
     assert "Left out 1 of 40 rows" in stdout
+
+
+# --------------------------------------------------------------------------- spreadsheet files
+
+
+def _european_rows(n=200, seed=0, marker="#N/A"):
+    """A ';' file as a European spreadsheet writes it: decimal commas, Excel's #N/A in a
+    numeric column, one text column. The label follows x1 + x2."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        x = rng.normal(size=4)
+        cells = [f"{v:.3f}".replace(".", ",") for v in x]
+        if i % 17 == 3:
+            cells[2] = marker
+        rows.append(cells + [["red", "green", "blue"][i % 3], str(int(x[0] + x[1] > 0))])
+    return rows
+
+
+EURO_HEADER = ["x1", "x2", "x3", "x4", "color", "label"]
+
+
+def test_decimal_commas_and_excel_markers_stay_numbers(tmp_path, capsys, monkeypatch):
+    quiet_plots(monkeypatch)
+    path = write_table(tmp_path / "euro.csv", EURO_HEADER, _european_rows(), ";")
+    out = tmp_path / "o"
+    code, stdout, err = run(["train", "--csv", path, "--target", "label", "--categorical",
+                             "auto", "--missing", "median", "--hidden", "8", "--epochs", "30",
+                             "--out", out], capsys)
+    assert code == 0, err
+    assert "decimal commas" in stdout
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["n_features"] == 7  # four numbers and three colours, not one per value
+    assert report["encoded_features"][:4] == ["x1", "x2", "x3", "x4"]
+    assert report["metrics"]["accuracy"] > 0.8
+    stored = nnx.load(out / "model.nnx").metadata["preparation"]
+    assert stored["decimal"] == ","
+    # new rows written the same way predict, numbers and #N/A included
+    new = write_table(tmp_path / "new.csv", EURO_HEADER, _european_rows(20, seed=1), ";")
+    code, stdout, err = run(["predict", "--model", out / "model.nnx", "--csv", new], capsys)
+    assert code == 0, err
+    assert len(stdout.splitlines()) == 21
+
+
+def test_an_unknown_marker_in_a_numeric_column_is_named_with_the_option(tmp_path, capsys,
+                                                                        monkeypatch):
+    quiet_plots(monkeypatch)
+    rows = [[r[0].replace(",", "."), r[1].replace(",", "."), r[2].replace(",", "."), r[5]]
+            for r in _european_rows(marker="missing")]
+    path = write_table(tmp_path / "t.csv", ["x1", "x2", "x3", "label"], rows)
+    base = ["train", "--csv", path, "--target", "label", "--missing", "mean", "--epochs", "5",
+            "--hidden", "4", "--out", tmp_path / "o"]
+    for extra in ([], ["--categorical", "auto"]):
+        code, _, err = run(base + extra, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert ("non-numeric feature column 'x3' in" in err and "'missing' on line 5" in err
+                and "declare them with --na-values missing" in err), err
+        assert "--categorical" not in err  # a number column is not a category
+    code, _, err = run(base + ["--na-values", "missing"], capsys)
+    assert code == 0, err
+    stored = nnx.load(tmp_path / "o" / "model.nnx").metadata["preparation"]
+    assert stored["na_values"] == ["missing"] and stored["columns"][2]["fill"] is not None
+    code, stdout, err = run(["predict", "--model", tmp_path / "o" / "model.nnx", "--csv", path],
+                            capsys)
+    assert code == 0, err
+    assert len(stdout.splitlines()) == 201  # every row predicted, "missing" cells filled
+
+
+def test_decimal_commas_next_to_decimal_points_point_to_the_option(tmp_path, capsys):
+    rows = [[f"{i % 7},5" if i % 4 == 1 else f"{i % 7}.5", str(i % 2)] for i in range(40)]
+    path = write_table(tmp_path / "t.csv", ["x", "y"], rows, ";")
+    code, _, err = run(["train", "--csv", path, "--target", "y", "--out", tmp_path / "o"],
+                       capsys)
+    assert code == 2 and "'1,5' on line 3" in err and "--decimal ," in err, err
+
+
+def test_auto_refuses_a_column_of_identifiers(tmp_path, capsys):
+    rows = [[f"p{i}", str(i % 5), str(i % 2)] for i in range(100)]
+    path = write_table(tmp_path / "t.csv", ["name", "x", "y"], rows)
+    code, _, err = run(["train", "--csv", path, "--target", "y", "--categorical", "auto",
+                        "--out", tmp_path / "o"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "column 'name'" in err and "100 different values in 100 rows" in err
+    assert "--drop name" in err
+
+
+def test_number_like_levels_are_one_level_however_written(tmp_path):
+    rows = [["2008", "0"], ["2009", "1"], ["2008.0", "0"], ["10", "1"]]
+    table = read_table(write_table(tmp_path / "t.csv", ["year", "y"], rows))
+    prep = Preparation.fit(table, ["year"], np.arange(4), categorical=["year"])
+    assert prep.columns[0].levels == ["10", "2008", "2009"]  # numeric order
+    new = read_table(write_table(tmp_path / "n.csv", ["year"], [["2009.0"], ["2.008e3"]]))
+    np.testing.assert_array_equal(prep.transform(new), [[0, 0, 1], [0, 1, 0]])
+
+
+# --------------------------------------------------------------------------- unnamed columns
+
+
+def test_unnamed_columns_are_left_out_and_predictions_ignore_the_index(tmp_path, capsys,
+                                                                       monkeypatch):
+    quiet_plots(monkeypatch)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    y = (X[:, 0] > 0).astype(int)
+    rows = [[str(i), f"{a:.3f}", f"{b:.3f}", str(t), ""] for i, ((a, b), t) in
+            enumerate(zip(X, y))]
+    # pandas' to_csv() index (no name) and a trailing delimiter's empty column
+    path = write_table(tmp_path / "t.csv", ["", "a", "b", "label", ""], rows)
+    out = tmp_path / "o"
+    code, stdout, err = run(["train", "--csv", path, "--target", "label", "--epochs", "20",
+                             "--hidden", "4", "--out", out], capsys)
+    assert code == 0, err
+    assert "Left out 2 column(s) without a name" in stdout and "position 1, 5 of 5" in stdout
+    assert json.loads((out / "metrics.json").read_text())["features"] == ["a", "b"]
+    shifted = write_table(tmp_path / "s.csv", ["", "a", "b", "label", ""],
+                          [[str(1000 + 7 * int(r[0]))] + r[1:] for r in rows])
+    predictions = []
+    for file in (path, shifted):
+        code, stdout, err = run(["predict", "--model", out / "model.nnx", "--csv", file],
+                                capsys)
+        assert code == 0, err
+        predictions.append([line.split(",")[5:] for line in stdout.splitlines()])
+    assert predictions[0] == predictions[1]
+
+
+def test_a_named_row_index_is_warned_about(tmp_path, capsys, monkeypatch):
+    quiet_plots(monkeypatch)
+    rows = [[str(i), f"{np.sin(i):.3f}", str(i % 2)] for i in range(40)]
+    path = write_table(tmp_path / "t.csv", ["id", "x", "y"], rows)
+    code, out, err = run(["train", "--csv", path, "--target", "y", "--epochs", "1",
+                          "--out", tmp_path / "o"], capsys)
+    assert code == 0, err
+    assert "Warning: column 'id'" in out and "row index" in out and "--drop id" in out
+
+
+# --------------------------------------------------------------------------- wide files
+
+
+def test_a_wide_file_is_detected_and_its_columns_kept_short_in_errors(tmp_path, capsys):
+    header = [f"feature_{j}" for j in range(500)] + ["y"]
+    rows = [[f"{(i * j) % 97 / 7:.6f}" for j in range(500)] + [str(i % 2)] for i in range(30)]
+    path = write_table(tmp_path / "wide.csv", header, rows, ";")
+    assert path.stat().st_size > 65536
+    table = read_table(path)
+    assert table.delimiter == ";" and len(table.header) == 501
+    code, _, err = run(["train", "--csv", path, "--target", "label", "--out", tmp_path / "o"],
+                       capsys)
+    assert code == 2 and "unknown target column 'label'" in err and "and 493 more" in err
+    assert len(err) < 400, err
+
+
+# --------------------------------------------------------------------------- smaller matters
+
+
+def test_rows_a_drop_model_cannot_fill_can_be_left_unpredicted(tmp_path, capsys,
+                                                               monkeypatch):
+    quiet_plots(monkeypatch)
+    rows = [[f"{i / 10:.1f}", "NA" if i % 9 == 4 else f"{i % 3}", str(i % 2)]
+            for i in range(60)]
+    path = write_table(tmp_path / "t.csv", ["x", "z", "y"], rows)
+    out = tmp_path / "o"
+    code, _, err = run(["train", "--csv", path, "--target", "y", "--missing", "drop",
+                        "--epochs", "2", "--out", out], capsys)
+    assert code == 0, err
+    code, _, err = run(["predict", "--model", out / "model.nnx", "--csv", path], capsys)
+    assert code == 2 and "first on line 6" in err and "--missing-rows skip" in err
+    code, stdout, err = run(["predict", "--model", out / "model.nnx", "--csv", path,
+                             "--missing-rows", "skip"], capsys)
+    assert code == 0 and "Left 7 of 60 rows unpredicted" in err, err
+    lines = stdout.splitlines()[1:]
+    assert len(lines) == 60 and lines[4].endswith(",,,") and not lines[5].endswith(",")
+
+
+def test_duplicate_names_and_python_words_in_option_errors(penguins, tmp_path, capsys):
+    for argv, message in [
+        (["--features", "island,island"], "--features names 'island' more than once"),
+        (["--test-size", "1.5"], "--test-size must be between 0 and 1"),
+        (["--test-size", "0.999"], "--test-size 0.999 leaves no training rows out of 240"),
+    ]:
+        code, _, err = run(["train", "--csv", penguins, "--target", "species",
+                            "--categorical", "auto", "--missing", "median", *argv,
+                            "--out", tmp_path / "o"], capsys)
+        assert code == 2 and re.search(message, err), (argv, err)
