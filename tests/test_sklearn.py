@@ -1,5 +1,6 @@
 """nnx.sklearn: scikit-learn's estimator checks, its MLP as an oracle, and the sklearn toolbox."""
 
+import copy
 import pickle
 import warnings
 
@@ -262,6 +263,22 @@ def test_pickle_round_trip_keeps_predictions_and_training_state(backend):
     clf.partial_fit(X, y)
     copy.partial_fit(X, y)  # optimizer moments and shuffle stream survive the round trip
     np.testing.assert_allclose(copy.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("changed", [
+    {"activation": "tanh"}, {"dropout": 0.5}, {"batch_norm": True},
+    {"hidden_layer_sizes": (3, 3)}, {"solver": "lbfgs"}, {"dtype": "float32"},
+    {"backend": "array_api_strict"}, {"activation": "bogus"},
+])
+def test_pickle_and_deepcopy_rebuild_the_fitted_network_not_the_current_settings(changed):
+    """set_params after fit changes the next fit, never what a round trip brings back."""
+    X, y = _iris()
+    clf = NNXClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(**changed)
+    for twin in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        np.testing.assert_array_equal(twin.predict_proba(X), expected)
+        assert twin.get_params() == clf.get_params()
 
 
 def test_other_solvers_and_optimizer_alias():

@@ -693,20 +693,25 @@ class _NNXBase(BaseEstimator):
 
     def __getstate__(self):
         # A Network holds its array namespace (a module) and device arrays: pickle a host
-        # snapshot of it instead and rebuild on load, on the same backend.
+        # snapshot of it instead and rebuild on load, on the same backend. The architecture
+        # is the one built at fit (the network's own config), not the current parameters:
+        # set_params after fit must not change what a pickle or deepcopy brings back.
         state = dict(super().__getstate__())  # a copy: the live __dict__ stays intact
         net = state.pop("network_", None)
         if net is not None:
             snapshot = net.snapshot()
+            config = net.get_config()  # fresh, unbuilt layers and optimizer
             state["_network_state"] = {
+                "config": {k: v for k, v in config.items()
+                           if k not in ("optimizer", "input_dim")},
+                "n_features": net.input_dim,
+                "optimizer": config["optimizer"],
+                "optimizer_state": net.optimizer.state_dict(),
+                "backend": net.ctx.name,
+                "device": net.ctx.device_name,
                 "arrays": {k: to_numpy(v) for k, v in snapshot["arrays"].items()},
                 "random": snapshot["random"],
-                "optimizer": net.optimizer.state_dict(),
                 "targets": net.targets_,
-                "loss": net.loss_,
-                "n_features": net.input_dim,
-                "n_outputs": net.n_outputs,
-                "seed": net.seed,
                 "l2": self._penalty(net).l2,
             }
         return state
@@ -716,9 +721,16 @@ class _NNXBase(BaseEstimator):
         super().__setstate__(state)
         if saved is None:
             return
-        self._check_params()
-        net = self._make_network(saved["n_features"], saved["n_outputs"], saved["loss"],
-                                 saved["seed"], saved["l2"], self._fit_dtype)
+        # no _check_params here: the current settings may have changed since the fit
+        net = Network(**saved["config"], optimizer=saved["optimizer"],
+                      backend=saved["backend"], device=saved["device"])
+        # fresh() gave each Dense layer its own L2: share one again, so that _set_l2 sets
+        # the strength of every kernel at the next fit
+        penalty = L2(saved["l2"])
+        for _, layer in net.named_layers():
+            if isinstance(layer, Dense):
+                layer.kernel_regularizer = penalty
+        net.build(saved["n_features"])
         ctx = net.ctx
 
         def device_array(a):
@@ -728,7 +740,7 @@ class _NNXBase(BaseEstimator):
         with ctx.scope():
             net.restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
                          "random": saved["random"]})
-            net.optimizer.load_state_dict(saved["optimizer"])
+            net.optimizer.load_state_dict(saved["optimizer_state"])
         net.targets_ = saved["targets"]
         self.network_ = net
 
