@@ -293,6 +293,23 @@ def test_other_solvers_and_optimizer_alias():
     assert opt.slots == {} and opt.iterations == 0  # the parameter itself is never trained
 
 
+def test_the_oldest_scikit_learn_is_checked_at_import_and_asked_for_by_every_extra():
+    """validate_data / __sklearn_tags__ (1.6) and the MLP's sample_weight and loss (1.7)."""
+    import pathlib
+    import re
+
+    from nnx.sklearn import _check_sklearn_version
+
+    with pytest.raises(ImportError, match=r"scikit-learn >= 1\.7; found 1\.6\.1"):
+        _check_sklearn_version("1.6.1")
+    for version in ("1.7.0", "1.9.1", "1.10.dev0", "2.0rc1"):
+        _check_sklearn_version(version)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    bounds = re.findall(r'"scikit-learn>=([0-9.]+)"', (root / "pyproject.toml").read_text())
+    assert bounds and all(tuple(map(int, b.split("."))) >= (1, 7) for b in bounds)
+    assert "scikit-learn (>= 1.7)" in (root / "README.md").read_text()
+
+
 # --------------------------------------------------------------------------- bad input
 
 
