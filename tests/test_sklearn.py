@@ -340,6 +340,25 @@ def test_bad_input_gets_clear_errors_before_any_math():
         NNXRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50).fit(X * 1e3, y * 1e6)
 
 
+def test_sample_weight_is_checked_with_scikit_learns_rules_and_sentences():
+    X, y = _iris()
+    params = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    scalar = NNXClassifier(**params).fit(X, y, sample_weight=2.0)  # every row alike
+    ones = NNXClassifier(**params).fit(X, y, sample_weight=np.full(y.shape[0], 2.0))
+    np.testing.assert_array_equal(scalar.predict_proba(X), ones.predict_proba(X))
+    n = y.shape[0]
+    for w, message in [(np.ones((n, 1)), "^Sample weights must be 1D array or scalar"),
+                       (np.ones(n + 1), r"^sample_weight.shape == \(151,\), expected"),
+                       (np.zeros(n), "^Sample weights must contain at least one non-zero"),
+                       (0.0, "^Sample weights must contain at least one non-zero"),
+                       (np.full(n, np.nan), "^Input sample_weight contains NaN"),
+                       (np.where(y == 0, -1.0, 1.0), "^Negative values in data passed to "
+                                                     "`sample_weight`")]:
+        for est in (NNXClassifier(**params), NNXRegressor(**params)):
+            with pytest.raises(ValueError, match=message):
+                est.fit(X, y, sample_weight=w)
+
+
 @pytest.mark.parametrize("param, value, message", [
     ("alpha", -1.0, r"alpha must be in \[0"),
     ("learning_rate_init", 0.0, r"learning_rate_init must be in \(0"),

@@ -132,6 +132,30 @@ def test_sample_weights_match(early_stopping):
                                early_stopping=early_stopping))
 
 
+@pytest.mark.parametrize("weights", ["scalar", "negative"])
+def test_sample_weights_are_checked_as_scikit_learn_checks_them(weights):
+    """A scalar weighs every row; negative weights are taken, as scikit-learn takes them."""
+    X, y = _data("regression")
+    w = 2.5 if weights == "scalar" else np.where(np.arange(y.shape[0]) % 7 == 0, -0.5, 1.0)
+    assert_same_fit(*_fit_both("regression", X, y,
+                               fit=lambda e: e.fit(X, y, sample_weight=w), solver="sgd",
+                               learning_rate_init=0.01))
+
+
+@pytest.mark.parametrize("weights", [lambda n: np.ones((n, 1)), lambda n: np.ones(n + 1),
+                                     lambda n: np.zeros(n), lambda n: 0.0,
+                                     lambda n: np.full(n, np.nan)],
+                         ids=["column", "length", "zeros", "zero", "nan"])
+def test_bad_sample_weights_get_scikit_learns_errors(weights):
+    X, y = _data("binary")
+    w = weights(y.shape[0])
+    with pytest.raises(ValueError) as expected:
+        sk.MLPClassifier(max_iter=1).fit(X, y, sample_weight=w)
+    with pytest.raises(ValueError) as found:
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=w)
+    assert str(found.value) == str(expected.value)
+
+
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("solver", ["sgd_nesterov", "lbfgs"])
 def test_sparse_input_matches(fmt, solver):

@@ -32,10 +32,9 @@ from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..backend import get_context, sparse_to_device, to_device, to_numpy
-from ..checks import check_sample_weight
 from . import updates
 from .perceptron import Perceptron
 
@@ -213,8 +212,8 @@ class BaseMLP(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
         if sample_weight is not None:
-            sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-            sample_weight = sample_weight.astype(X.dtype)
+            # scikit-learn's own check: scalars, negative weights; its messages
+            sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]

@@ -58,6 +58,9 @@ Where nnx differs
   where scikit-learn's is absolute.
 - ``coefs_`` / ``intercepts_`` are the model's arrays on the NumPy backend (as
   scikit-learn's) and NumPy copies on the others; assigning a list sets the weights.
+- ``sample_weight`` is checked by scikit-learn's rules and messages (a scalar weighs every
+  row alike) and must also be non-negative: a negative weight makes the objective unbounded
+  below, and nnx's training loop refuses it.
 - Extra parameters: ``dropout``, ``batch_norm``, ``backend``, ``device``, ``dtype``.
 - ``dtype=None`` follows scikit-learn: float32 when ``X`` is float32, float64 otherwise.
   ``dtype="float32"`` is the fast choice (and what nnx networks use by default).
@@ -95,7 +98,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .. import metrics
 from .. import optimizers as _optimizers
@@ -516,6 +524,14 @@ class _NNXBase(BaseEstimator):
                           dtype=(np.float64, np.float32), reset=False)
         return as_source(X)  # sparse rows are made dense a chunk at a time
 
+    def _check_sample_weight(self, sample_weight, X):
+        """scikit-learn's check (a scalar is every row's weight; its messages), plus nnx's
+        rule that weights are non-negative (a negative weight would make the objective
+        unbounded below)."""
+        sample_weight = _check_sample_weight(self._host(sample_weight), X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        return check_sample_weight(sample_weight, X.shape[0])
+
     # ------------------------------------------------------------------ training
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
@@ -525,7 +541,7 @@ class _NNXBase(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         X, y = self._validate_input(X, y, reset=first)
         if sample_weight is not None:
-            sample_weight = check_sample_weight(self._host(sample_weight), X.shape[0])
+            sample_weight = self._check_sample_weight(sample_weight, X)
         objective, n_outputs = self._targets(y, first, incremental, classes)
         rs = check_random_state(self.random_state)
         lbfgs = self._lbfgs()
@@ -681,7 +697,8 @@ class _NNXBase(BaseEstimator):
             NumPy, pandas, or an array of any nnx backend (brought to the host for
             validation, then moved to ``backend`` once).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Non-negative, not all zero (a float weighs every row alike).
 
         Returns
         -------
@@ -930,7 +947,8 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Non-negative, not all zero (a float weighs every row alike).
         classes : array-like, optional
             Every class label, needed on the first call when that chunk lacks some classes
             (a later chunk with a label not in ``classes_`` is refused).
