@@ -9,9 +9,9 @@ shuffle per epoch), the same mini-batches, update rules (:mod:`.updates`), loss 
 :class:`.perceptron.Perceptron` on the chosen backend.
 
 Where the host meets the device: the data cross once per ``fit`` (a ``scipy.sparse`` ``X``
-stays on the host and crosses one batch at a time, see
-:func:`nnx.backend.sparse_to_device`); each epoch's order crosses once; the loss is summed on
-the device and read once per epoch; with ``early_stopping`` the validation predictions come
+stays on the host and crosses a group of batches at a time where the backend needs it
+dense, see :func:`nnx.backend.sparse_to_device`); each epoch's order crosses once; the loss
+is summed on the device and read once per epoch; with ``early_stopping`` the validation predictions come
 back once per epoch; the parameters' finiteness is read once per ``fit``. L-BFGS runs on the
 host (SciPy), so its parameters and gradient cross at every function evaluation; being a
 full-batch method it needs all rows at once, so a sparse ``X`` is made dense as a whole for
@@ -35,6 +35,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..backend import get_context, sparse_to_device, to_device, to_numpy
+from ..sources import GROUP_BYTES, MAX_GROUP_BATCHES
 from . import updates
 from .perceptron import Perceptron
 
@@ -65,8 +66,9 @@ def _optimize_result(result, max_iter):
 
 class _Rows:
     """Training rows on their way to the network: a device array, taken by index once per
-    epoch and sliced into batches; or a ``scipy.sparse`` matrix on the host, indexed per
-    batch and moved by :func:`~nnx.backend.sparse_to_device`."""
+    epoch and sliced into batches; or a ``scipy.sparse`` matrix on the host, indexed once per
+    epoch and moved a group of batches at a time (one transfer per group, not per step, on a
+    backend that needs it dense; as is, per batch, where the backend multiplies it)."""
 
     def __init__(self, X, ctx):
         self.ctx = ctx
@@ -79,9 +81,27 @@ class _Rows:
             return self.X[idx]
         return self.ctx.xp.take(self.X, to_device(idx, self.ctx, self.ctx.xp.int64), axis=0)
 
-    def batch(self, X, rows):
-        """``X[rows]`` (``rows`` a slice) ready for the forward pass."""
-        return sparse_to_device(X[rows], self.ctx) if self.sparse else X[rows, ...]
+    def batches(self, X, n, size):
+        """``(slice, batch ready for the forward pass)`` of each batch of ``X``'s ``n`` rows.
+
+        A sparse ``X`` the backend cannot multiply is made dense and moved a group of
+        batches at a time (about :data:`nnx.sources.GROUP_BYTES`, as ``NNXClassifier``'s
+        sparse rows), so that neither a host-to-device copy per step nor a dense copy of
+        the whole ``X`` happens."""
+        slices = _batches(n, size)
+        if not self.sparse or self.ctx.backend.scipy_sparse:
+            for rows in slices:
+                yield rows, (sparse_to_device(X[rows], self.ctx) if self.sparse
+                             else X[rows, ...])
+            return
+        row_bytes = X.shape[1] * np.dtype(self.ctx.dtype_name).itemsize
+        per_group = max(1, min(MAX_GROUP_BATCHES, GROUP_BYTES // (row_bytes * size)))
+        for g in range(0, len(slices), per_group):
+            group = slices[g:g + per_group]
+            first = group[0].start
+            dense = to_device(X[first:group[-1].stop].toarray(), self.ctx)
+            for rows in group:
+                yield rows, dense[rows.start - first:rows.stop - first, ...]
 
 
 class BaseMLP(BaseEstimator):
@@ -339,9 +359,9 @@ class BaseMLP(BaseEstimator):
                     if W_train is not None:
                         W_epoch = xp.take(W_train, order, axis=0)
                 accumulated_loss = 0.0
-                for batch in _batches(n_samples, batch_size):
+                for batch, X_batch in rows.batches(X_epoch, n_samples, batch_size):
                     batch_loss, coef_grads, intercept_grads = net.loss_and_gradients(
-                        self.coefs_, self.intercepts_, rows.batch(X_epoch, batch),
+                        self.coefs_, self.intercepts_, X_batch,
                         Y_epoch[batch, ...], None if W_epoch is None else W_epoch[batch],
                         self.alpha)
                     accumulated_loss = accumulated_loss + batch_loss * (batch.stop - batch.start)
