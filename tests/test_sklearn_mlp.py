@@ -226,6 +226,29 @@ def test_sparse_data_is_densified_a_group_of_batches_at_a_time(backend, monkeypa
     np.testing.assert_allclose(est.predict_proba(X), dense.predict_proba(X), rtol=1e-12)
 
 
+def test_predictions_take_their_dtype_from_x_and_coefs_as_scikit_learns(backend):
+    """NumPy's promotion of X @ coefs_[0]: float64 for integer X and for float64 X given to a
+    float32 model; one prediction never fixes the dtype of the next."""
+    X, y = _data("regression")
+    y = y[:, 0]
+    for X_fit in (X, X.astype(np.float32)):
+        params = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+        reference = sk.MLPRegressor(**params).fit(X_fit, y)
+        ours = MLPRegressor(**params, backend=backend.name, device=backend.device)
+        ours.fit(X_fit, y)
+        for X_new in (X.astype(np.float32), X, np.round(3 * X).astype(np.int64)):
+            expected, found = reference.predict(X_new), ours.predict(X_new)
+            assert found.dtype == expected.dtype, (X_fit.dtype, X_new.dtype)
+            np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    hand_set = MLPRegressor(hidden_layer_sizes=(5,), backend=backend.name,
+                            device=backend.device)
+    for name in ("coefs_", "intercepts_", "n_layers_", "n_outputs_", "out_activation_",
+                 "n_features_in_"):
+        setattr(hand_set, name, getattr(reference, name))  # float32 coefs_
+    assert hand_set.predict(X.astype(np.float32)).dtype == np.float32
+    assert hand_set.predict(X).dtype == np.float64
+
+
 def test_coefs_are_the_models_arrays():
     X, y = _data("binary")
     est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)

@@ -154,6 +154,12 @@ class BaseMLP(BaseEstimator):
         arrays already there are kept (the model trains the user's arrays, in place)."""
         return [to_device(a, self._ctx) for a in arrays]
 
+    def _coef_dtype(self):
+        """The floating dtype of ``coefs_``: the fit's, or that of arrays assigned by hand."""
+        if hasattr(self, "_ctx"):
+            return np.dtype(self._ctx.dtype_name)
+        return to_numpy(self.coefs_[0]).dtype
+
     def _forward_pass_fast(self, X, check_input=True):
         """Output layer for ``X`` (validated unless ``check_input`` is False), on the host.
 
@@ -161,11 +167,14 @@ class BaseMLP(BaseEstimator):
         so at most one block is ever dense."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        if not hasattr(self, "_ctx"):  # parameters assigned by hand, never fitted
-            self._ctx = self._context(X.dtype)
-        ctx, net = self._ctx, self._perceptron()
+        # the dtype NumPy gives X @ coefs_[0], as in scikit-learn (float64 for integer X, or
+        # for float64 X and a float32 model); a context for this call only, so that one
+        # prediction never sets the dtype of the next
+        ctx = self._context(np.result_type(X.dtype, self._coef_dtype()))
+        net = Perceptron(ctx, self.activation, self.out_activation_, self.loss)
         with ctx.scope(), ctx.errstate():
-            coefs, intercepts = self._device_list(self.coefs_), self._device_list(self.intercepts_)
+            coefs = [to_device(a, ctx) for a in self.coefs_]
+            intercepts = [to_device(a, ctx) for a in self.intercepts_]
             if not scipy.sparse.issparse(X):
                 return to_numpy(net.predict(coefs, intercepts, to_device(X, ctx)))
             X = X.tocsr()
