@@ -124,6 +124,15 @@ def test_poisson_loss_matches(solver):
     assert_same_fit(*_fit_both("regression", X, y, loss="poisson", **SOLVERS[solver]))
 
 
+def test_poisson_refuses_negative_targets_as_nnx_regressor_does():
+    X, y = _data("regression")
+    with pytest.raises(ValueError, match="^Some value.s. of y are negative which is not "
+                                         "allowed for Poisson regression"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, y[:, 0])
+    with pytest.raises(ValueError, match="^Some value.s. of y are negative"):
+        MLPRegressor(loss="poisson", max_iter=2).partial_fit(X, y[:, 0])
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_sample_weights_match(early_stopping):
     X, y = _data("multiclass")

@@ -4,6 +4,8 @@ Same parameters, defaults, attributes, errors and training procedure as scikit-l
 (:mod:`.base`), plus ``backend`` and ``device``: with NumPy and float64 data they reproduce
 scikit-learn's fit (``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_``) to rounding for
 every solver, and ``backend="torch"`` / ``"cupy"`` train the same model on a GPU.
+``MLPRegressor(loss="poisson")`` refuses negative targets (scikit-learn's trains on them into
+a ``nan`` loss), with the sentence of scikit-learn's other Poisson estimators.
 """
 
 from __future__ import annotations
@@ -206,6 +208,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        # scikit-learn's MLP trains on such y into a nan loss; its Poisson estimators refuse
+        # it, and so does this one, with their sentence
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression.")
         return X, y
 
     def _output_to_prediction(self, y_pred):
