@@ -401,11 +401,30 @@ def test_lbfgs_is_one_full_batch_epoch_and_the_same_on_every_backend(backend):
     kw = dict(solver="lbfgs", hidden_layer_sizes=(8,), max_iter=40, random_state=0)
     ref = NNXClassifier(**kw).fit(X, y)
     clf = NNXClassifier(**kw, **backend.kwargs).fit(X, y)
-    assert 0 < clf.n_iter_ <= 40 and clf.loss_curve_ == [clf.loss_]
+    assert 0 < clf.n_iter_ <= 40 and clf.t_ == 0
     assert clf.loss_ == pytest.approx(ref.loss_, rel=1e-6)
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-5, atol=1e-7)
     assert not hasattr(clf, "partial_fit") and not hasattr(NNXRegressor(solver="lbfgs"),
                                                              "partial_fit")
+
+
+@pytest.mark.parametrize("Estimator, Reference", [(NNXClassifier, MLPClassifier),
+                                                   (NNXRegressor, MLPRegressor)])
+def test_lbfgs_sets_the_attributes_scikit_learns_sets(Estimator, Reference):
+    """No loss_curve_ / best_loss_ / validation scores after L-BFGS, and t_ stays 0; a warm
+    fit with a stochastic solver afterwards starts them."""
+    X, y = _iris()
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    ours, reference = Estimator(**kw).fit(X, y), Reference(**kw).fit(X, y)
+    fitted = {name for name in vars(reference) if name.endswith("_")
+              and not name.startswith("_")}
+    for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+        assert not hasattr(reference, name)
+        assert not hasattr(ours, name), name
+    assert {name for name in fitted if hasattr(ours, name)} == fitted
+    assert ours.t_ == reference.t_ == 0
+    ours.set_params(solver="adam", warm_start=True, max_iter=2).fit(X, y)
+    assert len(ours.loss_curve_) == 2 and ours.best_loss_ == min(ours.loss_curve_)
 
 
 @pytest.mark.parametrize("limit, params", [("max_fun", dict(max_fun=6)),

@@ -580,13 +580,15 @@ class _NNXBase(BaseEstimator):
                 net.optimizer.build(net.parameters(), net.ctx)
         net = self.network_
         self._set_l2(net, l2)
+        if not lbfgs and not hasattr(self, "loss_curve_"):  # warm, after solver="lbfgs"
+            self._init_curve()
         if self.early_stopping and not lbfgs:
             validation = (as_source(X_val) if scipy.sparse.issparse(X_val)
                           else to_device(X_val, net.ctx), y_val, w_val)
             if self.validation_scores_ is None:  # early_stopping switched on for a warm fit
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self.best_loss_ = None
-        elif self.best_loss_ is None:  # ...or switched off
+        elif not lbfgs and self.best_loss_ is None:  # ...or switched off
             self.best_loss_ = np.inf
         self.n_iter_ = 0
         monitor = _SklearnStopping(self, n_train, validation, stop=not incremental)
@@ -644,9 +646,7 @@ class _NNXBase(BaseEstimator):
         net.fit(Xd, y, epochs=1, batch_size=None, shuffle=False, **fit_kwargs)
         with net.ctx.scope():
             self.loss_ = float(net.objective(Xd, Yd, False, wd))  # the epoch logs the start's
-        self.n_iter_ = optimizer.n_iter
-        self.t_ += X.shape[0]
-        self.loss_curve_.append(self.loss_)
+        self.n_iter_ = optimizer.n_iter  # t_ stays as it was, as scikit-learn's L-BFGS
         if self.verbose:
             print(f"L-BFGS: {self.n_iter_} iterations, {optimizer.func_evals} evaluations, "
                   f"loss = {self.loss_:.8f}")
@@ -672,6 +672,12 @@ class _NNXBase(BaseEstimator):
         self.n_layers_ = len(self._hidden) + 2
         self.t_ = 0
         self.loss_ = None
+        if not self._lbfgs():  # scikit-learn's L-BFGS keeps no curve and no best values
+            self._init_curve()
+
+    def _init_curve(self):
+        """The epoch bookkeeping of the stochastic solvers (``loss_curve_``, ``best_loss_``,
+        ``validation_scores_``, ``best_validation_score_``)."""
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -842,15 +848,17 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
     loss_ : float
         Objective of the last epoch (penalty included).
     loss_curve_ : list of float
+        Not with ``solver="lbfgs"`` (as scikit-learn's), nor the next three.
     best_loss_ : float or None
         ``None`` with ``early_stopping``.
     validation_scores_ : list of float or None
         Validation accuracy of every epoch with ``early_stopping``, else ``None``.
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run by the last ``fit``.
+        Epochs run by the last ``fit`` (L-BFGS iterations with ``solver="lbfgs"``).
     t_ : int
-        Training samples seen.
+        Training samples seen by the stochastic solvers (0 after ``solver="lbfgs"``, as in
+        scikit-learn).
     coefs_, intercepts_ : list of ndarray
         Every Dense layer's ``W`` ``(in, out)`` and ``b`` ``(out,)``: the model's arrays on
         the NumPy backend, NumPy copies on the others; assigning a list sets them.
