@@ -366,6 +366,7 @@ def test_sample_weight_is_checked_with_scikit_learns_rules_and_sentences():
     ("hidden_layer_sizes", (10, 0), "hidden_layer_sizes"),
     ("batch_size", 0, r"batch_size must be in \[1"),
     ("validation_fraction", 1.0, "validation_fraction"),
+    ("momentum", 1.0, r"momentum must be in \[0, 1\)"),
     ("dropout", 1.0, r"dropout must be in \[0"),
     ("learning_rate", "bogus", "learning_rate"),
     ("power_t", -1.0, r"power_t must be in \[0"),
@@ -381,6 +382,13 @@ def test_bad_hyperparameters_are_named_at_fit(param, value, message):
     est = NNXClassifier(**{param: value})  # construction never validates (sklearn's contract)
     with pytest.raises(ValueError, match=message):
         est.fit(X, y)
+
+
+def test_validation_fraction_zero_is_taken_without_early_stopping():
+    X, y = _iris()
+    NNXClassifier(hidden_layer_sizes=(4,), max_iter=2, validation_fraction=0.0).fit(X, y)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
+        NNXClassifier(early_stopping=True, validation_fraction=0.0).fit(X, y)
 
 
 def test_one_class_is_fitted_and_predicted_as_scikit_learn_does():

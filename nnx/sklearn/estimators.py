@@ -322,9 +322,12 @@ class _NNXBase(BaseEstimator):
         check_number("learning_rate_init", self.learning_rate_init, low=0, low_open=True)
         check_number("max_iter", self.max_iter, low=1, integer=True)
         check_number("tol", self.tol, low=0)
-        check_number("momentum", self.momentum, low=0, high=1)
+        # below 1, where scikit-learn takes 1 too: nnx's SGD (torch's update) refuses a
+        # momentum that never lets go of an old gradient
+        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
+        # 0 as scikit-learn allows it, where no rows are held out; early stopping needs some
         check_number("validation_fraction", self.validation_fraction, low=0, high=1,
-                     low_open=True, high_open=True)
+                     low_open=bool(self.early_stopping), high_open=True)
         check_number("beta_1", self.beta_1, low=0, high=1, high_open=True)
         check_number("beta_2", self.beta_2, low=0, high=1, high_open=True)
         check_number("epsilon", self.epsilon, low=0, low_open=True)
@@ -819,13 +822,15 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         Print the loss of every epoch.
     warm_start : bool, default False
         ``fit`` continues from the current weights (same classes required).
-    momentum : float in [0, 1], default 0.9
-        SGD momentum.
+    momentum : float in [0, 1), default 0.9
+        SGD momentum (scikit-learn also takes 1, a momentum that never decays; nnx's SGD
+        does not).
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
         Hold out ``validation_fraction`` (stratified), stop on its accuracy, keep the best
         weights.
-    validation_fraction : float in (0, 1), default 0.1
+    validation_fraction : float in [0, 1), default 0.1
+        Above 0 with ``early_stopping``; unused without it.
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
         Adam's moment decays.
     epsilon : float > 0, default 1e-8
