@@ -296,6 +296,30 @@ def test_errors_start_with_scikit_learns_sentences():
         MLPRegressor(early_stopping=True).fit(X[:3], y[:3])
 
 
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_fit_runs_in_scikit_learns_fit_context(Estimator, monkeypatch):
+    """Parameters validated once per fit by scikit-learn's _fit_context, which
+    set_config(skip_parameter_validation=True) switches off, and nested calls skip."""
+    X, y = _data("binary")
+    calls = []
+    original = Estimator._validate_params
+    monkeypatch.setattr(Estimator, "_validate_params",
+                        lambda self: calls.append(1) or original(self))
+    est = Estimator(hidden_layer_sizes=(3,), max_iter=2, solver="sgd")
+    est.fit(X, y)
+    assert len(calls) == 1
+    with sklearn.config_context(skip_parameter_validation=True):
+        est.fit(X, y)
+        est.partial_fit(X, y)
+    assert len(calls) == 1
+    inside = []
+    fit = Estimator._fit
+    monkeypatch.setattr(Estimator, "_fit", lambda self, *a, **k: inside.append(
+        sklearn.get_config()["skip_parameter_validation"]) or fit(self, *a, **k))
+    est.fit(X, y)
+    assert inside == [True]  # nested calls (train_test_split...) skip their validation
+
+
 def test_pickles_on_every_backend(backend):
     X, y = _data("multiclass")
     est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=4, random_state=0,

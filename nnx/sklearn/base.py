@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -229,7 +229,8 @@ class BaseMLP(BaseEstimator):
         return self._ctx.xp.asarray(a, copy=True)
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        self._validate_params()
+        # the parameters were validated by _fit_context around fit / partial_fit (unless
+        # set_config(skip_parameter_validation=True) says not to)
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -441,6 +442,7 @@ class BaseMLP(BaseEstimator):
             return np.nan
         return self._score_function(y, y_pred, sample_weight=sample_weight)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix ``X`` and target(s) ``y``.
 

@@ -11,7 +11,7 @@ a ``nan`` loss), with the sentence of scikit-learn's other Poisson estimators.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network import MLPClassifier as _SkClassifier
 from sklearn.neural_network import MLPRegressor as _SkRegressor
@@ -109,6 +109,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._label_binarizer.inverse_transform(y_pred)
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)`` (stochastic solvers only).
 
@@ -220,6 +221,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     # scikit-learn's MLPRegressor offers partial_fit with every solver (with "lbfgs" it runs
     # a whole L-BFGS fit from the current weights); kept, as a drop-in must
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights.
 
