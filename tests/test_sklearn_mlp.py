@@ -258,6 +258,25 @@ def test_predictions_take_their_dtype_from_x_and_coefs_as_scikit_learns(backend)
     assert hand_set.predict(X).dtype == np.float64
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_after_a_backend_change_carries_the_state_along(solver):
+    """set_params(backend=...) on a fitted model: the weights and the optimizer's state move,
+    and training continues as it would have on the first backend."""
+    pytest.importorskip("torch")
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0, solver=solver)
+    stay = MLPClassifier(**params).fit(X, y)
+    move = MLPClassifier(**params).fit(X, y)
+    move.set_params(backend="torch")
+    for est in (stay, move):
+        est.partial_fit(X, y)
+    assert_same_fit(stay, move, rtol=1e-7)
+    move.set_params(backend="array_api_strict")
+    move.partial_fit(X, y)
+    stay.partial_fit(X, y)
+    np.testing.assert_allclose(move.predict_proba(X), stay.predict_proba(X), rtol=1e-7)
+
+
 def test_coefs_are_the_models_arrays():
     X, y = _data("binary")
     est = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)

@@ -254,8 +254,15 @@ class BaseMLP(BaseEstimator):
             if first_pass:
                 self._initialize(y, layer_units, X.dtype)
             else:
+                # the backend, device or dtype may have changed since the last fit
+                # (set_params, float32 data): the weights and the state go along
                 self.coefs_ = self._device_list(self.coefs_)
                 self.intercepts_ = self._device_list(self.intercepts_)
+                if hasattr(self, "_best_coefs"):  # not when coefs_ were set by hand
+                    self._best_coefs = self._device_list(self._best_coefs)
+                    self._best_intercepts = self._device_list(self._best_intercepts)
+                if hasattr(self, "_optimizer"):
+                    self._optimizer.move_to(self._ctx)
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, incremental)
             else:
