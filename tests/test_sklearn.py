@@ -133,15 +133,32 @@ def test_backend_arrays_as_input(backend):
     assert type(clf.predict(Xd)) is np.ndarray
 
 
-def test_pipeline_gridsearch_cross_val_and_clone():
+@pytest.mark.parametrize("Estimator", [NNXClassifier, NNXRegressor, nnx.sklearn.MLPClassifier,
+                                       nnx.sklearn.MLPRegressor])
+def test_pipeline_gridsearch_cross_val_clone_and_joblib(Estimator, tmp_path):
+    """What the README says of all four estimators."""
+    import joblib
+
     X, y = load_iris(return_X_y=True)
-    pipe = make_pipeline(StandardScaler(), NNXClassifier(max_iter=50, random_state=0))
+    name = Estimator.__name__.lower()
+    pipe = make_pipeline(StandardScaler(), Estimator(max_iter=50, random_state=0))
     scores = cross_val_score(pipe, X, y, cv=3)
-    assert scores.shape == (3,) and scores.mean() > 0.8
-    grid = GridSearchCV(pipe, {"nnxclassifier__hidden_layer_sizes": [(4,), (16,)],
-                               "nnxclassifier__alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
-    assert set(grid.best_params_) == {"nnxclassifier__hidden_layer_sizes",
-                                      "nnxclassifier__alpha"}
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    if name.endswith("classifier"):
+        assert scores.mean() > 0.6
+    grid = GridSearchCV(pipe, {f"{name}__hidden_layer_sizes": [(4,), (16,)],
+                               f"{name}__alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
+    assert set(grid.best_params_) == {f"{name}__hidden_layer_sizes", f"{name}__alpha"}
+    joblib.dump(grid.best_estimator_, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert isinstance(loaded.predict(X), np.ndarray)
+    np.testing.assert_array_equal(loaded.predict(X), grid.best_estimator_.predict(X))
+    fresh = clone(grid.best_estimator_)
+    assert fresh.get_params().keys() == grid.best_estimator_.get_params().keys()
+
+
+def test_clone():
+    X, y = load_iris(return_X_y=True)
     est = NNXClassifier(hidden_layer_sizes=(7, 3), dropout=0.1, backend="numpy").fit(X, y)
     fresh = clone(est)
     assert fresh.get_params() == est.get_params()
@@ -357,6 +374,21 @@ def test_sample_weight_is_checked_with_scikit_learns_rules_and_sentences():
         for est in (NNXClassifier(**params), NNXRegressor(**params)):
             with pytest.raises(ValueError, match=message):
                 est.fit(X, y, sample_weight=w)
+
+
+def test_partial_fit_target_errors_start_with_scikit_learns_sentences():
+    X, y = _iris()
+    Y = np.stack([y == 0, y == 1, y == 2], axis=1).astype(int)
+    clf = NNXClassifier(hidden_layer_sizes=(4,)).partial_fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"^`y` has classes not in `self.classes_`\. "
+                                         r"`self.classes_` has \[0 1\]\. 'y' has \[0 1 2\]"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="^The object was not fitted with multilabel input"):
+        clf.partial_fit(X, Y)
+    multilabel = NNXClassifier(hidden_layer_sizes=(4,)).partial_fit(X, Y)
+    with pytest.raises(ValueError, match=r"^classes \[0 1 2\] mismatch with the labels \[0 1\] "
+                                         "found in the data"):
+        multilabel.partial_fit(X, Y[:, :2])
 
 
 @pytest.mark.parametrize("param, value, message", [

@@ -68,10 +68,8 @@ Where nnx differs
 check_estimator
 ---------------
 Both estimators pass every check of ``check_estimator`` (scikit-learn 1.9) with their default
-parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all on the
-numpy backend; ``check_estimator`` with ``backend="torch"`` or ``"array_api_strict"`` passes
-too, outside the suite, which it would slow down). Two
-checks report "skipped", by scikit-learn's own rules: the multilabel ``decision_function``
+parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all, on the
+numpy backend). Two checks report "skipped", by scikit-learn's own rules: the multilabel ``decision_function``
 format check (there is no ``decision_function``: the network's outputs are probabilities)
 and ``check_array_api_input``, which runs only with ``SCIPY_ARRAY_API=1`` (it passes then).
 
@@ -903,10 +901,14 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
             multilabel = self.network_.targets_.kind == "multilabel"
             if multilabel != (kind == "multilabel-indicator") or (
                     multilabel and y.shape[1] != self.n_outputs_):
-                raise ValueError(
-                    f"y of type {kind} and shape {y.shape} does not fit this classifier, "
-                    f"fitted on {self.network_.targets_.kind} targets"
-                )
+                detail = (f"y of type {kind} and shape {y.shape} does not fit this "
+                          f"classifier, fitted on {self.network_.targets_.kind} targets")
+                if not multilabel:  # scikit-learn's LabelBinarizer sentences first
+                    detail = f"The object was not fitted with multilabel input. {detail}"
+                elif kind == "multilabel-indicator":
+                    detail = (f"classes {self.classes_} mismatch with the labels "
+                              f"{np.arange(y.shape[1])} found in the data. {detail}")
+                raise ValueError(detail)
             if multilabel:
                 return self.network_.loss_, self.n_outputs_
             seen = np.unique(y)
@@ -917,8 +919,9 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
                                  f"`y` has {seen}")
             if unseen.size:
                 raise ValueError(
-                    f"y has labels {unseen!r} that are not in classes_ {self.classes_!r}; pass "
-                    "every class with partial_fit(..., classes=...) on the first call"
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {seen}. Pass every class with "
+                    "partial_fit(..., classes=...) on the first call"
                 )
             return self.network_.loss_, self.n_outputs_
         if kind == "multilabel-indicator":
