@@ -1,5 +1,6 @@
 """nnx.sklearn: scikit-learn's estimator checks, its MLP as an oracle, and the sklearn toolbox."""
 
+import copy
 import pickle
 import warnings
 
@@ -132,15 +133,32 @@ def test_backend_arrays_as_input(backend):
     assert type(clf.predict(Xd)) is np.ndarray
 
 
-def test_pipeline_gridsearch_cross_val_and_clone():
+@pytest.mark.parametrize("Estimator", [NNXClassifier, NNXRegressor, nnx.sklearn.MLPClassifier,
+                                       nnx.sklearn.MLPRegressor])
+def test_pipeline_gridsearch_cross_val_clone_and_joblib(Estimator, tmp_path):
+    """What the README says of all four estimators."""
+    import joblib
+
     X, y = load_iris(return_X_y=True)
-    pipe = make_pipeline(StandardScaler(), NNXClassifier(max_iter=50, random_state=0))
+    name = Estimator.__name__.lower()
+    pipe = make_pipeline(StandardScaler(), Estimator(max_iter=50, random_state=0))
     scores = cross_val_score(pipe, X, y, cv=3)
-    assert scores.shape == (3,) and scores.mean() > 0.8
-    grid = GridSearchCV(pipe, {"nnxclassifier__hidden_layer_sizes": [(4,), (16,)],
-                               "nnxclassifier__alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
-    assert set(grid.best_params_) == {"nnxclassifier__hidden_layer_sizes",
-                                      "nnxclassifier__alpha"}
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    if name.endswith("classifier"):
+        assert scores.mean() > 0.6
+    grid = GridSearchCV(pipe, {f"{name}__hidden_layer_sizes": [(4,), (16,)],
+                               f"{name}__alpha": [1e-4, 1e-2]}, cv=2).fit(X, y)
+    assert set(grid.best_params_) == {f"{name}__hidden_layer_sizes", f"{name}__alpha"}
+    joblib.dump(grid.best_estimator_, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert isinstance(loaded.predict(X), np.ndarray)
+    np.testing.assert_array_equal(loaded.predict(X), grid.best_estimator_.predict(X))
+    fresh = clone(grid.best_estimator_)
+    assert fresh.get_params().keys() == grid.best_estimator_.get_params().keys()
+
+
+def test_clone():
+    X, y = load_iris(return_X_y=True)
     est = NNXClassifier(hidden_layer_sizes=(7, 3), dropout=0.1, backend="numpy").fit(X, y)
     fresh = clone(est)
     assert fresh.get_params() == est.get_params()
@@ -264,6 +282,22 @@ def test_pickle_round_trip_keeps_predictions_and_training_state(backend):
     np.testing.assert_allclose(copy.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
 
 
+@pytest.mark.parametrize("changed", [
+    {"activation": "tanh"}, {"dropout": 0.5}, {"batch_norm": True},
+    {"hidden_layer_sizes": (3, 3)}, {"solver": "lbfgs"}, {"dtype": "float32"},
+    {"backend": "array_api_strict"}, {"activation": "bogus"},
+])
+def test_pickle_and_deepcopy_rebuild_the_fitted_network_not_the_current_settings(changed):
+    """set_params after fit changes the next fit, never what a round trip brings back."""
+    X, y = _iris()
+    clf = NNXClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(**changed)
+    for twin in (pickle.loads(pickle.dumps(clf)), copy.deepcopy(clf)):
+        np.testing.assert_array_equal(twin.predict_proba(X), expected)
+        assert twin.get_params() == clf.get_params()
+
+
 def test_other_solvers_and_optimizer_alias():
     X, y = _iris()
     for solver in ("sgd", "rmsprop", nnx.optimizers.AdamW(0.01)):
@@ -274,6 +308,23 @@ def test_other_solvers_and_optimizer_alias():
     clf = NNXClassifier(solver="sgd", optimizer=opt, max_iter=3).fit(X, y)
     assert type(clf.network_.optimizer).__name__ == "Adam"
     assert opt.slots == {} and opt.iterations == 0  # the parameter itself is never trained
+
+
+def test_the_oldest_scikit_learn_is_checked_at_import_and_asked_for_by_every_extra():
+    """validate_data / __sklearn_tags__ (1.6) and the MLP's sample_weight and loss (1.7)."""
+    import pathlib
+    import re
+
+    from nnx.sklearn import _check_sklearn_version
+
+    with pytest.raises(ImportError, match=r"scikit-learn >= 1\.7; found 1\.6\.1"):
+        _check_sklearn_version("1.6.1")
+    for version in ("1.7.0", "1.9.1", "1.10.dev0", "2.0rc1"):
+        _check_sklearn_version(version)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    bounds = re.findall(r'"scikit-learn>=([0-9.]+)"', (root / "pyproject.toml").read_text())
+    assert bounds and all(tuple(map(int, b.split("."))) >= (1, 7) for b in bounds)
+    assert "scikit-learn (>= 1.7)" in (root / "README.md").read_text()
 
 
 # --------------------------------------------------------------------------- bad input
@@ -306,6 +357,40 @@ def test_bad_input_gets_clear_errors_before_any_math():
         NNXRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50).fit(X * 1e3, y * 1e6)
 
 
+def test_sample_weight_is_checked_with_scikit_learns_rules_and_sentences():
+    X, y = _iris()
+    params = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    scalar = NNXClassifier(**params).fit(X, y, sample_weight=2.0)  # every row alike
+    ones = NNXClassifier(**params).fit(X, y, sample_weight=np.full(y.shape[0], 2.0))
+    np.testing.assert_array_equal(scalar.predict_proba(X), ones.predict_proba(X))
+    n = y.shape[0]
+    for w, message in [(np.ones((n, 1)), "^Sample weights must be 1D array or scalar"),
+                       (np.ones(n + 1), r"^sample_weight.shape == \(151,\), expected"),
+                       (np.zeros(n), "^Sample weights must contain at least one non-zero"),
+                       (0.0, "^Sample weights must contain at least one non-zero"),
+                       (np.full(n, np.nan), "^Input sample_weight contains NaN"),
+                       (np.where(y == 0, -1.0, 1.0), "^Negative values in data passed to "
+                                                     "`sample_weight`")]:
+        for est in (NNXClassifier(**params), NNXRegressor(**params)):
+            with pytest.raises(ValueError, match=message):
+                est.fit(X, y, sample_weight=w)
+
+
+def test_partial_fit_target_errors_start_with_scikit_learns_sentences():
+    X, y = _iris()
+    Y = np.stack([y == 0, y == 1, y == 2], axis=1).astype(int)
+    clf = NNXClassifier(hidden_layer_sizes=(4,)).partial_fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"^`y` has classes not in `self.classes_`\. "
+                                         r"`self.classes_` has \[0 1\]\. 'y' has \[0 1 2\]"):
+        clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="^The object was not fitted with multilabel input"):
+        clf.partial_fit(X, Y)
+    multilabel = NNXClassifier(hidden_layer_sizes=(4,)).partial_fit(X, Y)
+    with pytest.raises(ValueError, match=r"^classes \[0 1 2\] mismatch with the labels \[0 1\] "
+                                         "found in the data"):
+        multilabel.partial_fit(X, Y[:, :2])
+
+
 @pytest.mark.parametrize("param, value, message", [
     ("alpha", -1.0, r"alpha must be in \[0"),
     ("learning_rate_init", 0.0, r"learning_rate_init must be in \(0"),
@@ -313,6 +398,7 @@ def test_bad_input_gets_clear_errors_before_any_math():
     ("hidden_layer_sizes", (10, 0), "hidden_layer_sizes"),
     ("batch_size", 0, r"batch_size must be in \[1"),
     ("validation_fraction", 1.0, "validation_fraction"),
+    ("momentum", 1.0, r"momentum must be in \[0, 1\)"),
     ("dropout", 1.0, r"dropout must be in \[0"),
     ("learning_rate", "bogus", "learning_rate"),
     ("power_t", -1.0, r"power_t must be in \[0"),
@@ -328,6 +414,13 @@ def test_bad_hyperparameters_are_named_at_fit(param, value, message):
     est = NNXClassifier(**{param: value})  # construction never validates (sklearn's contract)
     with pytest.raises(ValueError, match=message):
         est.fit(X, y)
+
+
+def test_validation_fraction_zero_is_taken_without_early_stopping():
+    X, y = _iris()
+    NNXClassifier(hidden_layer_sizes=(4,), max_iter=2, validation_fraction=0.0).fit(X, y)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
+        NNXClassifier(early_stopping=True, validation_fraction=0.0).fit(X, y)
 
 
 def test_one_class_is_fitted_and_predicted_as_scikit_learn_does():
@@ -348,11 +441,30 @@ def test_lbfgs_is_one_full_batch_epoch_and_the_same_on_every_backend(backend):
     kw = dict(solver="lbfgs", hidden_layer_sizes=(8,), max_iter=40, random_state=0)
     ref = NNXClassifier(**kw).fit(X, y)
     clf = NNXClassifier(**kw, **backend.kwargs).fit(X, y)
-    assert 0 < clf.n_iter_ <= 40 and clf.loss_curve_ == [clf.loss_]
+    assert 0 < clf.n_iter_ <= 40 and clf.t_ == 0
     assert clf.loss_ == pytest.approx(ref.loss_, rel=1e-6)
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-5, atol=1e-7)
     assert not hasattr(clf, "partial_fit") and not hasattr(NNXRegressor(solver="lbfgs"),
                                                              "partial_fit")
+
+
+@pytest.mark.parametrize("Estimator, Reference", [(NNXClassifier, MLPClassifier),
+                                                   (NNXRegressor, MLPRegressor)])
+def test_lbfgs_sets_the_attributes_scikit_learns_sets(Estimator, Reference):
+    """No loss_curve_ / best_loss_ / validation scores after L-BFGS, and t_ stays 0; a warm
+    fit with a stochastic solver afterwards starts them."""
+    X, y = _iris()
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    ours, reference = Estimator(**kw).fit(X, y), Reference(**kw).fit(X, y)
+    fitted = {name for name in vars(reference) if name.endswith("_")
+              and not name.startswith("_")}
+    for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+        assert not hasattr(reference, name)
+        assert not hasattr(ours, name), name
+    assert {name for name in fitted if hasattr(ours, name)} == fitted
+    assert ours.t_ == reference.t_ == 0
+    ours.set_params(solver="adam", warm_start=True, max_iter=2).fit(X, y)
+    assert len(ours.loss_curve_) == 2 and ours.best_loss_ == min(ours.loss_curve_)
 
 
 @pytest.mark.parametrize("limit, params", [("max_fun", dict(max_fun=6)),

@@ -124,12 +124,45 @@ def test_poisson_loss_matches(solver):
     assert_same_fit(*_fit_both("regression", X, y, loss="poisson", **SOLVERS[solver]))
 
 
+def test_poisson_refuses_negative_targets_as_nnx_regressor_does():
+    X, y = _data("regression")
+    with pytest.raises(ValueError, match="^Some value.s. of y are negative which is not "
+                                         "allowed for Poisson regression"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, y[:, 0])
+    with pytest.raises(ValueError, match="^Some value.s. of y are negative"):
+        MLPRegressor(loss="poisson", max_iter=2).partial_fit(X, y[:, 0])
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_sample_weights_match(early_stopping):
     X, y = _data("multiclass")
     w = np.random.default_rng(1).uniform(0.2, 2.0, size=y.shape[0])
     assert_same_fit(*_fit_both("multiclass", X, y, fit=lambda e: e.fit(X, y, sample_weight=w),
                                early_stopping=early_stopping))
+
+
+@pytest.mark.parametrize("weights", ["scalar", "negative"])
+def test_sample_weights_are_checked_as_scikit_learn_checks_them(weights):
+    """A scalar weighs every row; negative weights are taken, as scikit-learn takes them."""
+    X, y = _data("regression")
+    w = 2.5 if weights == "scalar" else np.where(np.arange(y.shape[0]) % 7 == 0, -0.5, 1.0)
+    assert_same_fit(*_fit_both("regression", X, y,
+                               fit=lambda e: e.fit(X, y, sample_weight=w), solver="sgd",
+                               learning_rate_init=0.01))
+
+
+@pytest.mark.parametrize("weights", [lambda n: np.ones((n, 1)), lambda n: np.ones(n + 1),
+                                     lambda n: np.zeros(n), lambda n: 0.0,
+                                     lambda n: np.full(n, np.nan)],
+                         ids=["column", "length", "zeros", "zero", "nan"])
+def test_bad_sample_weights_get_scikit_learns_errors(weights):
+    X, y = _data("binary")
+    w = weights(y.shape[0])
+    with pytest.raises(ValueError) as expected:
+        sk.MLPClassifier(max_iter=1).fit(X, y, sample_weight=w)
+    with pytest.raises(ValueError) as found:
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=w)
+    assert str(found.value) == str(expected.value)
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
@@ -175,9 +208,9 @@ def test_every_backend_trains_the_same_model(backend, solver, task):
     np.testing.assert_allclose(out, ref, rtol=1e-7, atol=1e-12)
 
 
-def test_sparse_data_is_densified_one_batch_at_a_time(backend, monkeypatch):
-    """Where the backend cannot multiply scipy matrices, only one batch at a time is made
-    dense; on NumPy nothing is."""
+def test_sparse_data_is_densified_a_group_of_batches_at_a_time(backend, monkeypatch):
+    """Where the backend cannot multiply scipy matrices, a group of batches at a time is made
+    dense (never the whole X); on NumPy nothing is."""
     X, y = _data("binary", n=100)
     X[np.abs(X) < 1.0] = 0.0
     densified = []
@@ -188,6 +221,8 @@ def test_sparse_data_is_densified_one_batch_at_a_time(backend, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(scipy.sparse.csr_matrix, "toarray", recording)
+    # groups of two batches of 16 float64 rows of 6 features
+    monkeypatch.setattr("nnx.sklearn.base.GROUP_BYTES", 2 * 16 * 6 * 8)
     est = MLPClassifier(hidden_layer_sizes=(5,), batch_size=16, max_iter=3,
                         random_state=0, backend=backend.name, device=backend.device)
     est.fit(scipy.sparse.csr_matrix(X), y)
@@ -195,8 +230,51 @@ def test_sparse_data_is_densified_one_batch_at_a_time(backend, monkeypatch):
     if backend.name == "numpy":
         assert densified == []
     else:
-        assert densified and max(densified) == 16
+        # per epoch: 100 rows in groups of 32 (the last 4), then 4096-row prediction chunks
+        assert densified[:4] == [32, 32, 32, 4] and max(densified) <= 100
     np.testing.assert_allclose(est.predict_proba(X), dense.predict_proba(X), rtol=1e-12)
+
+
+def test_predictions_take_their_dtype_from_x_and_coefs_as_scikit_learns(backend):
+    """NumPy's promotion of X @ coefs_[0]: float64 for integer X and for float64 X given to a
+    float32 model; one prediction never fixes the dtype of the next."""
+    X, y = _data("regression")
+    y = y[:, 0]
+    for X_fit in (X, X.astype(np.float32)):
+        params = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+        reference = sk.MLPRegressor(**params).fit(X_fit, y)
+        ours = MLPRegressor(**params, backend=backend.name, device=backend.device)
+        ours.fit(X_fit, y)
+        for X_new in (X.astype(np.float32), X, np.round(3 * X).astype(np.int64)):
+            expected, found = reference.predict(X_new), ours.predict(X_new)
+            assert found.dtype == expected.dtype, (X_fit.dtype, X_new.dtype)
+            np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    hand_set = MLPRegressor(hidden_layer_sizes=(5,), backend=backend.name,
+                            device=backend.device)
+    for name in ("coefs_", "intercepts_", "n_layers_", "n_outputs_", "out_activation_",
+                 "n_features_in_"):
+        setattr(hand_set, name, getattr(reference, name))  # float32 coefs_
+    assert hand_set.predict(X.astype(np.float32)).dtype == np.float32
+    assert hand_set.predict(X).dtype == np.float64
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_after_a_backend_change_carries_the_state_along(solver):
+    """set_params(backend=...) on a fitted model: the weights and the optimizer's state move,
+    and training continues as it would have on the first backend."""
+    pytest.importorskip("torch")
+    X, y = _data("multiclass")
+    params = dict(hidden_layer_sizes=(5,), max_iter=3, random_state=0, solver=solver)
+    stay = MLPClassifier(**params).fit(X, y)
+    move = MLPClassifier(**params).fit(X, y)
+    move.set_params(backend="torch")
+    for est in (stay, move):
+        est.partial_fit(X, y)
+    assert_same_fit(stay, move, rtol=1e-7)
+    move.set_params(backend="array_api_strict")
+    move.partial_fit(X, y)
+    stay.partial_fit(X, y)
+    np.testing.assert_allclose(move.predict_proba(X), stay.predict_proba(X), rtol=1e-7)
 
 
 def test_coefs_are_the_models_arrays():
@@ -237,6 +315,30 @@ def test_errors_start_with_scikit_learns_sentences():
         MLPRegressor(early_stopping=True).fit(X[:3], y[:3])
 
 
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_fit_runs_in_scikit_learns_fit_context(Estimator, monkeypatch):
+    """Parameters validated once per fit by scikit-learn's _fit_context, which
+    set_config(skip_parameter_validation=True) switches off, and nested calls skip."""
+    X, y = _data("binary")
+    calls = []
+    original = Estimator._validate_params
+    monkeypatch.setattr(Estimator, "_validate_params",
+                        lambda self: calls.append(1) or original(self))
+    est = Estimator(hidden_layer_sizes=(3,), max_iter=2, solver="sgd")
+    est.fit(X, y)
+    assert len(calls) == 1
+    with sklearn.config_context(skip_parameter_validation=True):
+        est.fit(X, y)
+        est.partial_fit(X, y)
+    assert len(calls) == 1
+    inside = []
+    fit = Estimator._fit
+    monkeypatch.setattr(Estimator, "_fit", lambda self, *a, **k: inside.append(
+        sklearn.get_config()["skip_parameter_validation"]) or fit(self, *a, **k))
+    est.fit(X, y)
+    assert inside == [True]  # nested calls (train_test_split...) skip their validation
+
+
 def test_pickles_on_every_backend(backend):
     X, y = _data("multiclass")
     est = MLPClassifier(hidden_layer_sizes=(6,), max_iter=4, random_state=0,
@@ -252,7 +354,8 @@ def test_pickles_on_every_backend(backend):
 @pytest.mark.parametrize("params", [
     dict(solver="sgd"), dict(solver="adam"), dict(solver="adam", early_stopping=True),
     dict(solver="sgd", learning_rate="adaptive", sample_weight=True),
-], ids=["sgd", "adam", "early_stopping", "adaptive_weighted"])
+    dict(solver="adam", sparse=True), dict(solver="sgd", early_stopping=True, sparse=True),
+], ids=["sgd", "adam", "early_stopping", "adaptive_weighted", "sparse", "sparse_early"])
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
 def test_no_training_step_reads_back_from_the_device(Estimator, params):
     pytest.importorskip("torch")
@@ -260,9 +363,13 @@ def test_no_training_step_reads_back_from_the_device(Estimator, params):
 
     params = dict(params)
     weighted = params.pop("sample_weight", False)
+    sparse = params.pop("sparse", False)
 
     def run(steps):
         X, y = _data("multiclass", n=10 * steps)
+        if sparse:  # torch multiplies no scipy matrix: made dense a group of batches at a time
+            X[np.abs(X) < 0.8] = 0.0
+            X = scipy.sparse.csr_matrix(X)
         est = Estimator(hidden_layer_sizes=(5,), batch_size=8, max_iter=2, random_state=0,
                         validation_fraction=0.2, backend="torch", **params)
         est.fit(X, y, sample_weight=np.ones(y.shape[0]) if weighted else None)

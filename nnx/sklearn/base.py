@@ -9,9 +9,9 @@ shuffle per epoch), the same mini-batches, update rules (:mod:`.updates`), loss 
 :class:`.perceptron.Perceptron` on the chosen backend.
 
 Where the host meets the device: the data cross once per ``fit`` (a ``scipy.sparse`` ``X``
-stays on the host and crosses one batch at a time, see
-:func:`nnx.backend.sparse_to_device`); each epoch's order crosses once; the loss is summed on
-the device and read once per epoch; with ``early_stopping`` the validation predictions come
+stays on the host and crosses a group of batches at a time where the backend needs it
+dense, see :func:`nnx.backend.sparse_to_device`); each epoch's order crosses once; the loss
+is summed on the device and read once per epoch; with ``early_stopping`` the validation predictions come
 back once per epoch; the parameters' finiteness is read once per ``fit``. L-BFGS runs on the
 host (SciPy), so its parameters and gradient cross at every function evaluation; being a
 full-batch method it needs all rows at once, so a sparse ``X`` is made dense as a whole for
@@ -28,14 +28,14 @@ import warnings
 import numpy as np
 import scipy.optimize
 import scipy.sparse
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..backend import get_context, sparse_to_device, to_device, to_numpy
-from ..checks import check_sample_weight
+from ..sources import GROUP_BYTES, MAX_GROUP_BATCHES
 from . import updates
 from .perceptron import Perceptron
 
@@ -66,8 +66,9 @@ def _optimize_result(result, max_iter):
 
 class _Rows:
     """Training rows on their way to the network: a device array, taken by index once per
-    epoch and sliced into batches; or a ``scipy.sparse`` matrix on the host, indexed per
-    batch and moved by :func:`~nnx.backend.sparse_to_device`."""
+    epoch and sliced into batches; or a ``scipy.sparse`` matrix on the host, indexed once per
+    epoch and moved a group of batches at a time (one transfer per group, not per step, on a
+    backend that needs it dense; as is, per batch, where the backend multiplies it)."""
 
     def __init__(self, X, ctx):
         self.ctx = ctx
@@ -80,9 +81,27 @@ class _Rows:
             return self.X[idx]
         return self.ctx.xp.take(self.X, to_device(idx, self.ctx, self.ctx.xp.int64), axis=0)
 
-    def batch(self, X, rows):
-        """``X[rows]`` (``rows`` a slice) ready for the forward pass."""
-        return sparse_to_device(X[rows], self.ctx) if self.sparse else X[rows, ...]
+    def batches(self, X, n, size):
+        """``(slice, batch ready for the forward pass)`` of each batch of ``X``'s ``n`` rows.
+
+        A sparse ``X`` the backend cannot multiply is made dense and moved a group of
+        batches at a time (about :data:`nnx.sources.GROUP_BYTES`, as ``NNXClassifier``'s
+        sparse rows), so that neither a host-to-device copy per step nor a dense copy of
+        the whole ``X`` happens."""
+        slices = _batches(n, size)
+        if not self.sparse or self.ctx.backend.scipy_sparse:
+            for rows in slices:
+                yield rows, (sparse_to_device(X[rows], self.ctx) if self.sparse
+                             else X[rows, ...])
+            return
+        row_bytes = X.shape[1] * np.dtype(self.ctx.dtype_name).itemsize
+        per_group = max(1, min(MAX_GROUP_BATCHES, GROUP_BYTES // (row_bytes * size)))
+        for g in range(0, len(slices), per_group):
+            group = slices[g:g + per_group]
+            first = group[0].start
+            dense = to_device(X[first:group[-1].stop].toarray(), self.ctx)
+            for rows in group:
+                yield rows, dense[rows.start - first:rows.stop - first, ...]
 
 
 class BaseMLP(BaseEstimator):
@@ -135,6 +154,12 @@ class BaseMLP(BaseEstimator):
         arrays already there are kept (the model trains the user's arrays, in place)."""
         return [to_device(a, self._ctx) for a in arrays]
 
+    def _coef_dtype(self):
+        """The floating dtype of ``coefs_``: the fit's, or that of arrays assigned by hand."""
+        if hasattr(self, "_ctx"):
+            return np.dtype(self._ctx.dtype_name)
+        return to_numpy(self.coefs_[0]).dtype
+
     def _forward_pass_fast(self, X, check_input=True):
         """Output layer for ``X`` (validated unless ``check_input`` is False), on the host.
 
@@ -142,11 +167,14 @@ class BaseMLP(BaseEstimator):
         so at most one block is ever dense."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        if not hasattr(self, "_ctx"):  # parameters assigned by hand, never fitted
-            self._ctx = self._context(X.dtype)
-        ctx, net = self._ctx, self._perceptron()
+        # the dtype NumPy gives X @ coefs_[0], as in scikit-learn (float64 for integer X, or
+        # for float64 X and a float32 model); a context for this call only, so that one
+        # prediction never sets the dtype of the next
+        ctx = self._context(np.result_type(X.dtype, self._coef_dtype()))
+        net = Perceptron(ctx, self.activation, self.out_activation_, self.loss)
         with ctx.scope(), ctx.errstate():
-            coefs, intercepts = self._device_list(self.coefs_), self._device_list(self.intercepts_)
+            coefs = [to_device(a, ctx) for a in self.coefs_]
+            intercepts = [to_device(a, ctx) for a in self.intercepts_]
             if not scipy.sparse.issparse(X):
                 return to_numpy(net.predict(coefs, intercepts, to_device(X, ctx)))
             X = X.tocsr()
@@ -201,7 +229,8 @@ class BaseMLP(BaseEstimator):
         return self._ctx.xp.asarray(a, copy=True)
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        self._validate_params()
+        # the parameters were validated by _fit_context around fit / partial_fit (unless
+        # set_config(skip_parameter_validation=True) says not to)
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -213,8 +242,8 @@ class BaseMLP(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
         if sample_weight is not None:
-            sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype)
-            sample_weight = sample_weight.astype(X.dtype)
+            # scikit-learn's own check: scalars, negative weights; its messages
+            sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -225,8 +254,15 @@ class BaseMLP(BaseEstimator):
             if first_pass:
                 self._initialize(y, layer_units, X.dtype)
             else:
+                # the backend, device or dtype may have changed since the last fit
+                # (set_params, float32 data): the weights and the state go along
                 self.coefs_ = self._device_list(self.coefs_)
                 self.intercepts_ = self._device_list(self.intercepts_)
+                if hasattr(self, "_best_coefs"):  # not when coefs_ were set by hand
+                    self._best_coefs = self._device_list(self._best_coefs)
+                    self._best_intercepts = self._device_list(self._best_intercepts)
+                if hasattr(self, "_optimizer"):
+                    self._optimizer.move_to(self._ctx)
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(X, y, sample_weight, incremental)
             else:
@@ -340,9 +376,9 @@ class BaseMLP(BaseEstimator):
                     if W_train is not None:
                         W_epoch = xp.take(W_train, order, axis=0)
                 accumulated_loss = 0.0
-                for batch in _batches(n_samples, batch_size):
+                for batch, X_batch in rows.batches(X_epoch, n_samples, batch_size):
                     batch_loss, coef_grads, intercept_grads = net.loss_and_gradients(
-                        self.coefs_, self.intercepts_, rows.batch(X_epoch, batch),
+                        self.coefs_, self.intercepts_, X_batch,
                         Y_epoch[batch, ...], None if W_epoch is None else W_epoch[batch],
                         self.alpha)
                     accumulated_loss = accumulated_loss + batch_loss * (batch.stop - batch.start)
@@ -413,6 +449,7 @@ class BaseMLP(BaseEstimator):
             return np.nan
         return self._score_function(y, y_pred, sample_weight=sample_weight)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix ``X`` and target(s) ``y``.
 

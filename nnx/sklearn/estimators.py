@@ -58,6 +58,9 @@ Where nnx differs
   where scikit-learn's is absolute.
 - ``coefs_`` / ``intercepts_`` are the model's arrays on the NumPy backend (as
   scikit-learn's) and NumPy copies on the others; assigning a list sets the weights.
+- ``sample_weight`` is checked by scikit-learn's rules and messages (a scalar weighs every
+  row alike) and must also be non-negative: a negative weight makes the objective unbounded
+  below, and nnx's training loop refuses it.
 - Extra parameters: ``dropout``, ``batch_norm``, ``backend``, ``device``, ``dtype``.
 - ``dtype=None`` follows scikit-learn: float32 when ``X`` is float32, float64 otherwise.
   ``dtype="float32"`` is the fast choice (and what nnx networks use by default).
@@ -65,10 +68,8 @@ Where nnx differs
 check_estimator
 ---------------
 Both estimators pass every check of ``check_estimator`` (scikit-learn 1.9) with their default
-parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all on the
-numpy backend; ``check_estimator`` with ``backend="torch"`` or ``"array_api_strict"`` passes
-too, outside the suite, which it would slow down). Two
-checks report "skipped", by scikit-learn's own rules: the multilabel ``decision_function``
+parameters and no expected-failure list (``tests/test_sklearn.py`` runs them all, on the
+numpy backend). Two checks report "skipped", by scikit-learn's own rules: the multilabel ``decision_function``
 format check (there is no ``decision_function``: the network's outputs are probabilities)
 and ``check_array_api_input``, which runs only with ``SCIPY_ARRAY_API=1`` (it passes then).
 
@@ -95,7 +96,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .. import metrics
 from .. import optimizers as _optimizers
@@ -314,9 +320,12 @@ class _NNXBase(BaseEstimator):
         check_number("learning_rate_init", self.learning_rate_init, low=0, low_open=True)
         check_number("max_iter", self.max_iter, low=1, integer=True)
         check_number("tol", self.tol, low=0)
-        check_number("momentum", self.momentum, low=0, high=1)
+        # below 1, where scikit-learn takes 1 too: nnx's SGD (torch's update) refuses a
+        # momentum that never lets go of an old gradient
+        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
+        # 0 as scikit-learn allows it, where no rows are held out; early stopping needs some
         check_number("validation_fraction", self.validation_fraction, low=0, high=1,
-                     low_open=True, high_open=True)
+                     low_open=bool(self.early_stopping), high_open=True)
         check_number("beta_1", self.beta_1, low=0, high=1, high_open=True)
         check_number("beta_2", self.beta_2, low=0, high=1, high_open=True)
         check_number("epsilon", self.epsilon, low=0, low_open=True)
@@ -516,6 +525,14 @@ class _NNXBase(BaseEstimator):
                           dtype=(np.float64, np.float32), reset=False)
         return as_source(X)  # sparse rows are made dense a chunk at a time
 
+    def _check_sample_weight(self, sample_weight, X):
+        """scikit-learn's check (a scalar is every row's weight; its messages), plus nnx's
+        rule that weights are non-negative (a negative weight would make the objective
+        unbounded below)."""
+        sample_weight = _check_sample_weight(self._host(sample_weight), X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        return check_sample_weight(sample_weight, X.shape[0])
+
     # ------------------------------------------------------------------ training
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
@@ -525,7 +542,7 @@ class _NNXBase(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         X, y = self._validate_input(X, y, reset=first)
         if sample_weight is not None:
-            sample_weight = check_sample_weight(self._host(sample_weight), X.shape[0])
+            sample_weight = self._check_sample_weight(sample_weight, X)
         objective, n_outputs = self._targets(y, first, incremental, classes)
         rs = check_random_state(self.random_state)
         lbfgs = self._lbfgs()
@@ -564,13 +581,15 @@ class _NNXBase(BaseEstimator):
                 net.optimizer.build(net.parameters(), net.ctx)
         net = self.network_
         self._set_l2(net, l2)
+        if not lbfgs and not hasattr(self, "loss_curve_"):  # warm, after solver="lbfgs"
+            self._init_curve()
         if self.early_stopping and not lbfgs:
             validation = (as_source(X_val) if scipy.sparse.issparse(X_val)
                           else to_device(X_val, net.ctx), y_val, w_val)
             if self.validation_scores_ is None:  # early_stopping switched on for a warm fit
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self.best_loss_ = None
-        elif self.best_loss_ is None:  # ...or switched off
+        elif not lbfgs and self.best_loss_ is None:  # ...or switched off
             self.best_loss_ = np.inf
         self.n_iter_ = 0
         monitor = _SklearnStopping(self, n_train, validation, stop=not incremental)
@@ -628,9 +647,7 @@ class _NNXBase(BaseEstimator):
         net.fit(Xd, y, epochs=1, batch_size=None, shuffle=False, **fit_kwargs)
         with net.ctx.scope():
             self.loss_ = float(net.objective(Xd, Yd, False, wd))  # the epoch logs the start's
-        self.n_iter_ = optimizer.n_iter
-        self.t_ += X.shape[0]
-        self.loss_curve_.append(self.loss_)
+        self.n_iter_ = optimizer.n_iter  # t_ stays as it was, as scikit-learn's L-BFGS
         if self.verbose:
             print(f"L-BFGS: {self.n_iter_} iterations, {optimizer.func_evals} evaluations, "
                   f"loss = {self.loss_:.8f}")
@@ -656,6 +673,12 @@ class _NNXBase(BaseEstimator):
         self.n_layers_ = len(self._hidden) + 2
         self.t_ = 0
         self.loss_ = None
+        if not self._lbfgs():  # scikit-learn's L-BFGS keeps no curve and no best values
+            self._init_curve()
+
+    def _init_curve(self):
+        """The epoch bookkeeping of the stochastic solvers (``loss_curve_``, ``best_loss_``,
+        ``validation_scores_``, ``best_validation_score_``)."""
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -681,7 +704,8 @@ class _NNXBase(BaseEstimator):
             NumPy, pandas, or an array of any nnx backend (brought to the host for
             validation, then moved to ``backend`` once).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Non-negative, not all zero (a float weighs every row alike).
 
         Returns
         -------
@@ -693,20 +717,25 @@ class _NNXBase(BaseEstimator):
 
     def __getstate__(self):
         # A Network holds its array namespace (a module) and device arrays: pickle a host
-        # snapshot of it instead and rebuild on load, on the same backend.
+        # snapshot of it instead and rebuild on load, on the same backend. The architecture
+        # is the one built at fit (the network's own config), not the current parameters:
+        # set_params after fit must not change what a pickle or deepcopy brings back.
         state = dict(super().__getstate__())  # a copy: the live __dict__ stays intact
         net = state.pop("network_", None)
         if net is not None:
             snapshot = net.snapshot()
+            config = net.get_config()  # fresh, unbuilt layers and optimizer
             state["_network_state"] = {
+                "config": {k: v for k, v in config.items()
+                           if k not in ("optimizer", "input_dim")},
+                "n_features": net.input_dim,
+                "optimizer": config["optimizer"],
+                "optimizer_state": net.optimizer.state_dict(),
+                "backend": net.ctx.name,
+                "device": net.ctx.device_name,
                 "arrays": {k: to_numpy(v) for k, v in snapshot["arrays"].items()},
                 "random": snapshot["random"],
-                "optimizer": net.optimizer.state_dict(),
                 "targets": net.targets_,
-                "loss": net.loss_,
-                "n_features": net.input_dim,
-                "n_outputs": net.n_outputs,
-                "seed": net.seed,
                 "l2": self._penalty(net).l2,
             }
         return state
@@ -716,9 +745,16 @@ class _NNXBase(BaseEstimator):
         super().__setstate__(state)
         if saved is None:
             return
-        self._check_params()
-        net = self._make_network(saved["n_features"], saved["n_outputs"], saved["loss"],
-                                 saved["seed"], saved["l2"], self._fit_dtype)
+        # no _check_params here: the current settings may have changed since the fit
+        net = Network(**saved["config"], optimizer=saved["optimizer"],
+                      backend=saved["backend"], device=saved["device"])
+        # fresh() gave each Dense layer its own L2: share one again, so that _set_l2 sets
+        # the strength of every kernel at the next fit
+        penalty = L2(saved["l2"])
+        for _, layer in net.named_layers():
+            if isinstance(layer, Dense):
+                layer.kernel_regularizer = penalty
+        net.build(saved["n_features"])
         ctx = net.ctx
 
         def device_array(a):
@@ -728,7 +764,7 @@ class _NNXBase(BaseEstimator):
         with ctx.scope():
             net.restore({"arrays": {k: device_array(v) for k, v in saved["arrays"].items()},
                          "random": saved["random"]})
-            net.optimizer.load_state_dict(saved["optimizer"])
+            net.optimizer.load_state_dict(saved["optimizer_state"])
         net.targets_ = saved["targets"]
         self.network_ = net
 
@@ -784,13 +820,15 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         Print the loss of every epoch.
     warm_start : bool, default False
         ``fit`` continues from the current weights (same classes required).
-    momentum : float in [0, 1], default 0.9
-        SGD momentum.
+    momentum : float in [0, 1), default 0.9
+        SGD momentum (scikit-learn also takes 1, a momentum that never decays; nnx's SGD
+        does not).
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
         Hold out ``validation_fraction`` (stratified), stop on its accuracy, keep the best
         weights.
-    validation_fraction : float in (0, 1), default 0.1
+    validation_fraction : float in [0, 1), default 0.1
+        Above 0 with ``early_stopping``; unused without it.
     beta_1, beta_2 : float in [0, 1), default 0.9, 0.999
         Adam's moment decays.
     epsilon : float > 0, default 1e-8
@@ -813,15 +851,17 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
     loss_ : float
         Objective of the last epoch (penalty included).
     loss_curve_ : list of float
+        Not with ``solver="lbfgs"`` (as scikit-learn's), nor the next three.
     best_loss_ : float or None
         ``None`` with ``early_stopping``.
     validation_scores_ : list of float or None
         Validation accuracy of every epoch with ``early_stopping``, else ``None``.
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run by the last ``fit``.
+        Epochs run by the last ``fit`` (L-BFGS iterations with ``solver="lbfgs"``).
     t_ : int
-        Training samples seen.
+        Training samples seen by the stochastic solvers (0 after ``solver="lbfgs"``, as in
+        scikit-learn).
     coefs_, intercepts_ : list of ndarray
         Every Dense layer's ``W`` ``(in, out)`` and ``b`` ``(out,)``: the model's arrays on
         the NumPy backend, NumPy copies on the others; assigning a list sets them.
@@ -861,10 +901,14 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
             multilabel = self.network_.targets_.kind == "multilabel"
             if multilabel != (kind == "multilabel-indicator") or (
                     multilabel and y.shape[1] != self.n_outputs_):
-                raise ValueError(
-                    f"y of type {kind} and shape {y.shape} does not fit this classifier, "
-                    f"fitted on {self.network_.targets_.kind} targets"
-                )
+                detail = (f"y of type {kind} and shape {y.shape} does not fit this "
+                          f"classifier, fitted on {self.network_.targets_.kind} targets")
+                if not multilabel:  # scikit-learn's LabelBinarizer sentences first
+                    detail = f"The object was not fitted with multilabel input. {detail}"
+                elif kind == "multilabel-indicator":
+                    detail = (f"classes {self.classes_} mismatch with the labels "
+                              f"{np.arange(y.shape[1])} found in the data. {detail}")
+                raise ValueError(detail)
             if multilabel:
                 return self.network_.loss_, self.n_outputs_
             seen = np.unique(y)
@@ -875,8 +919,9 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
                                  f"`y` has {seen}")
             if unseen.size:
                 raise ValueError(
-                    f"y has labels {unseen!r} that are not in classes_ {self.classes_!r}; pass "
-                    "every class with partial_fit(..., classes=...) on the first call"
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {seen}. Pass every class with "
+                    "partial_fit(..., classes=...) on the first call"
                 )
             return self.network_.loss_, self.n_outputs_
         if kind == "multilabel-indicator":
@@ -918,7 +963,8 @@ class NNXClassifier(ClassifierMixin, _NNXBase):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Non-negative, not all zero (a float weighs every row alike).
         classes : array-like, optional
             Every class label, needed on the first call when that chunk lacks some classes
             (a later chunk with a label not in ``classes_`` is refused).

@@ -4,12 +4,14 @@ Same parameters, defaults, attributes, errors and training procedure as scikit-l
 (:mod:`.base`), plus ``backend`` and ``device``: with NumPy and float64 data they reproduce
 scikit-learn's fit (``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_``) to rounding for
 every solver, and ``backend="torch"`` / ``"cupy"`` train the same model on a GPU.
+``MLPRegressor(loss="poisson")`` refuses negative targets (scikit-learn's trains on them into
+a ``nan`` loss), with the sentence of scikit-learn's other Poisson estimators.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network import MLPClassifier as _SkClassifier
 from sklearn.neural_network import MLPRegressor as _SkRegressor
@@ -107,6 +109,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         return self._label_binarizer.inverse_transform(y_pred)
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)`` (stochastic solvers only).
 
@@ -206,6 +209,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        # scikit-learn's MLP trains on such y into a nan loss; its Poisson estimators refuse
+        # it, and so does this one, with their sentence
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression.")
         return X, y
 
     def _output_to_prediction(self, y_pred):
@@ -213,6 +221,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     # scikit-learn's MLPRegressor offers partial_fit with every solver (with "lbfgs" it runs
     # a whole L-BFGS fit from the current weights); kept, as a drop-in must
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)``, continuing from the current weights.
 

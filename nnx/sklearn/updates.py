@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from ..backend import to_device
+
 
 class _Rule:
     """Shared parts: the current ``learning_rate``, the update, the end-of-epoch hooks."""
@@ -38,6 +40,16 @@ class _Rule:
                 p += u
             return params
         return [p + u for p, u in zip(params, updates)]
+
+    #: names of the per-parameter state lists (moved by :meth:`move_to`)
+    _slots = ()
+
+    def move_to(self, ctx):
+        """Carry the state over to ``ctx`` (another backend, device or dtype: the estimator's
+        settings changed between ``partial_fit`` calls); arrays already there are kept."""
+        self.ctx = ctx
+        for name in self._slots:
+            setattr(self, name, [to_device(a, ctx) for a in getattr(self, name)])
 
     def iteration_ends(self, time_step):
         """End of an epoch, ``time_step`` samples seen so far."""
@@ -60,6 +72,7 @@ class SGD(_Rule):
         self.nesterov = nesterov
         self.power_t = power_t
         self.velocities = [ctx.xp.zeros_like(p) for p in params]
+        self._slots = ("velocities",)
 
     def iteration_ends(self, time_step):
         if self.lr_schedule == "invscaling":
@@ -98,6 +111,7 @@ class Adam(_Rule):
         self.t = 0
         self.ms = [ctx.xp.zeros_like(p) for p in params]
         self.vs = [ctx.xp.zeros_like(p) for p in params]
+        self._slots = ("ms", "vs")
 
     def _get_updates(self, grads):
         xp, b1, b2 = self.ctx.xp, self.beta_1, self.beta_2
