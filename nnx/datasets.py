@@ -542,12 +542,16 @@ class Standardizer:
             n, mean, m2 = part if mean is None else _merge_moments((n, mean, m2), part)
         if not n:
             raise ValueError("Standardizer.merged needs at least one row")
-        out = cls()
-        out.mean_, out.var_ = mean, m2 / n
-        out.scale_ = out._guarded(np.sqrt(out.var_))
-        out.n_samples_seen_, out._chunks = n, len(parts)
-        out._shift, out._mean_shifted, out._m2 = mean, np.zeros_like(mean), m2
-        return out
+        return cls()._from_moments(n, mean, m2, len(parts))
+
+    def _from_moments(self, n, mean, m2, chunks) -> "Standardizer":
+        """Take the statistics of ``n`` rows of ``mean`` and summed squared deviations
+        ``m2`` (the running form too, so that :meth:`partial_fit` adds to them)."""
+        self.mean_, self.var_ = mean, m2 / n
+        self.scale_ = self._guarded(np.sqrt(self.var_))
+        self.n_samples_seen_, self._chunks = n, chunks
+        self._shift, self._mean_shifted, self._m2 = mean, np.zeros_like(mean), m2
+        return self
 
     def _reset(self):
         for name in ("mean_", "scale_", "var_"):
