@@ -441,7 +441,8 @@ class GradientSum:
         """The loss and gradients summed over ranks, with one allreduce of the packed
         vector (the loss rides at its end)."""
         xp = self.ctx.xp
-        flat = xp.concat([self.layout.pack(xp, grads), xp.reshape(loss, (1,))])
+        # one copy: the gradients and the loss laid end to end by one concat
+        flat = xp.concat([grads[name] for name in self.layout.names] + [loss], axis=None)
         flat = self.comm.allreduce(self.ctx, flat, self._where("the gradient sum"))
         self.steps += 1
         return flat[-1], self.layout.unpack(xp, flat[:-1])
