@@ -80,6 +80,15 @@ def _check_against_oracle(out, n, expected):
         for r, got in enumerate(ranks):
             np.testing.assert_allclose(got[key], want, rtol=rtol, atol=rtol * 1e-3,
                                        err_msg=f"{key} on rank {r} of {n}")
+    for r in ranks:
+        for name in ("layers.0.W", "layers.2.b"):
+            # streamed from a memmap: the in-memory fit
+            np.testing.assert_allclose(r["memmap/" + name],
+                                       expected[f"adam_clip_norm/float64/{name}"], rtol=1e-12)
+            # resumed from rank 0's checkpoint: the uninterrupted fit
+            np.testing.assert_allclose(r["resumed/" + name],
+                                       expected[f"sgd_nesterov_l2/float64/{name}"],
+                                       rtol=1e-12)
     return ranks
 
 
@@ -89,16 +98,6 @@ def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, one_process):
     proc = launch(n, "oracle", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = _check_against_oracle(tmp_path, n, one_process)
-    for r in ranks:  # streamed from a memmap: the in-memory fit
-        for name in ("layers.0.W", "layers.2.b"):
-            np.testing.assert_allclose(r["memmap/" + name],
-                                       one_process[f"adam_clip_norm/float64/{name}"],
-                                       rtol=1e-12)
-    for r in ranks:  # resumed from rank 0's checkpoint: the uninterrupted fit
-        for name in ("layers.0.W", "layers.2.b"):
-            np.testing.assert_allclose(r["resumed/" + name],
-                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
-                                       rtol=1e-12)
     # evaluate: global means on every rank; predict: gathered on rank 0
     net, X, y, _ = job.run_case("weighted_multiclass", "float64", None)
     scores = net.evaluate(X, y)
