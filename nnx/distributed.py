@@ -54,7 +54,7 @@ import numpy as np
 
 from .backend import DISTRIBUTION
 from .checks import check_choice, check_number
-from .data import EpochBatches, rank_slice
+from .data import rank_slice
 from .packing import FlatLayout
 
 #: seconds a rank waits at a collective for the others before it gives up
