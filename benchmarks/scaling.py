@@ -52,7 +52,8 @@ def worker(epochs: int, out: Path, independent: bool = False) -> None:
     no communication at all: what two processes can compute side by side here, the ceiling
     of any data-parallel speed-up on this machine."""
     import nnx
-    from nnx.distributed import DataParallel, MPICommunicator
+    from nnx.communicators import MPICommunicator
+    from nnx.distributed import DataParallel
 
     class TimedMPI(MPICommunicator):
         spent = 0.0
