@@ -444,7 +444,7 @@ def test_rows_a_drop_model_cannot_fill_can_be_left_unpredicted(tmp_path, capsys,
     assert len(lines) == 60 and lines[4].endswith(",,,") and not lines[5].endswith(",")
 
 
-def test_duplicate_names_and_python_words_in_option_errors(penguins, tmp_path, capsys):
+def test_duplicate_names_and_python_words_in_option_messages(penguins, tmp_path, capsys):
     for argv, message in [
         (["--features", "island,island"], "--features names 'island' more than once"),
         (["--test-size", "1.5"], "--test-size must be between 0 and 1"),
