@@ -322,7 +322,11 @@ class StreamTransfer(Transfer):
             self.held.popleft()
 
     def close(self):
-        # the epoch's loss was read back (which waited for every step) or training failed
+        # After a normal end the epoch's loss was read back, which waited for every step.
+        # Training that failed mid-epoch may leave steps queued that still read the held
+        # arrays: wait for the last of them before their memory can be reused.
+        if self.held:
+            self.streams.finish(self.held[-1][0])
         self.held.clear()
 
 
@@ -360,6 +364,9 @@ class _CupyStreams:
     def done(self, event):
         return event.done
 
+    def finish(self, event):
+        event.synchronize()
+
 
 class _TorchStreams:
     """torch's CUDA streams, events and pinned memory for a :class:`StreamTransfer`."""
@@ -391,6 +398,9 @@ class _TorchStreams:
 
     def done(self, event):
         return event.query()
+
+    def finish(self, event):
+        event.synchronize()
 
 
 # --------------------------------------------------------------------------- namespaces

@@ -33,7 +33,7 @@ from .guard import DivergenceError, NonFiniteWarning  # noqa: F401  (part of thi
 from .layers import Dense, Layer, Standardize
 from .random import Random
 from .regularizers import L1L2
-from .sources import GROUP_BYTES, IterableSource, is_streamed, source_for
+from .sources import GROUP_BYTES, IterableSource, is_streamed, rows_item, source_for
 
 
 class Network(Configurable):
@@ -669,8 +669,8 @@ class Network(Configurable):
             return
         n = len(source)
         chunk = max(1, GROUP_BYTES // (8 * (self.input_dim or 1)))  # about GROUP_BYTES
-        for start in range(0, n, chunk):
-            yield source.take(np.arange(start, min(start + chunk, n)))
+        for start in range(0, n, chunk):  # (a dataset's own weights play no part here)
+            yield rows_item(source.take(np.arange(start, min(start + chunk, n))))[:2]
 
     def _streamed(self, method, X, y=None):
         """``method`` (predict, predict_proba) over a streamed ``X``, chunk by chunk."""

@@ -89,11 +89,14 @@ class ArrayDataset(Dataset):
 
 
 def _rows_of(value):
-    """An array indexable by row position: memmaps and Dask arrays as they are (read lazily),
-    anything else in memory (lists, pandas objects) as a NumPy array."""
-    if isinstance(value, np.ndarray) or type(value).__module__.partition(".")[0] == "dask":
+    """An array indexable by row position: NumPy arrays and memmaps, Dask arrays and any other
+    array-like with ``shape``, ``ndim`` and row indexing (h5py, zarr, ...) as they are (read
+    lazily); lists and pandas objects as a NumPy array."""
+    if hasattr(value, "to_numpy"):  # pandas: its positional rows are NumPy's
+        return np.asarray(value.to_numpy())
+    if all(hasattr(value, name) for name in ("shape", "ndim", "__getitem__")):
         return value
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value)
+    return np.asarray(value)
 
 
 class Rows(Dataset):
@@ -303,13 +306,13 @@ class StreamBatches:
         ``(X, y, w)`` (``w`` ``None`` for a source without weights)."""
         if order is None:
             return tuple(None if v is None else np.asarray(v)
-                         for v in _rows_item(self.source.take(positions)))
+                         for v in rows_item(self.source.take(positions)))
         rows = order[positions]
         sort = np.argsort(rows, kind="stable")
         back = np.empty_like(sort)
         back[sort] = np.arange(sort.shape[0])
         return tuple(None if v is None else np.asarray(v)[back]
-                     for v in _rows_item(self.source.take(rows[sort])))
+                     for v in rows_item(self.source.take(rows[sort])))
 
     def _prepare(self, X, y, w, k):
         """Host rows of batch ``k`` (or a group from it) checked and on the device."""
@@ -473,8 +476,8 @@ def _stackable(parts) -> bool:
     return True
 
 
-def _rows_item(item):
-    """A dataset's ``take`` result as ``(X, y, w)``."""
+def rows_item(item):
+    """A dataset's ``take`` result as ``(X, y, w)`` (``w`` ``None`` without weights)."""
     if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
         raise ValueError("a dataset's take(rows) must return (X, y) or (X, y, w); got "
                          f"{type(item).__name__}")
@@ -615,5 +618,5 @@ def targets_of(source, classes=None):
 
 
 __all__ = ["ArrayDataset", "BatchWeights", "Dataset", "Rows", "StreamBatches", "Weighted",
-           "check_weights", "is_streamed", "open_array", "source_for", "targets_of",
-           "weight_column"]
+           "check_weights", "is_streamed", "open_array", "rows_item", "source_for",
+           "targets_of", "weight_column"]

@@ -134,8 +134,9 @@ class RecordingStreams:
 
     Pinned buffers are plain host arrays and uploads ordinary copies; an upload outside
     :meth:`scope` (the copy stream current) fails, as does a wait for an event that is not a
-    copy's. Nothing here can make the host wait: a host synchronisation would be a call this
-    class does not have.
+    copy's. Only :meth:`finish` makes the host wait (a transfer closed while steps may still
+    be queued); a host synchronisation anywhere else would be a call this class does not
+    have.
     """
 
     def __init__(self, scope, pinned, upload):
@@ -176,6 +177,10 @@ class RecordingStreams:
     def done(self, event):
         self.calls["query"] += 1
         return True
+
+    def finish(self, event):
+        # the one host wait: a transfer closed while steps may still be queued
+        self.calls["finish"] += 1
 
 
 class _LockedGenerator:
