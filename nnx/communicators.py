@@ -155,22 +155,27 @@ class MPICommunicator(Communicator):
         return array if shared and self.rank == 0 else ctx.asarray(buffer)
 
     def allgather_object(self, value, what):
-        data = np.frombuffer(pickle.dumps(value), dtype=np.uint8)
-        sizes = np.zeros(self.size, dtype=np.int64)
-        self._wait([self.comm.Iallgather(np.array([data.size], dtype=np.int64), sizes)], what)
-        out = np.empty(int(sizes.sum()), dtype=np.uint8)
-        self._wait([self.comm.Iallgatherv(data, [out, sizes])], what)
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        return [pickle.loads(out[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
-
+        return self._exchange_objects(value, what, to_all=True)
 
     def gather_object(self, value, what):
+        return self._exchange_objects(value, what, to_all=False)
+
+    def _exchange_objects(self, value, what, to_all):
+        """Every rank's pickled ``value`` on every rank (``to_all``) or on rank 0 only
+        (``None`` elsewhere): the byte counts first, then the bytes."""
+        receives = to_all or self.rank == 0
         data = np.frombuffer(pickle.dumps(value), dtype=np.uint8)
         sizes = np.zeros(self.size, dtype=np.int64)
-        self._wait([self.comm.Igather(np.array([data.size], dtype=np.int64), sizes)], what)
-        out = np.empty(int(sizes.sum()) if self.rank == 0 else 0, dtype=np.uint8)
-        self._wait([self.comm.Igatherv(data, [out, sizes] if self.rank == 0 else None)], what)
-        if self.rank != 0:
+        count = np.array([data.size], dtype=np.int64)
+        if to_all:
+            self._wait([self.comm.Iallgather(count, sizes)], what)
+            out = np.empty(int(sizes.sum()), dtype=np.uint8)
+            self._wait([self.comm.Iallgatherv(data, [out, sizes])], what)
+        else:
+            self._wait([self.comm.Igather(count, sizes)], what)
+            out = np.empty(int(sizes.sum()) if receives else 0, dtype=np.uint8)
+            self._wait([self.comm.Igatherv(data, [out, sizes] if receives else None)], what)
+        if not receives:
             return None
         bounds = np.concatenate([[0], np.cumsum(sizes)])
         return [pickle.loads(out[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]

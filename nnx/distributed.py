@@ -30,8 +30,8 @@ the result is the one-process fit with the same seed and global batch ``B``:
 
 ``data="local"``: each rank passes its own shard. Rank ``r`` takes its part of each global
 batch from its own rows (in an order drawn from rank 0's shuffle stream for its shard's
-size), and an epoch has as many steps as the smallest shard allows. That is the usual sharded data-parallel fit; it is *not* the
-one-process fit (the batches differ).
+size), and an epoch has as many steps as the smallest shard allows. That is the usual
+sharded data-parallel fit; it is *not* the one-process fit (the batches differ).
 
 Ranks that disagree at the start (data sizes, the network, epochs, shuffle, validation, the
 callbacks that run on every rank) are refused on every rank. A rank that fails makes the
@@ -148,6 +148,7 @@ class GradientSum:
     def _where(self, what):
         return f"{what} of step {self.steps + 1}"
 
+
 class DataParallel:
     """How ``fit`` trains on several processes (see the module docstring).
 
@@ -186,7 +187,6 @@ class DataParallel:
     @property
     def size(self) -> int:
         return self.comm.size
-
 
     # ------------------------------------------------------------------ one fit
 

@@ -46,33 +46,37 @@ def regression():
 
 
 # name -> (network, its data, fit's keyword arguments, data-parallel options); 8 epochs of
-# 7 steps each (56 steps) unless noted
+# 7 steps each (56 steps) unless noted. Networks, optimizers and callbacks are made afresh
+# for every fit (they keep state).
 CASES = {
     "sgd_nesterov_l2": (
-        lambda dtype, **kw: nnx.Network([5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9,
-                                                                nesterov=True),
-                                  dtype=dtype, seed=3, l2=1e-3, **kw),
+        lambda dtype, **kw: nnx.Network(
+            [5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9, nesterov=True), l2=1e-3,
+            dtype=dtype, seed=3, **kw),
         binary, {}, {}),
     "adam_clip_norm": (
-        lambda dtype, **kw: nnx.Network([5, 16, 8, 1], optimizer=Adam(0.01, clip_norm=0.5),
-                                  dtype=dtype, seed=4, **kw),
+        lambda dtype, **kw: nnx.Network(
+            [5, 16, 8, 1], optimizer=Adam(0.01, clip_norm=0.5), dtype=dtype, seed=4, **kw),
         binary, {}, {}),
     "weighted_multiclass": (
-        lambda dtype, **kw: nnx.Network([5, 16, 4], loss="categorical_crossentropy",
-                                  optimizer="adam", learning_rate=0.01, dtype=dtype, seed=5, **kw),
+        lambda dtype, **kw: nnx.Network(
+            [5, 16, 4], loss="categorical_crossentropy", optimizer="adam",
+            learning_rate=0.01, dtype=dtype, seed=5, **kw),
         multiclass, {"sample_weight": np.linspace(0.2, 2.0, ROWS)}, {}),
     "regression_validation": (
-        lambda dtype, **kw: nnx.Network([5, 16, 1], loss="mse", optimizer="adam",
-                                  learning_rate=0.01, dtype=dtype, seed=6, **kw),
-        regression, {"validation_split": 0.2,
-                     "callbacks": [EarlyStopping(patience=2, restore_best_weights=True)]}, {}),
+        lambda dtype, **kw: nnx.Network(
+            [5, 16, 1], loss="mse", optimizer="adam", learning_rate=0.01, dtype=dtype,
+            seed=6, **kw),
+        regression, {"validation_split": 0.2, "callbacks": lambda: [
+            EarlyStopping(patience=2, restore_best_weights=True)]}, {}),
     "sync_batchnorm": (
-        lambda dtype, **kw: nnx.Network([Dense(16, activation="relu"), BatchNorm(), Dense(1)],
-                                  input_dim=5, optimizer="adam", learning_rate=0.01,
-                                  dtype=dtype, seed=7, **kw),
+        lambda dtype, **kw: nnx.Network(
+            [Dense(16, activation="relu"), BatchNorm(), Dense(1)], input_dim=5,
+            optimizer="adam", learning_rate=0.01, dtype=dtype, seed=7, **kw),
         binary, {}, {"sync_batchnorm": True}),
     "lbfgs": (
-        lambda dtype, **kw: nnx.Network([5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8, **kw),
+        lambda dtype, **kw: nnx.Network(
+            [5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8, **kw),
         binary, {"epochs": 3}, {}),
 }
 
@@ -88,8 +92,8 @@ def run_case(name, dtype, distributed, **backend):
     X, y = make_data()
     net = make(dtype, **backend)
     kwargs = {"epochs": 8, "batch_size": 32, **fit_kwargs}
-    if "callbacks" in kwargs:  # fresh callbacks: they keep state
-        kwargs["callbacks"] = [EarlyStopping(patience=2, restore_best_weights=True)]
+    if "callbacks" in kwargs:
+        kwargs["callbacks"] = kwargs["callbacks"]()
     if distributed is not None:
         kwargs["distributed"] = DataParallel(distributed, timeout=60, **options)
     history = net.fit(X, y, **kwargs)
