@@ -192,15 +192,18 @@ class DataParallel:
 
     #: more of ``fit``'s arguments every rank must share (set by ``fit``; see :meth:`begin`)
     settings = None
+    #: the progress this rank asks for (set by ``fit``); :meth:`begin` makes it the largest
+    #: any rank asked for
+    verbose = 0
 
-    def begin(self, net, n_rows: int, batch_size, verbose=0) -> None:
+    def begin(self, net, n_rows: int, batch_size) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
         0's parameters, layer state and random streams (its own mask streams forked).
 
-        ``verbose`` may differ: :attr:`verbose` becomes the largest any rank asked for, so
-        that every rank counts the training accuracy (a sum over the ranks) and rank 0
-        shows the progress. :attr:`settings` (epochs, shuffle, validation, the callbacks
-        that run on every rank) must agree too."""
+        :attr:`settings` (epochs, shuffle, validation, the callbacks that run on every rank)
+        must agree too. :attr:`verbose` may differ: it becomes the largest any rank asked
+        for, so that every rank counts the training accuracy (a sum over the ranks) and
+        rank 0 shows the progress."""
         comm = self.comm
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
@@ -215,7 +218,7 @@ class DataParallel:
             "the optimizer's step count": net.optimizer.iterations,
             **(self.settings or {}),
         }
-        every = comm.allgather_object({**facts, "verbose": verbose}, "the start of fit")
+        every = comm.allgather_object({**facts, "verbose": self.verbose}, "the start of fit")
         self.verbose = max(f["verbose"] for f in every)
         for key in facts:
             values = [f[key] for f in every]

@@ -50,12 +50,12 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
             "the validation": (validation_split is not None, validation_data is not None),
             "the callbacks that run on every rank": [
                 type(cb).__name__ for cb in callbacks if not cb.rank_zero_only]}
+        plan.verbose = verbose  # this rank's; the start makes it the largest of any rank
     # a list without y is a list of (X, y) batches; with y it is data (rows)
     if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
         batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
                                        prefetch, validation_split, validation_data,
-                                       sample_weight, class_weight, plan, verbose)
-        verbose = verbose if plan is None else plan.verbose
+                                       sample_weight, class_weight, plan)
         watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
     else:
         if y is None:
@@ -67,8 +67,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
         Yd = net.encode_targets(y_host, n)
         Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
         if plan is not None:  # before the split: rank 0's shuffle stream draws it
-            plan.begin(net, n, batch_size, verbose)
-            verbose = plan.verbose  # any rank's: the accuracy is counted on every rank
+            plan.begin(net, n, batch_size)
         validation = None
         if validation_data is not None:
             validation = validation_pair(net, validation_data)
@@ -84,6 +83,8 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
             batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
         watch = FitWatch.for_arrays(net, X, Xd, Yd, Wd)  # unscaled inputs; a loss that grew
 
+    if plan is not None:  # any rank's: the accuracy is counted on every rank
+        verbose = plan.verbose
     history = History()
     cbs = [history, net.history_, watch] + callbacks
     net.metrics_names = ["loss"]
@@ -111,7 +112,7 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
 
 
 def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validation_split,
-             validation_data, sample_weight, class_weight, plan=None, verbose=0):
+             validation_data, sample_weight, class_weight, plan=None):
     """The batches and validation data of a source read batch by batch (:mod:`nnx.sources`):
     the classes learned first, validation from a second source or a held-out tail.
 
@@ -144,7 +145,7 @@ def streamed(net, X, y, batch_size, classes, steps_per_epoch, prefetch, validati
         labels = targets_of(source, classes)
         net.learn_targets(labels, classes)
     if plan is not None:  # before the input scaling: it is part of the network's config
-        plan.begin(net, len(source), batch_size, verbose)
+        plan.begin(net, len(source), batch_size)
     net.adapt_inputs(source)  # input scaling from the training rows, at the first fit
     if plan is not None:
         plan.share_scaling(net)
