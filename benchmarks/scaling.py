@@ -1,17 +1,23 @@
 """Data-parallel scaling: the large configuration on 1 and 2 MPI ranks, and a cost model.
 
-    python benchmarks/scaling.py [--epochs 3] [--out benchmarks/results]
+    python benchmarks/scaling.py [--epochs 3] [--repeats 5] [--out benchmarks/results]
 
-Measured here, side by side in one run (each rank with one BLAS thread):
+Measured here, side by side in one run (each process with one BLAS thread), ``--repeats``
+rounds of four runs each, interleaved so that a busy moment of the shared machine hits every
+kind alike; the medians are reported:
 
-- training throughput (rows/s) of the one-process ``fit`` and of ``fit(...,
-  distributed="mpi")`` on 2 ranks of ``mpiexec``, the same global batch (256) and data, and
-  the ratio (the target is 1.7x);
-- the share of a step spent in the gradient allreduce (time inside the collective, which
+- the training throughput (rows/s) of the one-process ``fit``, and of ``fit(...,
+  distributed="mpi")`` on 2 ranks of ``mpiexec`` with the same global batch (256) and data,
+  once with the default gradient sum (MPI shared-memory windows within the machine,
+  :class:`nnx.communicators.SharedMemorySum`) and once with one ``MPI_Allreduce`` per step
+  (``shared_memory=False``); the ratios to one process (the target is 1.7x);
+- two plain fits side by side that never communicate (batch 128 each): what two processes
+  compute together here, the ceiling of any data-parallel speed-up;
+- the share of a 2-rank step spent summing the gradients (time inside the sum, which
   includes waiting for the slower rank);
-- the allreduce's latency and bandwidth between two ranks (MPI on this machine), fitted as
-  as the ring model's ``alpha`` and ``beta`` (two ranks: ``t(bytes) = 2 alpha + bytes /
-  beta``) from a 4-byte and a 4 MiB sum.
+- MPI's allreduce latency and bandwidth between two ranks, fitted as the ring model's
+  ``alpha`` and ``beta`` (two ranks: ``t(bytes) = 2 alpha + bytes / beta``) from a 4-byte
+  and a 4 MiB sum, and both sums of the large network's 2 MiB gradient alone.
 
 Then a ring-allreduce cost model predicts the step time and the efficiency of the xlarge
 configuration on 8 to 1,024 GPUs over NVLink and InfiniBand (inputs not measured here are
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +43,8 @@ sys.path.insert(0, str(HERE.parent))
 LARGE = (784, 512, 256, 10)  # benchmarks/throughput/problems.py: "large"
 XLARGE = (1024, 4096, 4096, 10)
 ROWS, BATCH = 20_000, 256
+#: the runs of one round: how many ranks, and what each rank does
+MODES = {"one": 1, "shared": 2, "allreduce": 2, "independent": 2}
 
 
 def parameter_count(sizes) -> int:
@@ -45,44 +54,68 @@ def parameter_count(sizes) -> int:
 # --------------------------------------------------------------------------- on each rank
 
 
-def worker(epochs: int, out: Path, independent: bool = False) -> None:
-    """One rank: train the large configuration data-parallel and time it.
-
-    ``independent``: each rank trains a plain fit of its own on half the global batch, with
-    no communication at all: what two processes can compute side by side here, the ceiling
-    of any data-parallel speed-up on this machine."""
-    import nnx
+def timed_communicator(shared_memory: bool):
+    """An MPI communicator that adds up the seconds spent in each step's gradient sum."""
     from nnx.communicators import MPICommunicator
-    from nnx.distributed import DataParallel
 
-    class TimedMPI(MPICommunicator):
+    class Timed(MPICommunicator):
         spent = 0.0
 
-        def allreduce(self, ctx, array, what):
-            start = time.perf_counter()
-            result = super().allreduce(ctx, array, what)
-            self.spent += time.perf_counter() - start
-            return result
+        def step_sum(self, ctx, size):
+            inner, outer = super().step_sum(ctx, size), self
 
-    comm = TimedMPI()
+            class TimedSum:
+                vector = inner.vector
+
+                def sum(self, what):
+                    start = time.perf_counter()
+                    result = inner.sum(what)
+                    outer.spent += time.perf_counter() - start
+                    return result
+
+            return TimedSum()
+
+    return Timed(shared_memory=shared_memory)
+
+
+def sum_seconds(comm, ctx, size: int, repeats: int = 50) -> float:
+    """Mean seconds of one sum of a ``(size,)`` vector by ``comm``'s step sum."""
+    step_sum = comm.step_sum(ctx, size)
+    comm.comm.Barrier()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step_sum.vector()[:] = 1.0
+        step_sum.sum("a probe")
+    return (time.perf_counter() - start) / repeats
+
+
+def worker(mode: str, epochs: int, out: Path) -> None:
+    """One rank of one run: train the large configuration and time it.
+
+    ``mode``: ``"one"`` (the plain one-process fit), ``"shared"`` or ``"allreduce"`` (the
+    data-parallel fit with either gradient sum), ``"independent"`` (each rank a plain fit of
+    its own on half the global batch, no communication)."""
+    import nnx
+    from nnx.distributed import DataParallel
+
+    comm = timed_communicator(shared_memory=mode != "allreduce")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(ROWS, LARGE[0])).astype(np.float32)
     y = np.argmax(X[:, :10] @ rng.normal(size=(10, 10)), axis=1)
     net = nnx.Network(list(LARGE), loss="categorical_crossentropy", optimizer="sgd",
                       learning_rate=0.01, seed=0)
-    # one rank is the plain one-process fit (no gradient sum at all): the baseline
-    plan = DataParallel(comm) if comm.size > 1 and not independent else None
-    batch = BATCH // comm.size if independent else BATCH
+    plan = DataParallel(comm) if mode in ("shared", "allreduce") else None
+    batch = BATCH // comm.size if mode == "independent" else BATCH
     net.fit(X, y, epochs=1, batch_size=batch, distributed=plan)  # warm-up
     comm.spent = 0.0
     comm.comm.Barrier()
     start = time.perf_counter()
     net.fit(X, y, epochs=epochs, batch_size=batch, distributed=plan)
     seconds = time.perf_counter() - start
-    if independent:  # the slower rank's time; the rows of both ranks
+    if mode == "independent":  # the slower rank's time; the rows of both ranks
         seconds = max(comm.comm.allgather(seconds))
     probe = {}
-    if comm.size > 1 and not independent:
+    if mode == "shared":
         for size in (1, 2**20):  # float32 elements: 4 bytes and 4 MiB
             buffer = np.ones(size, dtype=np.float32)
             repeats = 400 if size == 1 else 20
@@ -91,11 +124,15 @@ def worker(epochs: int, out: Path, independent: bool = False) -> None:
             for _ in range(repeats):
                 comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
             probe[size * 4] = (time.perf_counter() - t0) / repeats
+        size = parameter_count(LARGE) + 1
+        probe["gradient shared"] = sum_seconds(comm, net.ctx, size)
+        plain = timed_communicator(shared_memory=False)
+        probe["gradient allreduce"] = sum_seconds(plain, net.ctx, size)
     if comm.rank == 0:
-        rows = epochs * ROWS * (comm.size if independent else 1)
-        out.write_text(json.dumps({"ranks": comm.size, "seconds": seconds,
+        rows = epochs * ROWS * (comm.size if mode == "independent" else 1)
+        out.write_text(json.dumps({"mode": mode, "ranks": comm.size, "seconds": seconds,
                                    "rows_per_s": rows / seconds,
-                                   "allreduce_share": comm.spent / seconds,
+                                   "sum_share": comm.spent / seconds,
                                    "steps": epochs * -(-ROWS // BATCH), "probe": probe}))
 
 
@@ -140,46 +177,68 @@ def model_table(global_batch: int) -> list:
 # --------------------------------------------------------------------------- driver
 
 
-def run(ranks: int, epochs: int, scratch: Path, independent=False) -> dict:
-    out = scratch / f"scaling-{ranks}{'-independent' if independent else ''}.json"
+def run(mode: str, epochs: int, scratch: Path) -> dict:
+    out = scratch / f"scaling-{mode}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, __file__, "--worker",
-                    "--epochs", str(epochs), "--json", str(out)]
-                   + (["--independent"] if independent else []),
+    subprocess.run(["mpiexec", "-n", str(MODES[mode]), sys.executable, __file__, "--worker",
+                    mode, "--epochs", str(epochs), "--json", str(out)],
                    env=env, check=True, timeout=1800)
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    out.unlink()
+    return result
 
 
-def report(one: dict, two: dict, apart: dict, table: list) -> str:
-    speedup = two["rows_per_s"] / one["rows_per_s"]
-    ceiling = apart["rows_per_s"] / one["rows_per_s"]
-    probe = {int(k): v for k, v in two["probe"].items()}
+def median(rounds: list, mode: str, key: str) -> float:
+    return statistics.median(r[mode][key] for r in rounds)
+
+
+def report(rounds: list, table: list) -> str:
+    ratios = {mode: [r[mode]["rows_per_s"] / r["one"]["rows_per_s"] for r in rounds]
+              for mode in ("shared", "allreduce", "independent")}
+    speedup = {mode: statistics.median(v) for mode, v in ratios.items()}
+    probe = {k: statistics.median(r["shared"]["probe"][k] for r in rounds)
+             for k in rounds[0]["shared"]["probe"]}
     # two ranks: t = 2 (n - 1) alpha + 2 (n - 1) / n * bytes / beta = 2 alpha + bytes / beta
-    alpha = probe[4] / 2
-    beta = (2**22 - 4) / (probe[2**22] - probe[4])
+    alpha = probe["4"] / 2
+    beta = (2**22 - 4) / (probe[str(2**22)] - probe["4"])
+    gradient = 4 * parameter_count(LARGE)
+
+    def spread(mode):
+        return f"{min(ratios[mode]):.2f}x to {max(ratios[mode]):.2f}x"
+
     lines = [
         "# Data-parallel scaling (MPI, large configuration, float32, SGD, batch 256)",
         "",
-        f"Written by `benchmarks/scaling.py`; {one['steps']} timed steps per run, one BLAS "
-        "thread per rank, both runs in one invocation.",
+        f"Written by `benchmarks/scaling.py`: {len(rounds)} rounds of the four runs below, "
+        f"interleaved, {rounds[0]['one']['steps']} timed steps per run, one BLAS thread per "
+        "process; medians over the rounds.",
         "",
-        "| ranks | rows/s | allreduce share of the step |",
-        "|---|---|---|",
-        f"| 1 (plain fit) | {one['rows_per_s']:.0f} | none |",
-        f"| 2 | {two['rows_per_s']:.0f} | {two['allreduce_share']:.1%} |",
+        "| run | rows/s | / one process (median, range) | gradient sum's share of the step |",
+        "|---|---|---|---|",
+        f"| 1 process (plain fit) | {median(rounds, 'one', 'rows_per_s'):.0f} | 1.00x | none |",
+        f"| 2 ranks, shared-memory sum (default) | {median(rounds, 'shared', 'rows_per_s'):.0f}"
+        f" | {speedup['shared']:.2f}x ({spread('shared')}) | "
+        f"{median(rounds, 'shared', 'sum_share'):.1%} |",
+        f"| 2 ranks, one MPI_Allreduce per step | {median(rounds, 'allreduce', 'rows_per_s'):.0f}"
+        f" | {speedup['allreduce']:.2f}x ({spread('allreduce')}) | "
+        f"{median(rounds, 'allreduce', 'sum_share'):.1%} |",
         f"| 2 independent plain fits, batch 128 each (no communication) | "
-        f"{apart['rows_per_s']:.0f} | none |",
+        f"{median(rounds, 'independent', 'rows_per_s'):.0f} | {speedup['independent']:.2f}x "
+        f"({spread('independent')}) | none |",
         "",
-        f"**2 ranks / 1 rank throughput: {speedup:.2f}x** (target >= 1.7x). Two processes "
-        f"that never communicate reach {ceiling:.2f}x here: the ceiling of any "
-        f"data-parallel speed-up on this machine's two cores; the data-parallel fit gets "
-        f"{speedup / ceiling:.0%} of it.",
+        f"**2 ranks / 1 process throughput: {speedup['shared']:.2f}x** (median; target >= "
+        f"1.7x); {speedup['allreduce']:.2f}x with one MPI_Allreduce per step. Two processes "
+        f"that never communicate reach {speedup['independent']:.2f}x here: the ceiling of any "
+        "data-parallel speed-up on this machine's two cores; the data-parallel fit gets "
+        f"{speedup['shared'] / speedup['independent']:.0%} of it.",
         "",
-        f"MPI allreduce between the two ranks here: latency alpha = {alpha * 1e6:.1f} us, "
-        f"bandwidth beta = {beta / 1e9:.2f} GB/s; the large network's gradient "
-        f"({4 * parameter_count(LARGE) / 2**20:.1f} MiB) then takes "
-        f"{1e3 * ring_allreduce_seconds(2, 4 * parameter_count(LARGE), beta, alpha):.2f} ms "
+        f"The large network's gradient ({gradient / 2**20:.1f} MiB) summed alone on 2 ranks: "
+        f"{1e3 * probe['gradient shared']:.2f} ms through the shared-memory windows, "
+        f"{1e3 * probe['gradient allreduce']:.2f} ms by MPI_Allreduce (both with the copy "
+        "into the vector). MPI allreduce between the two ranks: latency alpha = "
+        f"{alpha * 1e6:.1f} us, bandwidth beta = {beta / 1e9:.2f} GB/s, so "
+        f"{1e3 * ring_allreduce_seconds(2, gradient, beta, alpha):.2f} ms for the gradient "
         "by the model.",
         "",
         f"## Model: xlarge ({parameter_count(XLARGE) / 1e6:.1f} M parameters, "
@@ -203,22 +262,23 @@ def report(one: dict, two: dict, apart: dict, table: list) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of the four runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=tuple(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--independent", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.epochs, args.json, args.independent)
+        worker(args.worker, args.epochs, args.json)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    one = run(1, args.epochs, args.out)
-    two = run(2, args.epochs, args.out)
-    apart = run(2, args.epochs, args.out, independent=True)
-    text = report(one, two, apart, model_table(4096))
+    rounds = []
+    for i in range(args.repeats):
+        rounds.append({mode: run(mode, args.epochs, args.out) for mode in MODES})
+        print(f"round {i + 1}/{args.repeats}: " + ", ".join(
+            f"{mode} {r['rows_per_s']:.0f} rows/s" for mode, r in rounds[-1].items()),
+            flush=True)
+    text = report(rounds, model_table(4096))
     (args.out / "scaling-cpu-mpi.md").write_text(text)
-    for path in args.out.glob("scaling-*.json"):
-        path.unlink()
     print(text)
 
 

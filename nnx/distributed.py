@@ -74,6 +74,19 @@ def _from_difference(value, reference, width: int = 80) -> str:
 # --------------------------------------------------------------------------- the plan
 
 
+_NAMED: dict = {}
+
+
+def communicator_named(name: str, timeout=DEFAULT_TIMEOUT) -> Communicator:
+    """The communicator ``distributed=name`` stands for: one per name and timeout in a
+    process, so that what it sets up once (NCCL's communicator, the shared-memory windows
+    of the gradient sum) serves every fit instead of being made again by each."""
+    key = (name, timeout)
+    if key not in _NAMED:
+        _NAMED[key] = COMMUNICATORS[name](timeout=timeout)
+    return _NAMED[key]
+
+
 def data_parallel(spec):
     """``fit``'s ``distributed=`` as a :class:`DataParallel` (``None`` stays ``None``)."""
     if spec is None or isinstance(spec, DataParallel):
@@ -99,6 +112,8 @@ class GradientSum:
         #: rows of the global batch of the coming step (set by :class:`RankBatches`)
         self.rows_total = None
         self.steps = 0
+        #: sums the packed gradients and loss, ``(layout.size + 1,)``, at every step
+        self.step_sum = comm.step_sum(net.ctx, self.layout.size + 1)
 
     def share(self, loss_fn, out, yb, wb):
         """This rank's part of the global batch's mean loss and its gradient: the local
@@ -122,15 +137,28 @@ class GradientSum:
         loss, dloss = loss_fn.value_and_grad(xp, out, yb, wb)
         return loss * factor, dloss * factor
 
-    def sum(self, loss, grads: dict):
+    def sum(self, loss, grads: dict, keep: bool = False):
         """The loss and gradients summed over ranks, with one allreduce of the packed
-        vector (the loss rides at its end)."""
+        vector (the loss rides at its end).
+
+        The gradients are copied into the communicator's vector for the step
+        (:meth:`~nnx.communicators.Communicator.step_sum`: one kept for the whole fit, or a
+        shared-memory segment), and the gradients returned are slices of the sum, which a
+        later step overwrites: the optimizer consumes them within the step; with ``keep``
+        (callbacks that see every step's gradients and may hold on to them) they are
+        copies. The loss is always a copy.
+        """
         xp = self.ctx.xp
-        # one copy: the gradients and the loss laid end to end by one concat
-        flat = xp.concat([grads[name] for name in self.layout.names] + [loss], axis=None)
-        flat = self.comm.allreduce(self.ctx, flat, self._where("the gradient sum"))
+        flat = self.step_sum.vector()
+        for name, (start, stop) in zip(self.layout.names, self.layout.bounds):
+            flat[start:stop] = xp.reshape(grads[name], (-1,))
+        flat[-1] = loss
+        flat = self.step_sum.sum(self._where("the gradient sum"))
         self.steps += 1
-        return flat[-1], self.layout.unpack(xp, flat[:-1])
+        loss = xp.asarray(flat[-1], copy=True)
+        if keep:
+            flat = xp.asarray(flat, copy=True)
+        return loss, self.layout.unpack(xp, flat[:-1])
 
     def sum_counts(self, *counts) -> list:
         """Counts (device integers or Python ints) summed over the ranks, as Python floats:
@@ -174,7 +202,7 @@ class DataParallel:
         self.sync_batchnorm = bool(sync_batchnorm)
         if isinstance(communicator, str):
             check_choice("distributed", communicator, tuple(COMMUNICATORS))
-            communicator = COMMUNICATORS[communicator](timeout=timeout)
+            communicator = communicator_named(communicator, timeout)
         elif not isinstance(communicator, Communicator):
             raise TypeError(f"distributed must be 'mpi', 'nccl', 'torch', a Communicator or "
                             f"a DataParallel; got {type(communicator).__name__}")

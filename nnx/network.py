@@ -341,7 +341,8 @@ class Network(Configurable):
                 loss = loss + reg.penalty(xp, owner["W"])
                 grads[name] = grads[name] + reg.gradient(xp, owner["W"])
         if reduction is not None:
-            loss, grads = reduction.sum(loss, grads)
+            # callbacks that see every step may keep what they see: copies for them
+            loss, grads = reduction.sum(loss, grads, keep=bool(batch_callbacks))
         return loss, grads
 
     def objective(self, xb, yb, training, wb=None):

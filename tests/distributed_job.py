@@ -74,6 +74,10 @@ CASES = {
             [Dense(16, activation="relu"), BatchNorm(), Dense(1)], input_dim=5,
             optimizer="adam", learning_rate=0.01, dtype=dtype, seed=7, **kw),
         binary, {}, {"sync_batchnorm": True}),
+    "kept_gradients": (
+        lambda dtype, **kw: nnx.Network(
+            [5, 16, 8, 1], optimizer=SGD(0.05, momentum=0.9), dtype=dtype, seed=9, **kw),
+        binary, {"callbacks": lambda: [KeepGradients()]}, {}),
     "lbfgs": (
         lambda dtype, **kw: nnx.Network(
             [5, 8, 1], optimizer=LBFGS(max_iter=5), dtype=dtype, seed=8, **kw),
@@ -98,10 +102,24 @@ def run_case(name, dtype, distributed, **backend):
         kwargs["distributed"] = DataParallel(distributed, timeout=60, **options)
     history = net.fit(X, y, **kwargs)
     out = {k: np.asarray(nnx.to_numpy(v)) for k, v in net.parameters().items()}
+    for cb in kwargs.get("callbacks", ()):
+        if isinstance(cb, KeepGradients):
+            out["kept_gradients"] = np.stack([nnx.to_numpy(g) for g in cb.kept])
     out["loss"] = np.asarray(history.history["loss"])
     for key, value in net.state().items():
         out["state:" + key] = np.asarray(nnx.to_numpy(value))
     return net, X, y, out
+
+
+class KeepGradients(Callback):
+    """Keeps every step's first kernel gradient as handed over (no copy), as a user's
+    callback may: each must keep its own step's values."""
+
+    def __init__(self):
+        self.kept = []
+
+    def on_batch_gradients(self, step, grads):
+        self.kept.append(grads["layers.0.W"])
 
 
 class RecordingDataset(nnx.sources.Dataset):
@@ -310,8 +328,26 @@ def _rank(communicator):
     return DataParallel(communicator).rank
 
 
+def communicator_for(name):
+    """The launcher's name as ``distributed=``: ``"mpi"``, ``"nccl"`` and ``"torch"`` as
+    they are; ``"mpi-allreduce"``: one ``MPI_Allreduce`` per step instead of the
+    shared-memory sum; ``"mpi-machines"``: the ranks grouped as if on two machines (even
+    and odd ranks), so that the sum between machines runs too."""
+    if not name.startswith("mpi-"):
+        return name
+    from mpi4py import MPI
+
+    from nnx.communicators import MPICommunicator
+
+    if name == "mpi-allreduce":
+        return MPICommunicator(timeout=60, shared_memory=False)
+    world = MPI.COMM_WORLD
+    return MPICommunicator(timeout=60, machine=world.Split(world.rank % 2, world.rank))
+
+
 def main():
-    name, out, communicator = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    name, out = sys.argv[1], Path(sys.argv[2])
+    communicator = communicator_for(sys.argv[3])
     rank = _rank(communicator)
     try:
         saved = scenario(name, out, communicator)

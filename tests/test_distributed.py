@@ -46,7 +46,7 @@ def _free_port():
 def launch(n, scenario, out, communicator="mpi", timeout=240):
     """Run ``scenario`` on ``n`` ranks; returns the finished process (a hang fails)."""
     script = [str(HERE / "distributed_job.py"), scenario, str(out), communicator]
-    if communicator == "mpi":
+    if communicator.startswith("mpi"):
         command = ["mpiexec", "-n", str(n), sys.executable, *script]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
@@ -93,9 +93,13 @@ def _check_against_oracle(out, n, expected):
 
 
 @needs_mpi
-@pytest.mark.parametrize("n", [2, 3])
-def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, one_process):
-    proc = launch(n, "oracle", tmp_path)
+@pytest.mark.parametrize("n, communicator", [
+    (2, "mpi"), (3, "mpi"),  # the gradients summed in shared memory (the default)
+    (2, "mpi-allreduce"),  # one MPI_Allreduce per step
+    (3, "mpi-machines"),  # ranks 0 and 2 on one "machine", rank 1 on another
+])
+def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, communicator, one_process):
+    proc = launch(n, "oracle", tmp_path, communicator)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = _check_against_oracle(tmp_path, n, one_process)
     # evaluate: global means on every rank; predict: gathered on rank 0
