@@ -198,12 +198,16 @@ class MPICommunicator(Communicator):
         buffer, shared = _host_buffer(ctx, array)
         if not shared:  # a device array: its host copy goes through one kept buffer
             buffer = self._staged(buffer)
-        flat = buffer.reshape(-1)
+        self._sum_in_place(self.comm, buffer.reshape(-1), what)
+        return array if shared else ctx.asarray(buffer)
+
+    def _sum_in_place(self, comm, flat, what) -> None:
+        """``flat`` (host, 1-D) summed over ``comm``'s ranks in place, in buckets of
+        :data:`BUCKET_BYTES` in flight together."""
         step = max(1, BUCKET_BYTES // flat.itemsize)
-        requests = [self.comm.Iallreduce(self.MPI.IN_PLACE, flat[i:i + step])
+        requests = [comm.Iallreduce(self.MPI.IN_PLACE, flat[i:i + step])
                     for i in range(0, flat.shape[0], step)]
         self._wait(requests, what)
-        return array if shared else ctx.asarray(buffer)
 
     def _staged(self, host):
         """``host`` copied into a host buffer of its size kept from call to call: MPI moves
@@ -267,8 +271,9 @@ class MPICommunicator(Communicator):
 class SharedMemorySum(StepSum):
     """The step's vector summed through MPI-3 shared-memory windows
     (``MPI_Win_allocate_shared``) among the ranks of one machine, and by ``MPI_Allreduce``
-    between one rank per machine: a hierarchical allreduce, as Horovod's (NCCL within a
-    machine, MPI between machines) and MPI libraries' own shared-memory collectives.
+    between one rank per machine (in buckets of :data:`BUCKET_BYTES`): a hierarchical
+    allreduce, as Horovod's (NCCL within a machine, MPI between machines) and MPI
+    libraries' own shared-memory collectives.
 
     Each rank's vector *is* its segment of a window every rank on the machine can read, so
     packing the gradients is the only copy in. After a barrier, the machine's rank ``r``
@@ -276,8 +281,8 @@ class SharedMemorySum(StepSum):
     (segments in rank order: the same rounding on every rank); after a second barrier that
     segment holds the sum, and every rank reads it in place. Each rank reads ``1/n`` of
     every segment, where ``MPI_Allreduce`` copies the whole vector through MPICH's
-    shared-memory cells several times: about a third of the time for the large network's
-    2 MiB on two ranks here (``benchmarks/scaling.py`` measures both).
+    shared-memory cells several times: faster at every size, about four times for the
+    large network's 2 MiB on two ranks here (``benchmarks/scaling.py`` measures both).
 
     Two windows serve alternate steps: a rank may pack step ``k + 1`` while another still
     reads step ``k``'s sum, but never step ``k + 2`` (that needs step ``k + 1``'s barriers,
@@ -343,8 +348,7 @@ class SharedMemorySum(StepSum):
         self._barrier(window, what)
         if self.machines:
             if self.between is not None:
-                request = self.between.Iallreduce(self.comm.MPI.IN_PLACE, total)
-                self.comm._wait([request], what)
+                self.comm._sum_in_place(self.between, total, what)
             self._barrier(window, what)
         if self.sums[k] is not None:
             return self.sums[k]

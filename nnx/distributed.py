@@ -15,8 +15,10 @@ the result is the one-process fit with the same seed and global batch ``B``:
   (:math:`b_r / B`, or :math:`\\sum w_r / \\sum w` for weight-normalised losses) *before*
   the backward pass, so that a synchronised :class:`~nnx.layers.BatchNorm` sees global
   means; the penalties of the regularizers are added on rank 0 only; then the gradients and
-  the loss are summed with one allreduce per step over the packed gradient vector (in
-  buckets of :data:`BUCKET_BYTES`). Every rank then applies the same update: clipping, the
+  the loss, packed into one vector, are summed once per step (the communicator's
+  :meth:`~nnx.communicators.Communicator.step_sum`: MPI sums it in shared memory within a
+  machine, :class:`~nnx.communicators.SharedMemorySum`; gloo in buckets of
+  :data:`BUCKET_BYTES`, NCCL in one call). Every rank then applies the same update: clipping, the
   optimizer and the divergence guard see the global gradient and agree on every rank;
 - the epoch's loss is the global mean; at each epoch's end the layer state (BatchNorm's
   running statistics, updated by each rank from its part unless synchronised) is averaged
@@ -138,8 +140,8 @@ class GradientSum:
         return loss * factor, dloss * factor
 
     def sum(self, loss, grads: dict, keep: bool = False):
-        """The loss and gradients summed over ranks, with one allreduce of the packed
-        vector (the loss rides at its end).
+        """The loss and gradients summed over ranks, in one sum of the packed vector (the
+        loss rides at its end).
 
         The gradients are copied into the communicator's vector for the step
         (:meth:`~nnx.communicators.Communicator.step_sum`: one kept for the whole fit, or a
@@ -467,5 +469,5 @@ def predict(net, method, X, distributed):
 
 __all__ = ["COMMUNICATORS", "DEFAULT_TIMEOUT", "Communicator", "DataParallel",
            "DistributedError", "GradientSum", "MPICommunicator", "NCCLCommunicator",
-           "RankBatches", "TorchCommunicator", "data_parallel", "evaluate", "import_mpi",
-           "predict"]
+           "RankBatches", "TorchCommunicator", "communicator_named", "data_parallel",
+           "evaluate", "import_mpi", "predict"]
