@@ -1,8 +1,9 @@
 """Data-parallel scaling: the large configuration on 1 and 2 MPI ranks, and a cost model.
 
-    python benchmarks/scaling.py [--epochs 3] [--repeats 5] [--out benchmarks/results]
+    python benchmarks/scaling.py [--epochs 4] [--repeats 7] [--out benchmarks/results]
 
-Measured here, side by side in one run (each process with one BLAS thread), ``--repeats``
+Measured here, side by side in one run (each process with one BLAS thread, bound to its own
+core by ``mpiexec -bind-to core``), ``--repeats``
 rounds of four runs each, interleaved so that a busy moment of the shared machine hits every
 kind alike; the medians are reported:
 
@@ -181,7 +182,10 @@ def run(mode: str, epochs: int, scratch: Path) -> dict:
     out = scratch / f"scaling-{mode}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    subprocess.run(["mpiexec", "-n", str(MODES[mode]), sys.executable, __file__, "--worker",
+    # each process bound to its own core, as MPI jobs run on a cluster: no migration
+    # between the cores while the ranks wait on each other
+    subprocess.run(["mpiexec", "-bind-to", "core", "-n", str(MODES[mode]), sys.executable,
+                    __file__, "--worker",
                     mode, "--epochs", str(epochs), "--json", str(out)],
                    env=env, check=True, timeout=1800)
     result = json.loads(out.read_text())
@@ -212,7 +216,7 @@ def report(rounds: list, table: list) -> str:
         "",
         f"Written by `benchmarks/scaling.py`: {len(rounds)} rounds of the four runs below, "
         f"interleaved, {rounds[0]['one']['steps']} timed steps per run, one BLAS thread per "
-        "process; medians over the rounds.",
+        "process, each process bound to a core; medians over the rounds.",
         "",
         "| run | rows/s | / one process (median, range) | gradient sum's share of the step |",
         "|---|---|---|---|",
@@ -261,8 +265,8 @@ def report(rounds: list, table: list) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of the four runs")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of the four runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--worker", choices=tuple(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)

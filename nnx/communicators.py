@@ -96,9 +96,9 @@ class StepSum:
     every step: one array kept for the whole fit (as Horovod's fusion buffer and PyTorch
     DDP's buckets are), summed in place by :meth:`Communicator.allreduce`.
 
-    A vector kept is also faster than a new one each step: MPI moves memory it has seen
-    before several times faster than freshly mapped pages (a new 2 MiB vector per step
-    costs about 2 ms more on MPICH's shared-memory path here).
+    A vector kept also spares an allocation per step, and MPI never meets freshly mapped
+    pages (which can cost MPICH several times the sum of memory it has seen before,
+    depending on what the allocator hands back).
     """
 
     def __init__(self, comm: Communicator, ctx, size: int):
@@ -210,9 +210,8 @@ class MPICommunicator(Communicator):
         self._wait(requests, what)
 
     def _staged(self, host):
-        """``host`` copied into a host buffer of its size kept from call to call: MPI moves
-        memory it has seen before several times faster than freshly mapped pages (see
-        :meth:`nnx.distributed.GradientSum.sum`)."""
+        """``host`` copied into a host buffer of its size kept from call to call (see
+        :class:`StepSum` for why a kept buffer)."""
         key = (host.shape, host.dtype.str)
         if key not in self._stage:  # a handful of shapes per fit: the gradient, the counts
             self._stage[key] = np.empty(host.shape, dtype=host.dtype)
@@ -281,8 +280,8 @@ class SharedMemorySum(StepSum):
     (segments in rank order: the same rounding on every rank); after a second barrier that
     segment holds the sum, and every rank reads it in place. Each rank reads ``1/n`` of
     every segment, where ``MPI_Allreduce`` copies the whole vector through MPICH's
-    shared-memory cells several times: faster at every size, about four times for the
-    large network's 2 MiB on two ranks here (``benchmarks/scaling.py`` measures both).
+    shared-memory cells several times: about four times faster for the large network's
+    2 MiB on two ranks here (``benchmarks/scaling.py`` measures both).
 
     Two windows serve alternate steps: a rank may pack step ``k + 1`` while another still
     reads step ``k``'s sum, but never step ``k + 2`` (that needs step ``k + 1``'s barriers,
