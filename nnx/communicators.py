@@ -14,6 +14,7 @@ import datetime
 import os
 import pickle
 import time
+import warnings
 
 import numpy as np
 
@@ -83,6 +84,11 @@ class Communicator:
         packed gradients and loss); called by every rank at the start of the fit."""
         return StepSum(self, ctx, size)
 
+    def abandon(self) -> None:
+        """Forget what the fit set up, after it failed on some rank: the ranks may have
+        stopped at different steps and left collectives pending, so nothing of it can be
+        trusted by the next fit."""
+
     def _late(self, what: str) -> DistributedError:
         return DistributedError(
             f"rank {self.rank} of {self.size} waited {self.timeout:g} s for the other ranks "
@@ -115,11 +121,21 @@ class StepSum:
         return self.comm.allreduce(self.ctx, self._vector, what)
 
 
-def _cores() -> int:
+def _cores() -> set:
     """The cores this process may run on."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
+def shared_memory_free():
+    """Bytes free in ``/dev/shm``, where MPI's shared-memory windows live (``None`` where
+    there is no such file system to ask)."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    return stats.f_bavail * stats.f_frsize
 
 
 def _host_buffer(ctx, array):
@@ -160,6 +176,7 @@ class MPICommunicator(Communicator):
         self.timeout = check_number("timeout", timeout, low=0, low_open=True)
         self.shared_memory = bool(shared_memory)
         self.machine = machine
+        self._machine = None  # the machine's ranks as the shared-memory sum uses them
         self._stage = {}  # host buffers for device arrays, by shape and dtype (_staged)
         self._step_sum = None  # the last fit's SharedMemorySum, reused by the next
         #: more ranks on this machine than cores (known once the machine's ranks are):
@@ -224,15 +241,41 @@ class MPICommunicator(Communicator):
         last = self._step_sum  # kept from fit to fit: windows are made and freed collectively
         if last is not None and last.fits(ctx, size):
             return last
-        self._wait([self.comm.Ibarrier()], "the start of fit")  # no rank is missing
+        need = 2 * size * np.dtype(ctx.dtype_name).itemsize  # two windows per rank
+        host = self.MPI.Get_processor_name()
+        # every rank's machine, cores and free shared memory, exchanged with a timeout (no
+        # rank is missing when the blocking calls below run)
+        every = self.allgather_object((host, sorted(_cores()), shared_memory_free()),
+                                      "the start of fit")
         if last is not None:
             last.free()
-        here = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
-        self.oversubscribed = here.Get_size() > _cores()
-        if self.machine is None:
-            self.machine = here
+            self._step_sum = None
+        ranks_here = [r for r, (h, _, _) in enumerate(every) if h == host]
+        cores_here = set().union(*(every[r][1] for r in ranks_here))
+        self.oversubscribed = len(ranks_here) > len(cores_here)
+        # the windows of a machine's ranks all live in its /dev/shm: too small a one (a
+        # container's 64 MiB) would end the ranks with SIGBUS when they touch the windows
+        short = [(h, free, need * sum(e[0] == h for e in every)) for h, _, free in every
+                 if free is not None and free < need * sum(e[0] == h for e in every)]
+        if short:
+            if self.rank == 0:
+                host, free, needed = short[0]
+                warnings.warn(
+                    f"the gradient sum needs {needed / 2**20:.0f} MiB of shared memory "
+                    f"(/dev/shm) on {host}, which has {free / 2**20:.0f} MiB free: summing "
+                    "with MPI_Allreduce instead (a larger /dev/shm, e.g. docker's "
+                    "--shm-size, restores the faster sum)", RuntimeWarning, stacklevel=2)
+            return StepSum(self, ctx, size)
+        if self._machine is None:  # a communicator of its own: abandon() can drop it
+            self._machine = (self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
+                             if self.machine is None else self.machine.Dup())
         self._step_sum = SharedMemorySum(self, ctx, size)
         return self._step_sum
+
+    def abandon(self):
+        # dropped, not freed (freeing is collective): a pending barrier of the failed fit
+        # stays on the dropped machine communicator instead of meeting the next fit's
+        self._step_sum = self._machine = None
 
     def broadcast(self, ctx, array, what):
         buffer, shared = _host_buffer(ctx, array)
@@ -285,7 +328,8 @@ class SharedMemorySum(StepSum):
 
     Two windows serve alternate steps: a rank may pack step ``k + 1`` while another still
     reads step ``k``'s sum, but never step ``k + 2`` (that needs step ``k + 1``'s barriers,
-    which wait for every rank). The sum handed out is valid until the step after next.
+    which wait for every rank). The sum handed out is valid until this rank's next
+    :meth:`sum` returns (then another rank may be packing into it).
     Where the network's library cannot use host memory in place (array_api_strict, a GPU)
     its vector is one kept array, copied into the segment, and the sum is copied back.
     The barriers and the sum between machines wait at most the communicator's timeout.
@@ -293,7 +337,7 @@ class SharedMemorySum(StepSum):
 
     def __init__(self, comm: "MPICommunicator", ctx, size: int):
         self.comm, self.ctx, self.size = comm, ctx, size
-        MPI, machine = comm.MPI, comm.machine
+        MPI, machine = comm.MPI, comm._machine
         dtype = np.dtype(ctx.dtype_name)
         n, r = machine.Get_size(), machine.Get_rank()
         self.rank = r
@@ -337,26 +381,30 @@ class SharedMemorySum(StepSum):
     def sum(self, what):
         k = self.step % 2
         self.step += 1
-        window, segments = self.windows[k], self.segments[k]
+        segments = self.segments[k]
         if self._vector is not None:
             np.copyto(segments[self.rank], self.ctx.backend.to_host(self._vector))
         total, part = segments[0], self.part
-        self._barrier(window, what)
+        self._barrier(what)
         for segment in segments[1:]:
             np.add(total[part], segment[part], out=total[part])
-        self._barrier(window, what)
+        self._barrier(what)
         if self.machines:
             if self.between is not None:
                 self.comm._sum_in_place(self.between, total, what)
-            self._barrier(window, what)
+            self._barrier(what)
         if self.sums[k] is not None:
             return self.sums[k]
         return self.ctx.asarray(total.copy())
 
-    def _barrier(self, window, what):
-        window.Sync()
-        self.comm._wait([self.comm.machine.Ibarrier()], what)
-        window.Sync()
+    def _barrier(self, what):
+        # both windows: the barrier orders this step's accesses and the other window's
+        # from the step before
+        for window in self.windows:
+            window.Sync()
+        self.comm._wait([self.comm._machine.Ibarrier()], what)
+        for window in self.windows:
+            window.Sync()
 
     def free(self) -> None:
         """Free the windows (collective: every rank of the machine at once)."""
@@ -381,6 +429,10 @@ class NCCLCommunicator(MPICommunicator):
     def __init__(self, comm=None, timeout=DEFAULT_TIMEOUT):
         super().__init__(comm, timeout)
         self._nccl = None
+
+    def step_sum(self, ctx, size):
+        # the gradients stay on the GPU: one vector summed there by NCCL
+        return StepSum(self, ctx, size)
 
     def start(self, ctx):
         probe = ctx.zeros((1,))

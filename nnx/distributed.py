@@ -52,7 +52,7 @@ import re
 
 import numpy as np
 
-from .checks import check_choice
+from .checks import check_choice, check_number
 from .communicators import (COMMUNICATORS, DEFAULT_TIMEOUT, Communicator,
                             DistributedError, MPICommunicator, NCCLCommunicator,
                             TorchCommunicator, import_mpi)
@@ -83,7 +83,7 @@ def communicator_named(name: str, timeout=DEFAULT_TIMEOUT) -> Communicator:
     """The communicator ``distributed=name`` stands for: one per name and timeout in a
     process, so that what it sets up once (NCCL's communicator, the shared-memory windows
     of the gradient sum) serves every fit instead of being made again by each."""
-    key = (name, timeout)
+    key = (name, check_number("timeout", timeout, low=0, low_open=True))
     if key not in _NAMED:
         _NAMED[key] = COMMUNICATORS[name](timeout=timeout)
     return _NAMED[key]
@@ -339,8 +339,13 @@ class DataParallel:
                 if hasattr(layer, "synchronized"):
                     layer.synchronized = self.gradient_sum
 
-    def end(self, net) -> None:
-        """Remove what :meth:`begin` installed (also after an error)."""
+    def end(self, net, failed: bool = False) -> None:
+        """Remove what :meth:`begin` installed (also after an error). After an error
+        (``failed``) the communicator also forgets what the fit set up
+        (:meth:`~nnx.communicators.Communicator.abandon`): the ranks may have stopped at
+        different steps, and a next fit must not meet what they left behind."""
+        if failed:
+            self.comm.abandon()
         net.reduction = None
         for _, layer in net.named_layers():
             if hasattr(layer, "synchronized"):

@@ -14,7 +14,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from . import training
 from .backend import entry_point, get_context, is_host_array, to_device, to_namespace_of, to_numpy
-from .callbacks import History
+from .callbacks import Callback, History
 from .checks import (
     check_bool,
     check_features,
@@ -341,8 +341,10 @@ class Network(Configurable):
                 loss = loss + reg.penalty(xp, owner["W"])
                 grads[name] = grads[name] + reg.gradient(xp, owner["W"])
         if reduction is not None:
-            # callbacks that see every step may keep what they see: copies for them
-            loss, grads = reduction.sum(loss, grads, keep=bool(batch_callbacks))
+            # callbacks that see every step's gradients may keep them: copies for them
+            keep = any(type(cb).on_batch_gradients is not Callback.on_batch_gradients
+                       for cb in batch_callbacks)
+            loss, grads = reduction.sum(loss, grads, keep=keep)
         return loss, grads
 
     def objective(self, xb, yb, training, wb=None):

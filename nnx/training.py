@@ -99,15 +99,17 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     if plan is not None:  # the ranks' validation scores and layer state agree each epoch
         validation = plan.validator(net, validation, metric_keys(net))
         plan.install(net)
+    failed = True
     try:
         with net.ctx.errstate():
             run_epochs(net, batches, epochs, shuffle, cbs, validation,
                        DivergenceGuard(net, on_nonfinite))
         if plan is not None:
             plan.agree_state(net)  # one model on every rank
+        failed = False
     finally:
         if plan is not None:
-            plan.end(net)
+            plan.end(net, failed)
     return history
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -120,6 +121,21 @@ class KeepGradients(Callback):
 
     def on_batch_gradients(self, step, grads):
         self.kept.append(grads["layers.0.W"])
+
+
+class RaiseAtStep(Callback):
+    """Raises on one rank in the middle of a step (before its gradient sum)."""
+
+    def __init__(self, rank, step):
+        self.rank, self.step, self.steps = rank, step, 0
+
+    def __repr__(self):  # the same on every rank (the ranks compare their callbacks)
+        return f"RaiseAtStep({self.rank}, {self.step})"
+
+    def on_batch_outputs(self, out, yb):
+        self.steps += 1
+        if self.steps == self.step and self.network.reduction.comm.rank == self.rank:
+            raise RuntimeError(f"rank {self.rank} fails on purpose")
 
 
 class RecordingDataset(nnx.sources.Dataset):
@@ -298,6 +314,40 @@ def scenario(name, out, communicator):
         net.fit(X, y, epochs=5, batch_size=32, callbacks=[RaiseAt(1, 1)],
                 distributed=DataParallel(communicator, timeout=3))
         return {}
+    if name == "refit":  # a fit that fails mid-step on one rank, then the same fit again
+        make, make_data, _, _ = CASES["sgd_nesterov_l2"]
+        X, y = make_data()
+        plan = DataParallel(communicator, timeout=6)
+        try:
+            make("float64").fit(X, y, epochs=8, batch_size=32, callbacks=[RaiseAtStep(1, 10)],
+                                distributed=plan)
+        except Exception as error:
+            first = type(error).__name__
+        if plan.rank == 1:  # rank 0 is still waiting for step 10's sum: let it give up
+            time.sleep(7)
+        net = make("float64")
+        net.fit(X, y, epochs=8, batch_size=32, distributed=plan)
+        return {"first": np.array(first),
+                **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
+    if name == "sums":  # which sum each communicator gives a fit
+        import warnings
+
+        from nnx import communicators
+        from nnx.communicators import MPICommunicator, NCCLCommunicator, SharedMemorySum
+
+        ctx = nnx.Network([5, 8, 1], seed=1).ctx
+        saved = {"mpi": isinstance(MPICommunicator(timeout=10).step_sum(ctx, 57),
+                                   SharedMemorySum),
+                 # NCCL sums on the GPU: never through host shared memory
+                 "nccl": isinstance(NCCLCommunicator(timeout=10).step_sum(ctx, 57),
+                                    SharedMemorySum)}
+        communicators.shared_memory_free = lambda: 100  # a /dev/shm too small
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            saved["short"] = isinstance(MPICommunicator(timeout=10).step_sum(ctx, 57),
+                                        SharedMemorySum)
+        saved["warnings"] = np.array([str(w.message) for w in caught])
+        return saved
     if name == "mismatch":
         net = nnx.Network([5, 8, 1], seed=1)
         X, y = binary()

@@ -191,6 +191,35 @@ def test_a_rank_that_raises_makes_the_others_fail_not_hang(tmp_path):
 
 
 @needs_mpi
+def test_the_gradient_sum_each_communicator_gives(tmp_path):
+    proc = launch(2, "sums", tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    for r in ranks:
+        assert r["mpi"] and not r["nccl"]  # NCCL keeps the gradients on the GPU
+        assert not r["short"]  # too little shared memory: MPI_Allreduce instead
+    assert ranks[1]["warnings"].size == 0  # warned once, by rank 0
+    (warning,) = ranks[0]["warnings"]
+    assert warning.startswith("the gradient sum needs 0 MiB of shared memory (/dev/shm) on ")
+    assert "which has 0 MiB free: summing with MPI_Allreduce instead" in warning
+
+
+@needs_mpi
+def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process):
+    """The ranks stopped at different steps, one of them inside a gradient sum: the next
+    fit on the same communicator must not meet what they left behind."""
+    proc = launch(2, "refit", tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    assert [str(r["first"]) for r in ranks] == ["DistributedError", "RuntimeError"]
+    for r in ranks:
+        for name in ("layers.0.W", "layers.2.b"):
+            np.testing.assert_allclose(r["refit/" + name],
+                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
+                                       rtol=1e-12)
+
+
+@needs_mpi
 @pytest.mark.parametrize("scenario, what", [
     ("mismatch", "the number of training rows (rank 0: 203, rank 1: 193)"),
     ("mismatch_epochs", "epochs (rank 0: 1, rank 1: 2)"),
