@@ -216,7 +216,9 @@ class MPICommunicator(Communicator):
         if not shared:  # a device array: its host copy goes through one kept buffer
             buffer = self._staged(buffer)
         self._sum_in_place(self.comm, buffer.reshape(-1), what)
-        return array if shared else ctx.asarray(buffer)
+        # a copy of the kept buffer: a library that wraps host memory without copying
+        # (array_api_strict) would otherwise hand out an array the next sum overwrites
+        return array if shared else ctx.asarray(buffer.copy())
 
     def _sum_in_place(self, comm, flat, what) -> None:
         """``flat`` (host, 1-D) summed over ``comm``'s ranks in place, in buckets of
