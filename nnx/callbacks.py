@@ -210,12 +210,16 @@ def with_progress(network, callbacks: list, epochs: int, verbose: int, steps=Non
     return [*callbacks, ProgressBar(epochs, verbose=2 if closure else verbose, steps=steps)]
 
 
+def wants_gradients(cb) -> bool:
+    """Whether ``cb`` overrides ``on_batch_gradients`` (sees every step's gradients)."""
+    return type(cb).on_batch_gradients is not Callback.on_batch_gradients
+
+
 def batch_callbacks(callbacks: list) -> list:
     """The callbacks that want every step (they override ``on_batch_gradients`` or
     ``on_batch_outputs``); the step calls no others."""
     return [cb for cb in callbacks
-            if type(cb).on_batch_gradients is not Callback.on_batch_gradients
-            or type(cb).on_batch_outputs is not Callback.on_batch_outputs]
+            if wants_gradients(cb) or type(cb).on_batch_outputs is not Callback.on_batch_outputs]
 
 
 class GradientMonitor(Callback):

@@ -10,6 +10,7 @@ raises :class:`DistributedError` (never a hang); see :class:`NCCLCommunicator` f
 from __future__ import annotations
 
 import atexit
+import collections
 import datetime
 import os
 import pickle
@@ -252,13 +253,13 @@ class MPICommunicator(Communicator):
         if last is not None:
             last.free()
             self._step_sum = None
-        ranks_here = [r for r, (h, _, _) in enumerate(every) if h == host]
-        cores_here = set().union(*(every[r][1] for r in ranks_here))
-        self.oversubscribed = len(ranks_here) > len(cores_here)
+        ranks_on = collections.Counter(h for h, _, _ in every)
+        cores_here = set().union(*(cores for h, cores, _ in every if h == host))
+        self.oversubscribed = ranks_on[host] > len(cores_here)
         # the windows of a machine's ranks all live in its /dev/shm: too small a one (a
         # container's 64 MiB) would end the ranks with SIGBUS when they touch the windows
-        short = [(h, free, need * sum(e[0] == h for e in every)) for h, _, free in every
-                 if free is not None and free < need * sum(e[0] == h for e in every)]
+        short = [(h, free, need * ranks_on[h]) for h, _, free in every
+                 if free is not None and free < need * ranks_on[h]]
         if short:
             if self.rank == 0:
                 host, free, needed = short[0]

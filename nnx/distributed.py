@@ -18,8 +18,9 @@ the result is the one-process fit with the same seed and global batch ``B``:
   the loss, packed into one vector, are summed once per step (the communicator's
   :meth:`~nnx.communicators.Communicator.step_sum`: MPI sums it in shared memory within a
   machine, :class:`~nnx.communicators.SharedMemorySum`; gloo in buckets of
-  :data:`BUCKET_BYTES`, NCCL in one call). Every rank then applies the same update: clipping, the
-  optimizer and the divergence guard see the global gradient and agree on every rank;
+  :data:`BUCKET_BYTES`, NCCL in one call). Every rank then applies the same update:
+  clipping, the optimizer and the divergence guard see the global gradient and agree on
+  every rank;
 - the epoch's loss is the global mean; at each epoch's end the layer state (BatchNorm's
   running statistics, updated by each rank from its part unless synchronised) is averaged
   over the ranks, and each rank scores its part of the validation rows, summed into the

@@ -14,7 +14,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from . import training
 from .backend import entry_point, get_context, is_host_array, to_device, to_namespace_of, to_numpy
-from .callbacks import Callback, History
+from .callbacks import History, wants_gradients
 from .checks import (
     check_bool,
     check_features,
@@ -342,8 +342,7 @@ class Network(Configurable):
                 grads[name] = grads[name] + reg.gradient(xp, owner["W"])
         if reduction is not None:
             # callbacks that see every step's gradients may keep them: copies for them
-            keep = any(type(cb).on_batch_gradients is not Callback.on_batch_gradients
-                       for cb in batch_callbacks)
+            keep = any(wants_gradients(cb) for cb in batch_callbacks)
             loss, grads = reduction.sum(loss, grads, keep=keep)
         return loss, grads
 
