@@ -150,6 +150,14 @@ class Backend:
         or ``None`` where the host cannot see it (a GPU) or the library would copy."""
         return None
 
+    def matmul_into(self, a, b, out):
+        """``a @ b`` written into ``out`` (of the product's shape and dtype), and ``out``
+        returned: a product made where it is needed next (a slice of the gradient sum's
+        vector, see :meth:`nnx.distributed.GradientSum.destinations`) saves copying it
+        there. Only called where ``views`` holds and the arrays are writeable."""
+        out[...] = a @ b
+        return out
+
     def device_of(self, x):
         return x.device
 
@@ -627,6 +635,11 @@ class NumPyBackend(Backend):
         x = np.asarray(x)
         return x if x.flags.c_contiguous and x.flags.writeable else None
 
+    def matmul_into(self, a, b, out):
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            return np.matmul(a, b, out=out)
+        return super().matmul_into(a, b, out)  # a scipy.sparse operand has no out=
+
     def errstate(self):
         return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
@@ -723,6 +736,14 @@ class TorchBackend(Backend):
         if x.device.type != "cpu" or not x.is_contiguous():
             return None
         return x.detach().numpy()
+
+    def matmul_into(self, a, b, out):
+        import torch
+
+        if a.ndim == b.ndim == 2 and a.layout == b.layout == torch.strided:
+            return torch.mm(a, b, out=out)
+        # a vector's product would be resized into out (deprecated by torch): copied instead
+        return super().matmul_into(a, b, out)
 
     def from_host(self, xp, x, dtype, device):
         # torch cannot view a negative-stride array, and would share (and warn about) a

@@ -117,6 +117,7 @@ class GradientSum:
         self.steps = 0
         #: sums the packed gradients and loss, ``(layout.size + 1,)``, at every step
         self.step_sum = comm.step_sum(net.ctx, self.layout.size + 1)
+        self._destinations = {}  # id of a step vector -> its slices (destinations)
 
     def share(self, loss_fn, out, yb, wb):
         """This rank's part of the global batch's mean loss and its gradient: the local
@@ -140,21 +141,45 @@ class GradientSum:
         loss, dloss = loss_fn.value_and_grad(xp, out, yb, wb)
         return loss * factor, dloss * factor
 
+    def destinations(self):
+        """Name -> the slice of the coming step's vector (see :meth:`sum`) that holds the
+        parameter's gradient, in its shape, or ``None`` where the library's slices are not
+        views of writeable arrays.
+
+        The layers that can (``Layer.gradients_into``) make their gradients right there,
+        so :meth:`sum` need not copy them in, as PyTorch DDP's ``gradient_as_bucket_view``:
+        on the large network's 2 MiB that copy costs about a twentieth of a step on two
+        ranks here (``benchmarks/scaling.py``). The vectors alternate or repeat (one per
+        window, see :class:`~nnx.communicators.SharedMemorySum`): their slices are made
+        once each.
+        """
+        ctx = self.ctx
+        if not (ctx.views and ctx.writeable):
+            return None
+        flat = self.step_sum.vector()
+        views = self._destinations.get(id(flat))
+        if views is None:  # the vectors live as long as the step sum: their ids are kept
+            views = self._destinations[id(flat)] = self.layout.unpack(ctx.xp, flat[:-1])
+        return views
+
     def sum(self, loss, grads: dict, keep: bool = False):
         """The loss and gradients summed over ranks, in one sum of the packed vector (the
         loss rides at its end).
 
         The gradients are copied into the communicator's vector for the step
         (:meth:`~nnx.communicators.Communicator.step_sum`: one kept for the whole fit, or a
-        shared-memory segment), and the gradients returned are slices of the sum, which a
-        later step overwrites: the optimizer consumes them within the step; with ``keep``
-        (callbacks that see every step's gradients and may hold on to them) they are
-        copies. The loss is always a copy.
+        shared-memory segment), unless they were made there (:meth:`destinations`), and
+        the gradients returned are slices of the sum, which a later step overwrites: the
+        optimizer consumes them within the step; with ``keep`` (callbacks that see every
+        step's gradients and may hold on to them) they are copies. The loss is always a
+        copy.
         """
         xp = self.ctx.xp
         flat = self.step_sum.vector()
+        made_there = self.destinations() or {}
         for name, (start, stop) in zip(self.layout.names, self.layout.bounds):
-            flat[start:stop] = xp.reshape(grads[name], (-1,))
+            if grads[name] is not made_there.get(name):
+                flat[start:stop] = xp.reshape(grads[name], (-1,))
         flat[-1] = loss
         flat = self.step_sum.sum(self._where("the gradient sum"))
         self.steps += 1

@@ -53,10 +53,14 @@ class Layer(Configurable):
     then keep the mask streams. A layer with a kernel (a parameter ``"W"`` of shape
     ``(in, out)``) gets the network's ``l1``/``l2`` penalties and may take
     ``kernel_regularizer`` / ``kernel_constraint`` attributes, as :class:`Dense` does.
+    A layer whose ``backward`` can write its parameters' gradients into arrays it is given
+    (``into=``, keyed like ``params``; in a data-parallel fit, slices of the vector the
+    ranks sum, so no copy into it is needed) sets ``gradients_into = True``.
     """
 
     registry_kind = "layer"
     draws_masks = False
+    gradients_into = False
 
     def __init__(self):
         self.params: dict = {}
@@ -167,19 +171,28 @@ class Dense(Layer):
         a = self.activation.forward(self.ctx.xp, z)
         return a, DenseCache(x, z, a)
 
-    def backward(self, cache, dy, need_dx=True):
+    gradients_into = True
+
+    def backward(self, cache, dy, need_dx=True, into=None):
+        """``into``: arrays shaped like ``W`` and ``b`` that receive the gradients
+        (:attr:`Layer.gradients_into`), or ``None`` (new arrays)."""
         x, z, a = cache
         dz = dy if self.activation is None else self.activation.backward(self.ctx.xp, z, a, dy)
-        grads = {"W": x.T @ dz}
+        grads = {"W": self._product(x.T, dz, into, "W")}
         if self.use_bias:
             n = dz.shape[0]
             ones = self._ones.get(n)
             if ones is None:
                 ones = self._ones[n] = self.ctx.ones((n,), dtype=dz.dtype)
             # A ones-vector product beats xp.sum(dz, axis=0) on small batches (BLAS vs reduce).
-            grads["b"] = ones @ dz
+            grads["b"] = self._product(ones, dz, into, "b")
         dx = dz @ self.params["W"].T if need_dx else None
         return dx, grads
+
+    def _product(self, a, b, into, name):
+        if into is None:
+            return a @ b
+        return self.ctx.backend.matmul_into(a, b, into[name])
 
 
 

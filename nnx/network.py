@@ -296,11 +296,18 @@ class Network(Configurable):
             caches.append(cache)
         return x, caches
 
-    def _backward(self, caches, dy) -> dict:
+    def _backward(self, caches, dy, into=None) -> dict:
+        """Gradients by parameter name; ``into`` (name -> array, or ``None``) receives them
+        from the layers that write their gradients in place (``Layer.gradients_into``)."""
         grads = {}
         for i in range(len(self.layers) - 1, -1, -1):
-            dy, layer_grads = self.layers[i].backward(caches[i], dy, need_dx=i > 0)
-            names = self._grad_names[i]
+            layer, names = self.layers[i], self._grad_names[i]
+            if into is not None and layer.gradients_into:
+                dy, layer_grads = layer.backward(
+                    caches[i], dy, need_dx=i > 0,
+                    into={key: into[name] for key, name in names.items()})
+            else:
+                dy, layer_grads = layer.backward(caches[i], dy, need_dx=i > 0)
             for key, g in layer_grads.items():
                 grads[names[key]] = g
         return grads
@@ -335,7 +342,9 @@ class Network(Configurable):
             loss, dout = self.loss_.value_and_grad(xp, out, yb, wb)
         else:  # this rank's share of the global batch's mean
             loss, dout = reduction.share(self.loss_, out, yb, wb)
-        grads = self._backward(caches, dout)
+        # a data-parallel step's gradients are made in the vector the ranks sum, if they can
+        grads = self._backward(caches, dout, None if reduction is None
+                               else reduction.destinations())
         if reduction is None or reduction.owns_penalties:  # added once, not once per rank
             for name, owner, reg in self._penalties:
                 loss = loss + reg.penalty(xp, owner["W"])

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import distributed_job as job
+from nnx.communicators import Communicator
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -242,6 +243,44 @@ def test_a_divergence_on_one_rank_raises_the_same_error_on_all(tmp_path):
                for e in errors), errors
     where = [e.split(":")[2] for e in errors]  # "... epoch 1, step k of 7"
     assert where[0] == where[1]
+
+
+class _OneRank(Communicator):
+    """A communicator of one rank: its sums are the arrays themselves."""
+
+    def allreduce(self, ctx, array, what):
+        return array
+
+
+@pytest.mark.parametrize("l2", [0.0, 1e-2])
+def test_a_data_parallel_step_makes_the_dense_gradients_in_the_summed_vector(backend, l2):
+    import nnx
+    from nnx.distributed import GradientSum
+
+    class Spy(GradientSum):  # which gradients arrive already in the step's vector
+        def sum(self, loss, grads, keep=False):
+            made = self.destinations() or {}
+            self.made_there = {n for n, g in grads.items() if g is made.get(n)}
+            return super().sum(loss, grads, keep)
+
+    rng = np.random.default_rng(0)
+    net = nnx.Network([4, 6, 3], loss="categorical_crossentropy", l2=l2, dtype="float64",
+                      seed=0, **backend.kwargs)
+    net.build(4)
+    xb = net.ctx.asarray(rng.normal(size=(8, 4)))
+    yb = net.ctx.asarray(np.eye(3)[rng.integers(0, 3, 8)])
+    plain_loss, plain = net.objective_and_gradients(xb, yb)
+    plain = {k: nnx.to_numpy(v) for k, v in plain.items()}
+    net.reduction = spy = Spy(net, _OneRank())
+    spy.rows_total = 8
+    for _ in range(3):  # the vectors are reused from step to step
+        loss, grads = net.objective_and_gradients(xb, yb)
+        for name, g in grads.items():
+            np.testing.assert_array_equal(nnx.to_numpy(g), plain[name], err_msg=name)
+        assert float(loss) == float(plain_loss)
+    # a penalised kernel's gradient is a new array (the penalty added): copied in
+    made = {k for k in plain if k.endswith(".b") or not l2}
+    assert spy.made_there == (made if net.ctx.views and net.ctx.writeable else set())
 
 
 def test_a_missing_mpi_runtime_is_an_import_error_with_the_install_hint():
