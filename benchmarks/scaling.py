@@ -4,7 +4,7 @@
 
 Measured here, side by side in one run (each process with one BLAS thread, bound to its own
 core by ``mpiexec -bind-to core``), ``--repeats``
-rounds of four runs each, interleaved so that a busy moment of the shared machine hits every
+rounds of five runs each, interleaved so that a busy moment of the shared machine hits every
 kind alike; the medians are reported:
 
 - the training throughput (rows/s) of the one-process ``fit``, and of ``fit(...,
@@ -14,6 +14,9 @@ kind alike; the medians are reported:
   (``shared_memory=False``); the ratios to one process (the target is 1.7x);
 - two plain fits side by side that never communicate (batch 128 each): what two processes
   compute together here, the ceiling of any data-parallel speed-up;
+- the same two fits held in lockstep by an MPI barrier at every step, with no sum: what
+  waiting for the slower rank at every step costs by itself (any synchronous data-parallel
+  fit pays it);
 - the share of a 2-rank step spent summing the gradients (time inside the sum, which
   includes waiting for the slower rank);
 - MPI's allreduce latency and bandwidth between two ranks, fitted as the ring model's
@@ -45,7 +48,7 @@ LARGE = (784, 512, 256, 10)  # benchmarks/throughput/problems.py: "large"
 XLARGE = (1024, 4096, 4096, 10)
 ROWS, BATCH = 20_000, 256
 #: the runs of one round: how many ranks, and what each rank does
-MODES = {"one": 1, "shared": 2, "allreduce": 2, "independent": 2}
+MODES = {"one": 1, "shared": 2, "allreduce": 2, "independent": 2, "lockstep": 2}
 
 
 def parameter_count(sizes) -> int:
@@ -95,9 +98,15 @@ def worker(mode: str, epochs: int, out: Path) -> None:
 
     ``mode``: ``"one"`` (the plain one-process fit), ``"shared"`` or ``"allreduce"`` (the
     data-parallel fit with either gradient sum), ``"independent"`` (each rank a plain fit of
-    its own on half the global batch, no communication)."""
+    its own on half the global batch, no communication), ``"lockstep"`` (those fits waiting
+    for each other at every step)."""
     import nnx
+    from nnx.callbacks import Callback
     from nnx.distributed import DataParallel
+
+    class Lockstep(Callback):
+        def on_batch_outputs(self, out, yb):  # once per step
+            comm.comm.Barrier()
 
     comm = timed_communicator(shared_memory=mode != "allreduce")
     rng = np.random.default_rng(0)
@@ -106,14 +115,16 @@ def worker(mode: str, epochs: int, out: Path) -> None:
     net = nnx.Network(list(LARGE), loss="categorical_crossentropy", optimizer="sgd",
                       learning_rate=0.01, seed=0)
     plan = DataParallel(comm) if mode in ("shared", "allreduce") else None
-    batch = BATCH // comm.size if mode == "independent" else BATCH
-    net.fit(X, y, epochs=1, batch_size=batch, distributed=plan)  # warm-up
+    alone = mode in ("independent", "lockstep")  # a plain fit on each rank
+    batch = BATCH // comm.size if alone else BATCH
+    callbacks = [Lockstep()] if mode == "lockstep" else None
+    net.fit(X, y, epochs=1, batch_size=batch, distributed=plan, callbacks=callbacks)  # warm-up
     comm.spent = 0.0
     comm.comm.Barrier()
     start = time.perf_counter()
-    net.fit(X, y, epochs=epochs, batch_size=batch, distributed=plan)
+    net.fit(X, y, epochs=epochs, batch_size=batch, distributed=plan, callbacks=callbacks)
     seconds = time.perf_counter() - start
-    if mode == "independent":  # the slower rank's time; the rows of both ranks
+    if alone:  # the slower rank's time; the rows of both ranks
         seconds = max(comm.comm.allgather(seconds))
     probe = {}
     if mode == "shared":
@@ -130,7 +141,7 @@ def worker(mode: str, epochs: int, out: Path) -> None:
         plain = timed_communicator(shared_memory=False)
         probe["gradient allreduce"] = sum_seconds(plain, net.ctx, size)
     if comm.rank == 0:
-        rows = epochs * ROWS * (comm.size if mode == "independent" else 1)
+        rows = epochs * ROWS * (comm.size if alone else 1)
         out.write_text(json.dumps({"mode": mode, "ranks": comm.size, "seconds": seconds,
                                    "rows_per_s": rows / seconds,
                                    "sum_share": comm.spent / seconds,
@@ -199,7 +210,7 @@ def median(rounds: list, mode: str, key: str) -> float:
 
 def report(rounds: list, table: list) -> str:
     ratios = {mode: [r[mode]["rows_per_s"] / r["one"]["rows_per_s"] for r in rounds]
-              for mode in ("shared", "allreduce", "independent")}
+              for mode in ("shared", "allreduce", "independent", "lockstep")}
     speedup = {mode: statistics.median(v) for mode, v in ratios.items()}
     probe = {k: statistics.median(r["shared"]["probe"][k] for r in rounds)
              for k in rounds[0]["shared"]["probe"]}
@@ -214,7 +225,7 @@ def report(rounds: list, table: list) -> str:
     lines = [
         "# Data-parallel scaling (MPI, large configuration, float32, SGD, batch 256)",
         "",
-        f"Written by `benchmarks/scaling.py`: {len(rounds)} rounds of the four runs below, "
+        f"Written by `benchmarks/scaling.py`: {len(rounds)} rounds of the five runs below, "
         f"interleaved, {rounds[0]['one']['steps']} timed steps per run, one BLAS thread per "
         "process, each process bound to a core; medians over the rounds.",
         "",
@@ -230,12 +241,19 @@ def report(rounds: list, table: list) -> str:
         f"| 2 independent plain fits, batch 128 each (no communication) | "
         f"{median(rounds, 'independent', 'rows_per_s'):.0f} | {speedup['independent']:.2f}x "
         f"({spread('independent')}) | none |",
+        f"| the same 2 fits in lockstep (an MPI barrier at every step, no sum) | "
+        f"{median(rounds, 'lockstep', 'rows_per_s'):.0f} | {speedup['lockstep']:.2f}x "
+        f"({spread('lockstep')}) | none |",
         "",
         f"**2 ranks / 1 process throughput: {speedup['shared']:.2f}x** (median; target >= "
         f"1.7x); {speedup['allreduce']:.2f}x with one MPI_Allreduce per step. Two processes "
         f"that never communicate reach {speedup['independent']:.2f}x here: the ceiling of any "
         "data-parallel speed-up on this machine's two cores; the data-parallel fit gets "
-        f"{speedup['shared'] / speedup['independent']:.0%} of it.",
+        f"{speedup['shared'] / speedup['independent']:.0%} of it. Held in lockstep at every "
+        f"step without summing anything, the same two fits reach {speedup['lockstep']:.2f}x "
+        "(what waiting for the slower rank at every step leaves by itself); what the "
+        "data-parallel fit loses beyond that is its own work per step (the gradient sum, "
+        "the loss's share).",
         "",
         f"The large network's gradient ({gradient / 2**20:.1f} MiB) summed alone on 2 ranks: "
         f"{1e3 * probe['gradient shared']:.2f} ms through the shared-memory windows, "
@@ -266,7 +284,7 @@ def report(rounds: list, table: list) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=7, help="rounds of the four runs")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of the five runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--worker", choices=tuple(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)

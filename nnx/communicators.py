@@ -321,7 +321,8 @@ class SharedMemorySum(StepSum):
     libraries' own shared-memory collectives.
 
     Each rank's vector *is* its segment of a window every rank on the machine can read, so
-    packing the gradients is the only copy in. After a barrier, the machine's rank ``r``
+    the layers make their gradients right there
+    (:meth:`~nnx.distributed.GradientSum.destinations`), or they are copied in once. After a barrier, the machine's rank ``r``
     adds the ``r``-th of its ``n`` slices of every segment into the first segment
     (segments in rank order: the same rounding on every rank); after a second barrier that
     segment holds the sum, and every rank reads it in place. Each rank reads ``1/n`` of
