@@ -152,9 +152,10 @@ class Backend:
 
     def matmul_into(self, a, b, out):
         """``a @ b`` written into ``out`` (of the product's shape and dtype), and ``out``
-        returned: a product made where it is needed next (a slice of the gradient sum's
-        vector, see :meth:`nnx.distributed.GradientSum.destinations`) saves copying it
-        there. Only called where ``views`` holds and the arrays are writeable."""
+        returned. Made right there (the library's matmul with an output), a product needed
+        in a slice of a larger vector (the gradient sum's, see
+        :meth:`nnx.distributed.GradientSum.destinations`) is not copied there; this default
+        copies it. Only called where ``views`` holds and the arrays are writeable."""
         out[...] = a @ b
         return out
 

@@ -321,14 +321,15 @@ class SharedMemorySum(StepSum):
     libraries' own shared-memory collectives.
 
     Each rank's vector *is* its segment of a window every rank on the machine can read, so
-    the layers make their gradients right there
-    (:meth:`~nnx.distributed.GradientSum.destinations`), or they are copied in once. After a barrier, the machine's rank ``r``
-    adds the ``r``-th of its ``n`` slices of every segment into the first segment
-    (segments in rank order: the same rounding on every rank); after a second barrier that
-    segment holds the sum, and every rank reads it in place. Each rank reads ``1/n`` of
-    every segment, where ``MPI_Allreduce`` copies the whole vector through MPICH's
-    shared-memory cells several times: about four times faster for the large network's
-    2 MiB on two ranks here (``benchmarks/scaling.py`` measures both).
+    a :class:`~nnx.layers.Dense` layer makes its gradients right there
+    (:meth:`~nnx.distributed.GradientSum.destinations`); the others are copied in once.
+    After a barrier, the machine's rank ``r`` adds the ``r``-th of its ``n`` slices of
+    every segment into the first segment (segments in rank order: the same rounding on
+    every rank); after a second barrier that segment holds the sum, and every rank reads
+    it in place. Each rank reads ``1/n`` of every segment, where ``MPI_Allreduce`` copies
+    the whole vector through MPICH's shared-memory cells several times: about four times
+    faster for the large network's 2 MiB on two ranks here (``benchmarks/scaling.py``
+    measures both).
 
     Two windows serve alternate steps: a rank may pack step ``k + 1`` while another still
     reads step ``k``'s sum, but never step ``k + 2`` (that needs step ``k + 1``'s barriers,

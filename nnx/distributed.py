@@ -110,13 +110,17 @@ class GradientSum:
     def __init__(self, net, comm: Communicator):
         self.net, self.comm = net, comm
         self.ctx = net.ctx
-        self.layout = FlatLayout(net.parameters())
+        # every parameter's slice starts on a 64-byte boundary, and so does every rank's
+        # vector in a shared-memory window (16 elements for the loss keep the vector's size
+        # a multiple of 16): the layers' products made there round as into new arrays
+        self.layout = FlatLayout(net.parameters(), align=16)
         self.owns_penalties = comm.rank == 0
         #: rows of the global batch of the coming step (set by :class:`RankBatches`)
         self.rows_total = None
         self.steps = 0
-        #: sums the packed gradients and loss, ``(layout.size + 1,)``, at every step
-        self.step_sum = comm.step_sum(net.ctx, self.layout.size + 1)
+        #: sums the packed gradients and the loss (the last element), ``(layout.size + 16,)``,
+        #: at every step
+        self.step_sum = comm.step_sum(net.ctx, self.layout.size + 16)
         self._destinations = {}  # id of a step vector -> its slices (destinations)
 
     def share(self, loss_fn, out, yb, wb):
@@ -147,11 +151,11 @@ class GradientSum:
         views of writeable arrays.
 
         The layers that can (``Layer.gradients_into``) make their gradients right there,
-        so :meth:`sum` need not copy them in, as PyTorch DDP's ``gradient_as_bucket_view``:
-        on the large network's 2 MiB that copy costs about a twentieth of a step on two
-        ranks here (``benchmarks/scaling.py``). The vectors alternate or repeat (one per
-        window, see :class:`~nnx.communicators.SharedMemorySum`): their slices are made
-        once each.
+        so :meth:`sum` need not copy them in, as PyTorch DDP's ``gradient_as_bucket_view``
+        (the backend's ``matmul_into`` makes the product there on NumPy and torch; other
+        libraries copy it there, as :meth:`sum` would). The vectors alternate or repeat
+        (one per window, see :class:`~nnx.communicators.SharedMemorySum`): their slices are
+        made once each.
         """
         ctx = self.ctx
         if not (ctx.views and ctx.writeable):

@@ -55,7 +55,8 @@ class Layer(Configurable):
     ``kernel_regularizer`` / ``kernel_constraint`` attributes, as :class:`Dense` does.
     A layer whose ``backward`` can write its parameters' gradients into arrays it is given
     (``into=``, keyed like ``params``; in a data-parallel fit, slices of the vector the
-    ranks sum, so no copy into it is needed) sets ``gradients_into = True``.
+    ranks sum, so no copy into it is needed) sets ``gradients_into = True``; a subclass
+    whose own ``backward`` takes no ``into`` gets new arrays' copies instead.
     """
 
     registry_kind = "layer"

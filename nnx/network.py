@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -175,6 +176,11 @@ class Network(Configurable):
         self._state_refs = [(f"{prefix}.{key}", layer.state, key)
                             for prefix, layer in leaves for key in layer.state]
         self._draws_masks = any(layer.draws_masks for _, layer in leaves)
+        # the layers that take into= (Layer.gradients_into): not a subclass whose own
+        # backward lacks it
+        self._writes_into = [layer.gradients_into
+                             and "into" in inspect.signature(layer.backward).parameters
+                             for layer in self.layers]
         # a top-level layer reports gradients under names relative to itself
         self._grad_names = [
             {name[len(f"layers.{i}."):]: name for name, _, _ in self._param_refs
@@ -302,7 +308,7 @@ class Network(Configurable):
         grads = {}
         for i in range(len(self.layers) - 1, -1, -1):
             layer, names = self.layers[i], self._grad_names[i]
-            if into is not None and layer.gradients_into:
+            if into is not None and self._writes_into[i]:
                 dy, layer_grads = layer.backward(
                     caches[i], dy, need_dx=i > 0,
                     into={key: into[name] for key, name in names.items()})

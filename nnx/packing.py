@@ -29,6 +29,11 @@ class FlatLayout:
     ----------
     params : dict
         Name -> array; the order of the dict is the order in the vector.
+    align : int, default 1
+        Each parameter starts at a multiple of this many elements, and ``size`` is one
+        (gaps between parameters are left unused). 16 puts every float32 or float64
+        parameter on a 64-byte boundary wherever the vector itself starts on one: BLAS
+        libraries may round a product differently into memory that is not (torch does).
 
     Attributes
     ----------
@@ -40,14 +45,14 @@ class FlatLayout:
         Total number of elements.
     """
 
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, align: int = 1):
         self.names = list(params)
         self.shapes = [tuple(p.shape) for p in params.values()]
         self.bounds, start = [], 0
         for shape in self.shapes:
             self.bounds.append((start, start + math.prod(shape)))
-            start += math.prod(shape)
-        self.size = start
+            start = -(-(start + math.prod(shape)) // align) * align
+        self.size, self.align = start, align
         self._handed_out: dict | None = None
         self._handed_from = None  # the packed vector they were sliced from
 
@@ -62,6 +67,9 @@ class FlatLayout:
         One call, ``concat(..., axis=None)`` (the standard flattens the arrays first), rather
         than a ``reshape`` per parameter and a ``concat``: half the time on NumPy.
         """
+        if self.align != 1:
+            raise ValueError("pack lays the arrays end to end: a layout with align > 1 "
+                             "has gaps, fill its vector by slices instead")
         return xp.concat([arrays[name] for name in self.names], axis=None)
 
     def unpack(self, xp, flat) -> dict:

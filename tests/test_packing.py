@@ -74,6 +74,16 @@ def test_layout_packs_and_unpacks_in_order(backend):
     assert float(xp.sum(arrays["b"])) == 21.0
 
 
+def test_an_aligned_layout_starts_every_array_on_a_multiple_and_cannot_pack():
+    arrays = {"W": np.zeros((2, 3)), "b": np.zeros(2), "V": np.zeros((17, 1))}
+    layout = FlatLayout(arrays, align=16)
+    assert layout.bounds == [(0, 6), (16, 18), (32, 49)] and layout.size == 64
+    back = layout.unpack(np, np.arange(64.0))
+    np.testing.assert_array_equal(back["b"], [16.0, 17.0])
+    with pytest.raises(ValueError, match="align"):
+        layout.pack(np, arrays)
+
+
 def test_layout_recognises_only_what_it_handed_out(backend):
     ctx = backend.context("float64")
     xp = ctx.xp
