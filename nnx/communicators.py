@@ -76,6 +76,9 @@ class Communicator:
         values = self.allgather_object(value, what)
         return values if self.rank == 0 else None
 
+    def begin_fit(self) -> None:
+        """Called by every rank first thing in a fit, before any other collective of it."""
+
     def start(self, ctx) -> None:
         """Set up what the fit's collectives need on ``ctx``'s device (called by every rank
         at the start of a fit, after the ranks agreed)."""
@@ -89,6 +92,12 @@ class Communicator:
         """Forget what the fit set up, after it failed on some rank: the ranks may have
         stopped at different steps and left collectives pending, so nothing of it can be
         trusted by the next fit."""
+
+    def end_fit(self, failed: bool) -> None:
+        """Called by every rank at the end of a fit that began (:meth:`begin_fit`), also
+        after an error (``failed``: then :meth:`abandon`)."""
+        if failed:
+            self.abandon()
 
     def _late(self, what: str) -> DistributedError:
         return DistributedError(
@@ -157,7 +166,10 @@ class MPICommunicator(Communicator):
     Parameters
     ----------
     comm : mpi4py.MPI.Comm, optional
-        Default ``MPI.COMM_WORLD``.
+        Default ``MPI.COMM_WORLD``. Each fit runs its collectives on a duplicate of it of
+        its own (``MPI_Comm_idup`` at :meth:`begin_fit`), so that a fit which fails on some
+        rank, leaving collectives pending, leaves them there: ``comm`` itself only ever
+        makes those duplicates (and serves ``evaluate`` and ``predict``).
     timeout : float, default DEFAULT_TIMEOUT
     shared_memory : bool, default True
         Sum each step's gradients through MPI shared-memory windows among the ranks of one
@@ -172,7 +184,10 @@ class MPICommunicator(Communicator):
     def __init__(self, comm=None, timeout=DEFAULT_TIMEOUT, shared_memory=True, machine=None):
         MPI = import_mpi()
         self.MPI = MPI
-        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.world = MPI.COMM_WORLD if comm is None else comm
+        #: the communicator collectives use: a fit's own duplicate of ``world`` while it
+        #: runs (:meth:`begin_fit`), ``world`` otherwise
+        self.comm = self.world
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = check_number("timeout", timeout, low=0, low_open=True)
         self.shared_memory = bool(shared_memory)
@@ -275,10 +290,22 @@ class MPICommunicator(Communicator):
         self._step_sum = SharedMemorySum(self, ctx, size)
         return self._step_sum
 
+    def begin_fit(self):
+        comm, request = self.world.Idup()
+        self._wait([request], "the start of fit")
+        self.comm = comm
+
     def abandon(self):
-        # dropped, not freed (freeing is collective): a pending barrier of the failed fit
-        # stays on the dropped machine communicator instead of meeting the next fit's
+        # dropped, not freed (freeing is collective): a pending collective of the failed fit
+        # stays on the dropped communicators instead of meeting the next fit's
         self._step_sum = self._machine = None
+        self.comm = self.world
+
+    def end_fit(self, failed):
+        if not failed and self.comm is not self.world:
+            self.comm.Free()
+        super().end_fit(failed)
+        self.comm = self.world
 
     def broadcast(self, ctx, array, what):
         buffer, shared = _host_buffer(ctx, array)

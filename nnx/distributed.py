@@ -41,7 +41,9 @@ callbacks that run on every rank) are refused on every rank. A rank that fails m
 others fail too: every MPI and gloo collective waits at most ``timeout`` seconds, then
 raises :class:`DistributedError` naming the step, never a hang (NCCL's sums, queued on the
 GPU, are bounded by NCCL's own watchdog for torch and not at all for CuPy: see
-:class:`~nnx.communicators.NCCLCommunicator`).
+:class:`~nnx.communicators.NCCLCommunicator`). A next fit in the same processes starts
+clean: an MPI fit runs its collectives on a duplicate of the communicator of its own, and
+what a failed one left pending stays there.
 
 The communicators themselves (MPI, NCCL, ``torch.distributed``) are in
 :mod:`nnx.communicators`; their names are importable from here too.
@@ -255,6 +257,8 @@ class DataParallel:
     #: the progress this rank asks for (set by ``fit``); :meth:`begin` makes it the largest
     #: any rank asked for
     verbose = 0
+    #: whether a fit began (:meth:`begin`) and has not ended (:meth:`end`)
+    began = False
 
     def begin(self, net, n_rows: int, batch_size) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
@@ -265,6 +269,8 @@ class DataParallel:
         for, so that every rank counts the training accuracy (a sum over the ranks) and
         rank 0 shows the progress."""
         comm = self.comm
+        self.began = True  # end() ends what begin_fit began, however far this got
+        comm.begin_fit()
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
             "the number of features": net.input_dim,
@@ -372,10 +378,12 @@ class DataParallel:
     def end(self, net, failed: bool = False) -> None:
         """Remove what :meth:`begin` installed (also after an error). After an error
         (``failed``) the communicator also forgets what the fit set up
-        (:meth:`~nnx.communicators.Communicator.abandon`): the ranks may have stopped at
-        different steps, and a next fit must not meet what they left behind."""
-        if failed:
-            self.comm.abandon()
+        (:meth:`~nnx.communicators.Communicator.end_fit`): the ranks may have stopped at
+        different steps, and a next fit must not meet what they left behind. A fit that
+        failed before :meth:`begin` leaves the communicator alone."""
+        if self.began:
+            self.comm.end_fit(failed)
+            self.began = False
         net.reduction = None
         for _, layer in net.named_layers():
             if hasattr(layer, "synchronized"):

@@ -51,56 +51,56 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
             "the callbacks that run on every rank": [
                 type(cb).__name__ for cb in callbacks if not cb.rank_zero_only]}
         plan.verbose = verbose  # this rank's; the start makes it the largest of any rank
-    # a list without y is a list of (X, y) batches; with y it is data (rows)
-    if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
-        batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
-                                       prefetch, validation_split, validation_data,
-                                       sample_weight, class_weight, plan)
-        watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
-    else:
-        if y is None:
-            raise ValueError("y is missing: fit(X, y) with arrays needs the targets")
-        Xd = net.prepare(X)
-        n = Xd.shape[0]
-        y_host = check_targets(y, n)
-        net.learn_targets(y_host, classes)
-        Yd = net.encode_targets(y_host, n)
-        Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
-        if plan is not None:  # before the split: rank 0's shuffle stream draws it
-            plan.begin(net, n, batch_size)
-        validation = None
-        if validation_data is not None:
-            validation = validation_pair(net, validation_data)
-        elif validation_split is not None:
-            (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
-        net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
-        if plan is not None:
-            plan.share_scaling(net)
-            batches = plan.batches(net, lambda size, shard: EpochBatches(
-                (Xd, Yd, Wd), size, net.random, net.ctx, shard=shard), batch_size)
-        else:
-            net.check_batch_rows(Xd.shape[0], batch_size)
-            batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
-        watch = FitWatch.for_arrays(net, X, Xd, Yd, Wd)  # unscaled inputs; a loss that grew
-
-    if plan is not None:  # any rank's: the accuracy is counted on every rank
-        verbose = plan.verbose
-    history = History()
-    cbs = [history, net.history_, watch] + callbacks
-    net.metrics_names = ["loss"]
-    if validation is not None:
-        net.metrics_names += ["val_" + key for key in metric_keys(net)]
-    if verbose:  # Keras's bar (1) or line (2) per epoch, with a classifier's accuracy
-        cbs = with_progress(net, cbs, epochs, verbose, len(batches) or None)
-    if plan is not None and plan.rank != 0:  # one progress bar, one set of files and warnings
-        cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
-    for cb in cbs:
-        cb.set_network(net)
-    if plan is not None:  # the ranks' validation scores and layer state agree each epoch
-        validation = plan.validator(net, validation, metric_keys(net))
-        plan.install(net)
-    failed = True
+    failed = True  # until the epochs ran: a data-parallel fit's end must know (plan.end)
     try:
+        # a list without y is a list of (X, y) batches; with y it is data (rows)
+        if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
+            batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
+                                           prefetch, validation_split, validation_data,
+                                           sample_weight, class_weight, plan)
+            watch = FitWatch.for_source(net, batches.source)  # unscaled inputs; a loss that grew
+        else:
+            if y is None:
+                raise ValueError("y is missing: fit(X, y) with arrays needs the targets")
+            Xd = net.prepare(X)
+            n = Xd.shape[0]
+            y_host = check_targets(y, n)
+            net.learn_targets(y_host, classes)
+            Yd = net.encode_targets(y_host, n)
+            Wd = sample_weights(net, sample_weight, class_weight, y_host, n)
+            if plan is not None:  # before the split: rank 0's shuffle stream draws it
+                plan.begin(net, n, batch_size)
+            validation = None
+            if validation_data is not None:
+                validation = validation_pair(net, validation_data)
+            elif validation_split is not None:
+                (Xd, Yd, Wd), validation = split(net, (Xd, Yd, Wd), validation_split)
+            net.adapt_inputs(Xd)  # input scaling from the training rows, at the first fit
+            if plan is not None:
+                plan.share_scaling(net)
+                batches = plan.batches(net, lambda size, shard: EpochBatches(
+                    (Xd, Yd, Wd), size, net.random, net.ctx, shard=shard), batch_size)
+            else:
+                net.check_batch_rows(Xd.shape[0], batch_size)
+                batches = EpochBatches((Xd, Yd, Wd), batch_size, net.random, net.ctx)
+            watch = FitWatch.for_arrays(net, X, Xd, Yd, Wd)  # unscaled inputs; a loss that grew
+
+        if plan is not None:  # any rank's: the accuracy is counted on every rank
+            verbose = plan.verbose
+        history = History()
+        cbs = [history, net.history_, watch] + callbacks
+        net.metrics_names = ["loss"]
+        if validation is not None:
+            net.metrics_names += ["val_" + key for key in metric_keys(net)]
+        if verbose:  # Keras's bar (1) or line (2) per epoch, with a classifier's accuracy
+            cbs = with_progress(net, cbs, epochs, verbose, len(batches) or None)
+        if plan is not None and plan.rank != 0:  # one progress bar, one set of files and warnings
+            cbs = [cb for cb in cbs if not getattr(cb, "rank_zero_only", False)]
+        for cb in cbs:
+            cb.set_network(net)
+        if plan is not None:  # the ranks' validation scores and layer state agree each epoch
+            validation = plan.validator(net, validation, metric_keys(net))
+            plan.install(net)
         with net.ctx.errstate():
             run_epochs(net, batches, epochs, shuffle, cbs, validation,
                        DivergenceGuard(net, on_nonfinite))

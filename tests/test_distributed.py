@@ -209,10 +209,12 @@ def test_the_gradient_sum_each_communicator_gives(tmp_path):
 
 
 @needs_mpi
-def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process):
+@pytest.mark.parametrize("communicator", ["mpi", "mpi-allreduce"])
+def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process, communicator):
     """The ranks stopped at different steps, one of them inside a gradient sum: the next
-    fit on the same communicator must not meet what they left behind."""
-    proc = launch(2, "refit", tmp_path, timeout=120)
+    fit on the same communicator must not meet what they left behind (in shared memory, or
+    pending on the MPI communicator)."""
+    proc = launch(2, "refit", tmp_path, communicator, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
     assert [str(r["first"]) for r in ranks] == ["DistributedError", "RuntimeError"]
