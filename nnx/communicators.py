@@ -76,8 +76,9 @@ class Communicator:
         values = self.allgather_object(value, what)
         return values if self.rank == 0 else None
 
-    def begin_fit(self) -> None:
-        """Called by every rank first thing in a fit, before any other collective of it."""
+    def begin_run(self) -> None:
+        """Called by every rank first thing in a run over the ranks (a fit, or an
+        ``evaluate`` or ``predict`` split over them), before any other collective of it."""
 
     def start(self, ctx) -> None:
         """Set up what the fit's collectives need on ``ctx``'s device (called by every rank
@@ -93,8 +94,8 @@ class Communicator:
         stopped at different steps and left collectives pending, so nothing of it can be
         trusted by the next fit."""
 
-    def end_fit(self, failed: bool) -> None:
-        """Called by every rank at the end of a fit that began (:meth:`begin_fit`), also
+    def end_run(self, failed: bool) -> None:
+        """Called by every rank at the end of a run that began (:meth:`begin_run`), also
         after an error (``failed``: then :meth:`abandon`)."""
         if failed:
             self.abandon()
@@ -166,10 +167,13 @@ class MPICommunicator(Communicator):
     Parameters
     ----------
     comm : mpi4py.MPI.Comm, optional
-        Default ``MPI.COMM_WORLD``. Each fit runs its collectives on a duplicate of it of
-        its own (``MPI_Comm_idup`` at :meth:`begin_fit`), so that a fit which fails on some
-        rank, leaving collectives pending, leaves them there: ``comm`` itself only ever
-        makes those duplicates (and serves ``evaluate`` and ``predict``).
+        Default ``MPI.COMM_WORLD``. Each fit (and each ``evaluate`` or ``predict`` over the
+        ranks) runs its collectives on a duplicate of it of its own (``MPI_Comm_idup`` at
+        :meth:`begin_run`), so that one which fails on some rank, leaving collectives
+        pending, leaves them there: ``comm`` itself only ever makes those duplicates. A
+        rank that never starts a run leaves its duplicate pending on the others: then
+        every later run on this communicator is refused with a clear error (restart the
+        processes).
     timeout : float, default DEFAULT_TIMEOUT
     shared_memory : bool, default True
         Sum each step's gradients through MPI shared-memory windows among the ranks of one
@@ -186,7 +190,7 @@ class MPICommunicator(Communicator):
         self.MPI = MPI
         self.world = MPI.COMM_WORLD if comm is None else comm
         #: the communicator collectives use: a fit's own duplicate of ``world`` while it
-        #: runs (:meth:`begin_fit`), ``world`` otherwise
+        #: runs (:meth:`begin_run`), ``world`` otherwise
         self.comm = self.world
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = check_number("timeout", timeout, low=0, low_open=True)
@@ -195,6 +199,7 @@ class MPICommunicator(Communicator):
         self._machine = None  # the machine's ranks as the shared-memory sum uses them
         self._stage = {}  # host buffers for device arrays, by shape and dtype (_staged)
         self._step_sum = None  # the last fit's SharedMemorySum, reused by the next
+        self._out_of_step = False  # a run's start timed out (see begin_run)
         #: more ranks on this machine than cores (known once the machine's ranks are):
         #: a waiting rank then yields its core between polls
         self.oversubscribed = False
@@ -290,9 +295,18 @@ class MPICommunicator(Communicator):
         self._step_sum = SharedMemorySum(self, ctx, size)
         return self._step_sum
 
-    def begin_fit(self):
+    def begin_run(self):
+        if self._out_of_step:
+            raise DistributedError(
+                f"rank {self.rank} of {self.size}: a run before this one never started on "
+                "some rank, so the ranks' communicator is out of step; start the processes "
+                "again")
         comm, request = self.world.Idup()
-        self._wait([request], "the start of fit")
+        try:
+            self._wait([request], "the start of the run")
+        except DistributedError:
+            self._out_of_step = True  # the duplicate stays pending: the next would mismatch
+            raise
         self.comm = comm
 
     def abandon(self):
@@ -301,10 +315,10 @@ class MPICommunicator(Communicator):
         self._step_sum = self._machine = None
         self.comm = self.world
 
-    def end_fit(self, failed):
+    def end_run(self, failed):
         if not failed and self.comm is not self.world:
             self.comm.Free()
-        super().end_fit(failed)
+        super().end_run(failed)
         self.comm = self.world
 
     def broadcast(self, ctx, array, what):

@@ -51,6 +51,7 @@ The communicators themselves (MPI, NCCL, ``torch.distributed``) are in
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -269,8 +270,8 @@ class DataParallel:
         for, so that every rank counts the training accuracy (a sum over the ranks) and
         rank 0 shows the progress."""
         comm = self.comm
-        self.began = True  # end() ends what begin_fit began, however far this got
-        comm.begin_fit()
+        self.began = True  # end() ends what begin_run began, however far this got
+        comm.begin_run()
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
             "the number of features": net.input_dim,
@@ -378,11 +379,11 @@ class DataParallel:
     def end(self, net, failed: bool = False) -> None:
         """Remove what :meth:`begin` installed (also after an error). After an error
         (``failed``) the communicator also forgets what the fit set up
-        (:meth:`~nnx.communicators.Communicator.end_fit`): the ranks may have stopped at
+        (:meth:`~nnx.communicators.Communicator.end_run`): the ranks may have stopped at
         different steps, and a next fit must not meet what they left behind. A fit that
         failed before :meth:`begin` leaves the communicator alone."""
         if self.began:
-            self.comm.end_fit(failed)
+            self.comm.end_run(failed)
             self.began = False
         net.reduction = None
         for _, layer in net.named_layers():
@@ -482,16 +483,28 @@ def _parts(X, y):
     return len(X), lambda a, b: (rows(X, a, b), rows(y, a, b))
 
 
+@contextlib.contextmanager
+def _run(comm):
+    """One run over the ranks (:meth:`~nnx.communicators.Communicator.begin_run`)."""
+    comm.begin_run()
+    failed = True
+    try:
+        yield comm
+        failed = False
+    finally:
+        comm.end_run(failed)
+
+
 def evaluate(net, X, y, distributed) -> dict:
     """``net.evaluate(X, y)`` with the rows split over the ranks: each rank scores its
     contiguous part, and every rank gets the global means."""
-    comm = data_parallel(distributed).comm
-    n, part = _parts(X, y)
-    start, stop = rank_slice(n, comm.rank, comm.size)
-    mine = net.evaluate(*part(start, stop)) if stop > start else None
-    parts = [(s, b - a) for s, (a, b) in zip(
-        comm.allgather_object(mine, "evaluate"),
-        (rank_slice(n, r, comm.size) for r in range(comm.size))) if s is not None]
+    with _run(data_parallel(distributed).comm) as comm:
+        n, part = _parts(X, y)
+        start, stop = rank_slice(n, comm.rank, comm.size)
+        mine = net.evaluate(*part(start, stop)) if stop > start else None
+        parts = [(s, b - a) for s, (a, b) in zip(
+            comm.allgather_object(mine, "evaluate"),
+            (rank_slice(n, r, comm.size) for r in range(comm.size))) if s is not None]
     return {key: sum(s[key] * rows for s, rows in parts) / n for key in parts[0][0]}
 
 
@@ -501,11 +514,11 @@ def predict(net, method, X, distributed):
     array, the other ranks ``None``."""
     from .backend import to_numpy
 
-    comm = data_parallel(distributed).comm
-    n, part = _parts(X, None)
-    start, stop = rank_slice(n, comm.rank, comm.size)
-    mine = to_numpy(method(part(start, stop)[0])) if stop > start else None
-    parts = comm.gather_object(mine, method.__name__)
+    with _run(data_parallel(distributed).comm) as comm:
+        n, part = _parts(X, None)
+        start, stop = rank_slice(n, comm.rank, comm.size)
+        mine = to_numpy(method(part(start, stop)[0])) if stop > start else None
+        parts = comm.gather_object(mine, method.__name__)
     return (np.concatenate([p for p in parts if p is not None]) if comm.rank == 0
             else None)
 

@@ -331,6 +331,36 @@ def scenario(name, out, communicator):
         net.fit(X, y, epochs=8, batch_size=32, distributed=plan)
         return {"first": np.array(first),
                 **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
+    if name == "broken_evaluate":  # an evaluate fails on one rank, then a fit runs
+        make, make_data, _, _ = CASES["sgd_nesterov_l2"]
+        X, y = make_data()
+        plan = DataParallel(communicator, timeout=4)
+        rank = _rank(communicator)
+        fitted = make("float64")
+        fitted.fit(X, y, epochs=1)  # in each process alone
+        try:  # rank 1 passes rows of the wrong width: it fails inside, the others wait
+            fitted.evaluate(X[:, :4 if rank == 1 else 5], y, distributed=plan)
+        except Exception as error:
+            first = type(error).__name__
+        if rank == 1:  # rank 0 still waits for rank 1's scores: let it give up
+            time.sleep(5)
+        net = make("float64")
+        net.fit(X, y, epochs=8, batch_size=32, distributed=plan)
+        return {"first": np.array(first),
+                **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
+    if name == "never_started":  # rank 1 never starts the first fit
+        make, make_data, _, _ = CASES["sgd_nesterov_l2"]
+        X, y = make_data()
+        plan = DataParallel(communicator, timeout=3)
+        errors = []
+        for _ in range(2):
+            if _rank(communicator) == 1:
+                break
+            try:
+                make("float64").fit(X, y, epochs=1, batch_size=32, distributed=plan)
+            except Exception as error:
+                errors.append(f"{type(error).__name__}: {error}")
+        return {"errors": np.array(errors)}
     if name == "sums":  # which sum each communicator gives a fit
         import warnings
 

@@ -226,6 +226,31 @@ def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process, 
 
 
 @needs_mpi
+def test_a_fit_after_an_evaluate_failed_on_one_rank_is_the_one_process_fit(tmp_path,
+                                                                         one_process):
+    proc = launch(2, "broken_evaluate", tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    assert [str(r["first"]) for r in ranks] == ["DistributedError", "ValueError"]
+    for r in ranks:
+        for name in ("layers.0.W", "layers.2.b"):
+            np.testing.assert_allclose(r["refit/" + name],
+                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
+                                       rtol=1e-12)
+
+
+@needs_mpi
+def test_a_rank_that_never_starts_a_fit_makes_later_fits_refused_clearly(tmp_path):
+    proc = launch(2, "never_started", tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = np.load(tmp_path / "rank-0.npz")["errors"]
+    assert first.startswith("DistributedError: rank 0 of 2 waited 3 s for the other ranks "
+                            "at the start of the run")
+    assert second.startswith("DistributedError: rank 0 of 2: a run before this one never "
+                             "started on some rank")
+
+
+@needs_mpi
 @pytest.mark.parametrize("scenario, what", [
     ("mismatch", "the number of training rows (rank 0: 203, rank 1: 193)"),
     ("mismatch_epochs", "epochs (rank 0: 1, rank 1: 2)"),
