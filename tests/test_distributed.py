@@ -208,35 +208,34 @@ def test_the_gradient_sum_each_communicator_gives(tmp_path):
     assert "which has 0 MiB free: summing with MPI_Allreduce instead" in warning
 
 
+def _refit_is_the_one_process_fit(tmp_path, scenario, communicator, errors, expected):
+    """Run ``scenario`` (a run that fails, then a fit): each rank's first error and its fit."""
+    proc = launch(2, scenario, tmp_path, communicator, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    assert [str(r["first"]) for r in ranks] == errors
+    for r in ranks:
+        for name in ("layers.0.W", "layers.2.b"):
+            np.testing.assert_allclose(r["refit/" + name],
+                                       expected[f"sgd_nesterov_l2/float64/{name}"],
+                                       rtol=1e-12)
+
+
 @needs_mpi
 @pytest.mark.parametrize("communicator", ["mpi", "mpi-allreduce"])
 def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process, communicator):
     """The ranks stopped at different steps, one of them inside a gradient sum: the next
     fit on the same communicator must not meet what they left behind (in shared memory, or
     pending on the MPI communicator)."""
-    proc = launch(2, "refit", tmp_path, communicator, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
-    assert [str(r["first"]) for r in ranks] == ["DistributedError", "RuntimeError"]
-    for r in ranks:
-        for name in ("layers.0.W", "layers.2.b"):
-            np.testing.assert_allclose(r["refit/" + name],
-                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
-                                       rtol=1e-12)
+    _refit_is_the_one_process_fit(tmp_path, "refit", communicator,
+                                  ["DistributedError", "RuntimeError"], one_process)
 
 
 @needs_mpi
 def test_a_fit_after_an_evaluate_failed_on_one_rank_is_the_one_process_fit(tmp_path,
                                                                          one_process):
-    proc = launch(2, "broken_evaluate", tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
-    assert [str(r["first"]) for r in ranks] == ["DistributedError", "ValueError"]
-    for r in ranks:
-        for name in ("layers.0.W", "layers.2.b"):
-            np.testing.assert_allclose(r["refit/" + name],
-                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
-                                       rtol=1e-12)
+    _refit_is_the_one_process_fit(tmp_path, "broken_evaluate", "mpi",
+                                  ["DistributedError", "ValueError"], one_process)
 
 
 @needs_mpi
