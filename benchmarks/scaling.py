@@ -1,6 +1,6 @@
 """Data-parallel scaling: the large configuration on 1 and 2 MPI ranks, and a cost model.
 
-    python benchmarks/scaling.py [--epochs 4] [--repeats 7] [--out benchmarks/results]
+    python benchmarks/scaling.py [--epochs 4] [--repeats 15] [--out benchmarks/results]
 
 Measured here, side by side in one run (each process with one BLAS thread, bound to its own
 core by ``mpiexec -bind-to core``), ``--repeats``
@@ -284,7 +284,7 @@ def report(rounds: list, table: list) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=7, help="rounds of the five runs")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds of the five runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--worker", choices=tuple(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
