@@ -170,10 +170,12 @@ class MPICommunicator(Communicator):
         Default ``MPI.COMM_WORLD``. Each fit (and each ``evaluate`` or ``predict`` over the
         ranks) runs its collectives on a duplicate of it of its own (``MPI_Comm_idup`` at
         :meth:`begin_run`), so that one which fails on some rank, leaving collectives
-        pending, leaves them there: ``comm`` itself only ever makes those duplicates. A
-        rank that never starts a run leaves its duplicate pending on the others: then
-        every later run on this communicator is refused with a clear error (restart the
-        processes).
+        pending, leaves them there: ``comm`` itself only ever makes those duplicates (the
+        machine's communicators of the gradient sum are the run's too). A rank that never
+        starts a run leaves its duplicate pending on the others, and ranks that began
+        different numbers of runs (one failed before it began one) are found at the next
+        start: then every later run on this communicator is refused with a clear error
+        (start the processes again).
     timeout : float, default DEFAULT_TIMEOUT
     shared_memory : bool, default True
         Sum each step's gradients through MPI shared-memory windows among the ranks of one
@@ -200,6 +202,8 @@ class MPICommunicator(Communicator):
         self._stage = {}  # host buffers for device arrays, by shape and dtype (_staged)
         self._step_sum = None  # the last fit's SharedMemorySum, reused by the next
         self._out_of_step = False  # a run's start timed out (see begin_run)
+        self._runs = 0  # runs begun (begin_run), the same on every rank
+        self._depth = 0  # runs begun and not ended: more than 1 when nested
         #: more ranks on this machine than cores (known once the machine's ranks are):
         #: a waiting rank then yields its core between polls
         self.oversubscribed = False
@@ -210,7 +214,11 @@ class MPICommunicator(Communicator):
 
     @property
     def local_rank(self) -> int:
-        return self.comm.Split_type(self.MPI.COMM_TYPE_SHARED).Get_rank()
+        machine = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
+        try:
+            return machine.Get_rank()
+        finally:
+            machine.Free()
 
     def _wait(self, requests, what):
         """Wait for nonblocking requests, at most ``timeout`` seconds (MPI's own waits
@@ -261,8 +269,12 @@ class MPICommunicator(Communicator):
     def step_sum(self, ctx, size):
         if not self.shared_memory:
             return StepSum(self, ctx, size)
+        if self._machine is None:  # the run's (end_run frees it)
+            self._machine = (self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
+                             if self.machine is None else self.machine.Dup())
         last = self._step_sum  # kept from fit to fit: windows are made and freed collectively
         if last is not None and last.fits(ctx, size):
+            last.restart()
             return last
         need = 2 * size * np.dtype(ctx.dtype_name).itemsize  # two windows per rank
         host = self.MPI.Get_processor_name()
@@ -289,13 +301,13 @@ class MPICommunicator(Communicator):
                     "with MPI_Allreduce instead (a larger /dev/shm, e.g. docker's "
                     "--shm-size, restores the faster sum)", RuntimeWarning, stacklevel=2)
             return StepSum(self, ctx, size)
-        if self._machine is None:  # a communicator of its own: abandon() can drop it
-            self._machine = (self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
-                             if self.machine is None else self.machine.Dup())
         self._step_sum = SharedMemorySum(self, ctx, size)
         return self._step_sum
 
     def begin_run(self):
+        if self._depth:  # a run inside a run (an evaluate from a fit's callback): its own
+            self._depth += 1
+            return
         if self._out_of_step:
             raise DistributedError(
                 f"rank {self.rank} of {self.size}: a run before this one never started on "
@@ -304,21 +316,39 @@ class MPICommunicator(Communicator):
         comm, request = self.world.Idup()
         try:
             self._wait([request], "the start of the run")
+            self.comm = comm
+            # a rank that failed before it began a run would meet the others' next one:
+            # every rank must be at the same run
+            runs = self.allgather_object(self._runs, "the start of the run")
         except DistributedError:
             self._out_of_step = True  # the duplicate stays pending: the next would mismatch
+            self.comm = self.world
             raise
-        self.comm = comm
-
-    def abandon(self):
-        # dropped, not freed (freeing is collective): a pending collective of the failed fit
-        # stays on the dropped communicators instead of meeting the next fit's
-        self._step_sum = self._machine = None
-        self.comm = self.world
+        if any(r != runs[0] for r in runs):
+            self._out_of_step = True
+            self.comm = self.world
+            raise DistributedError(
+                f"rank {self.rank} of {self.size}: the ranks are at different runs (the "
+                f"number of fits, evaluates and predicts each began: {runs}); a rank failed "
+                "before one began; start the processes again")
+        self._runs += 1
+        self._depth = 1
 
     def end_run(self, failed):
-        if not failed and self.comm is not self.world:
-            self.comm.Free()
+        self._depth -= 1
+        if self._depth:  # the outer run goes on
+            return
         super().end_run(failed)
+        # the run's communicators, freed: MPICH frees one with pending operations (which a
+        # failed run may leave on some ranks) once they end, and nothing meets them again.
+        # Every rank frees the same ones, whatever happened, so the next run makes the
+        # same new ones everywhere. The windows stay (freeing them synchronises the ranks).
+        if self._machine is not None:
+            self._machine.Free()
+            self._machine = None
+        if self._step_sum is not None:
+            self._step_sum.drop()
+        self.comm.Free()
         self.comm = self.world
 
     def broadcast(self, ctx, array, what):
@@ -398,14 +428,34 @@ class SharedMemorySum(StepSum):
                                   for q in range(n)])
         # the first rank of each machine sums the machines' sums (when there are several)
         self.machines = n < comm.size
-        self.between = None
-        if self.machines:
-            between = comm.comm.Split(0 if r == 0 else MPI.UNDEFINED, comm.rank)
-            self.between = None if between == MPI.COMM_NULL else between
+        self._join_machines()
         self.own = [self._in_place(segments[r]) for segments in self.segments]
         self.sums = [self._in_place(segments[0]) for segments in self.segments]
         self._vector = None if self.own[0] is not None else ctx.zeros((size,))
         self.step = 0
+
+    def _join_machines(self) -> None:
+        """The communicator of the machines' first ranks (on them, with several machines;
+        ``None`` elsewhere): collective over the run's communicator."""
+        self.between, self.broken = None, False
+        if self.machines:
+            MPI, comm = self.comm.MPI, self.comm
+            between = comm.comm.Split(0 if self.rank == 0 else MPI.UNDEFINED, comm.rank)
+            self.between = None if between == MPI.COMM_NULL else between
+
+    def drop(self) -> None:
+        """At the end of a run: its communicator between machines freed (a sum a failed
+        run left pending ends on it, never meeting the next run's)."""
+        if self.between is not None:
+            self.between.Free()
+        self.between, self.broken = None, True
+
+    def restart(self) -> None:
+        """Serve a new fit (every rank at once): from the first window again, with the new
+        run's communicator between machines."""
+        self.step = 0
+        if self.broken:
+            self._join_machines()
 
     def _in_place(self, host):
         """``host`` as an array of the network's library sharing its memory, or ``None``."""
@@ -487,6 +537,14 @@ class NCCLCommunicator(MPICommunicator):
                              "network with backend='cupy' (or use 'mpi' or 'torch')")
         self._communicator()  # now, while MPI's timeout covers every rank
 
+    def abandon(self):
+        # sums a failed run left queued would meet the next run's on the same NCCL
+        # communicator: aborted, and a new one set up by the next fit (start)
+        if self._nccl is not None:
+            getattr(self._nccl, "abort", lambda: None)()  # ncclCommAbort (NCCL >= 2.4)
+            self._nccl = None
+        super().abandon()
+
     def _communicator(self):
         if self._nccl is None:
             from cupy.cuda import nccl
@@ -526,6 +584,15 @@ class TorchCommunicator(Communicator):
     timeout : float, default DEFAULT_TIMEOUT
         The group's timeout. On CUDA, NCCL enforces it through its own watchdog, which
         ends the process rather than raising.
+
+    Notes
+    -----
+    A fit that fails on some rank after its collectives began may leave operations
+    unmatched in the process group (gloo then waits on them without end), and
+    ``torch.distributed`` cannot make a group per fit with a timeout: later fits and
+    ``evaluate``/``predict`` runs are refused with a :class:`DistributedError` (start the
+    processes again). An error every rank raises at the same point (a divergence, ranks
+    that disagree at the start) leaves nothing unmatched and refuses nothing.
     """
 
     def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
@@ -553,10 +620,36 @@ class TorchCommunicator(Communicator):
             # threads): the group made here is destroyed at exit
             atexit.register(_destroy_group, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
+        self._depth = 0  # runs begun and not ended: more than 1 when nested
+        self._collectives = 0  # collectives of the current run
+        self._broken = False  # a run failed after its collectives began
 
     @property
     def local_rank(self) -> int:
         return int(os.environ.get("LOCAL_RANK", self.rank))
+
+    def begin_run(self):
+        # torch.distributed has no nonblocking duplicate of a group with a timeout: after a
+        # run that failed mid-way, the group may hold unmatched operations (gloo then waits
+        # without end), so later runs are refused instead
+        self._depth += 1
+        if self._depth > 1:
+            return
+        if self._broken:
+            self._depth = 0
+            raise DistributedError(
+                f"rank {self.rank} of {self.size}: an earlier run over torch.distributed "
+                "failed on some rank after its collectives began, and its process group may "
+                "hold unmatched operations; start the processes again")
+        self._collectives = 0
+
+    def abandon(self):
+        self._broken = self._broken or self._collectives > 0
+
+    def end_run(self, failed):
+        self._depth -= 1
+        if not self._depth:
+            super().end_run(failed)
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
@@ -566,6 +659,7 @@ class TorchCommunicator(Communicator):
         return self.torch.from_numpy(buffer)
 
     def _run(self, collective, what):
+        self._collectives += 1
         try:
             work = collective()
             if work is not None:

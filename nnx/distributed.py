@@ -61,6 +61,7 @@ from .communicators import (COMMUNICATORS, DEFAULT_TIMEOUT, Communicator,
                             DistributedError, MPICommunicator, NCCLCommunicator,
                             TorchCommunicator, import_mpi)
 from .data import rank_slice
+from .guard import DivergenceError
 from .packing import FlatLayout
 
 
@@ -258,8 +259,15 @@ class DataParallel:
     #: the progress this rank asks for (set by ``fit``); :meth:`begin` makes it the largest
     #: any rank asked for
     verbose = 0
-    #: whether a fit began (:meth:`begin`) and has not ended (:meth:`end`)
+    #: whether a fit's run began (:meth:`open`) and has not ended (:meth:`end`)
     began = False
+
+    def open(self) -> None:
+        """Begin the fit's run over the ranks
+        (:meth:`~nnx.communicators.Communicator.begin_run`), first thing in ``fit``: a rank
+        that fails anywhere after this makes every rank's fit fail (:meth:`end`)."""
+        self.comm.begin_run()
+        self.began = True
 
     def begin(self, net, n_rows: int, batch_size) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
@@ -270,8 +278,6 @@ class DataParallel:
         for, so that every rank counts the training accuracy (a sum over the ranks) and
         rank 0 shows the progress."""
         comm = self.comm
-        self.began = True  # end() ends what begin_run began, however far this got
-        comm.begin_run()
         facts = {
             "the number of training rows": n_rows if self.data == "global" else None,
             "the number of features": net.input_dim,
@@ -292,9 +298,11 @@ class DataParallel:
             if any(v != values[0] for v in values):
                 shown = ", ".join(f"rank {r}: {_from_difference(v, values[0])}"
                                   for r, v in enumerate(values))
-                raise DistributedError(
+                error = DistributedError(
                     f"the ranks disagree on {key} ({shown}); every rank must build the same "
                     "network and pass the same data (or its own shard with data='local')")
+                error.on_every_rank = True  # decided from what every rank sees (see end)
+                raise error
         xp = net.ctx.xp
         start = net.snapshot(parameters=True)
         layout = FlatLayout(start["arrays"])
@@ -376,14 +384,18 @@ class DataParallel:
                 if hasattr(layer, "synchronized"):
                     layer.synchronized = self.gradient_sum
 
-    def end(self, net, failed: bool = False) -> None:
-        """Remove what :meth:`begin` installed (also after an error). After an error
-        (``failed``) the communicator also forgets what the fit set up
-        (:meth:`~nnx.communicators.Communicator.end_run`): the ranks may have stopped at
-        different steps, and a next fit must not meet what they left behind. A fit that
-        failed before :meth:`begin` leaves the communicator alone."""
+    def end(self, net, failure: BaseException | None = None) -> None:
+        """Remove what :meth:`begin` installed (also after an error), and end the fit's run
+        (:meth:`~nnx.communicators.Communicator.end_run`). After an error (``failure``) the
+        ranks may have stopped at different steps, and a next fit must not meet what they
+        left behind; an error every rank raises at the same point (a
+        :class:`~nnx.guard.DivergenceError`, decided from global values; ranks that
+        disagree at the start) leaves nothing behind. A fit that failed before :meth:`open`
+        leaves the communicator alone."""
         if self.began:
-            self.comm.end_run(failed)
+            everywhere = isinstance(failure, DivergenceError) or getattr(
+                failure, "on_every_rank", False)
+            self.comm.end_run(failure is not None and not everywhere)
             self.began = False
         net.reduction = None
         for _, layer in net.named_layers():

@@ -51,8 +51,10 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
             "the callbacks that run on every rank": [
                 type(cb).__name__ for cb in callbacks if not cb.rank_zero_only]}
         plan.verbose = verbose  # this rank's; the start makes it the largest of any rank
-    failed = True  # until the epochs ran: a data-parallel fit's end must know (plan.end)
+    failure = None  # what a data-parallel fit's end must know (plan.end)
     try:
+        if plan is not None:
+            plan.open()
         # a list without y is a list of (X, y) batches; with y it is data (rows)
         if is_streamed(X) or (y is None and isinstance(X, (list, tuple))):
             batches, validation = streamed(net, X, y, batch_size, classes, steps_per_epoch,
@@ -106,10 +108,12 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
                        DivergenceGuard(net, on_nonfinite))
         if plan is not None:
             plan.agree_state(net)  # one model on every rank
-        failed = False
+    except BaseException as error:
+        failure = error
+        raise
     finally:
         if plan is not None:
-            plan.end(net, failed)
+            plan.end(net, failure)
     return history
 
 

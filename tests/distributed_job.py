@@ -348,6 +348,25 @@ def scenario(name, out, communicator):
         net.fit(X, y, epochs=8, batch_size=32, distributed=plan)
         return {"first": np.array(first),
                 **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
+    if name == "nested":  # an evaluate over the ranks from a callback of a fit over them
+        make, make_data, _, _ = CASES["sgd_nesterov_l2"]
+        X, y = make_data()
+        plan = DataParallel(communicator, timeout=20)
+        scores = []
+
+        class Scores(Callback):
+            def __repr__(self):  # the same on every rank (the ranks compare their callbacks)
+                return "Scores()"
+
+            def on_epoch_end(self, epoch, logs=None):
+                scores.append(self.network.evaluate(X, y, distributed=plan)["loss"])
+                # the fit's own communicator still, not the one fits are made from
+                on_own.append(plan.comm.comm is not plan.comm.world)
+
+        net, on_own = make("float64"), []
+        net.fit(X, y, epochs=8, batch_size=32, callbacks=[Scores()], distributed=plan)
+        return {"scores": np.array(scores), "on_own": np.array(on_own),
+                **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
     if name == "never_started":  # rank 1 never starts the first fit
         make, make_data, _, _ = CASES["sgd_nesterov_l2"]
         X, y = make_data()

@@ -239,6 +239,32 @@ def test_a_fit_after_an_evaluate_failed_on_one_rank_is_the_one_process_fit(tmp_p
 
 
 @needs_mpi
+def test_an_evaluate_over_the_ranks_inside_a_fit_over_them(tmp_path, one_process):
+    proc = launch(2, "nested", tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
+    assert ranks[0]["scores"].shape == (8,)
+    np.testing.assert_array_equal(ranks[0]["scores"], ranks[1]["scores"])
+    assert all(r["on_own"].all() for r in ranks)
+    for r in ranks:  # the fit went on undisturbed
+        for name in ("layers.0.W", "layers.2.b"):
+            np.testing.assert_allclose(r["refit/" + name],
+                                       one_process[f"sgd_nesterov_l2/float64/{name}"],
+                                       rtol=1e-12)
+
+
+@needs_torch
+def test_a_fit_after_a_failed_torch_fit_is_refused_clearly_not_hung(tmp_path):
+    """torch.distributed cannot give each fit a group of its own with a timeout: after a
+    fit that failed mid-step, the next is refused on every rank."""
+    proc = launch(2, "refit", tmp_path, "torch", timeout=120)
+    assert proc.returncode != 0
+    for error in _errors(tmp_path, 2):
+        assert error.startswith("DistributedError: rank "), error
+        assert "an earlier run over torch.distributed failed on some rank" in error, error
+
+
+@needs_mpi
 def test_a_rank_that_never_starts_a_fit_makes_later_fits_refused_clearly(tmp_path):
     proc = launch(2, "never_started", tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
