@@ -89,20 +89,22 @@ class Communicator:
         packed gradients and loss); called by every rank at the start of the fit."""
         return StepSum(self, ctx, size)
 
-    def abandon(self) -> None:
-        """Forget what the fit set up, after it failed on some rank: the ranks may have
-        stopped at different steps and left collectives pending, so nothing of it can be
-        trusted by the next fit."""
+    def abandon(self, failure: BaseException) -> None:
+        """Forget what the run set up, after it failed with ``failure`` here: the ranks may
+        have stopped at different steps and left collectives pending, so nothing of it can
+        be trusted by the next run."""
 
-    def end_run(self, failed: bool) -> None:
-        """Called by every rank at the end of a run that began (:meth:`begin_run`), also
-        after an error (``failed``: then :meth:`abandon`)."""
-        if failed:
-            self.abandon()
+    def end_run(self, failure: BaseException | None) -> None:
+        """Called by every rank at the end of a run that began (:meth:`begin_run`), with
+        the error that ended it here, or ``None``: a success, or an error every rank
+        raised alike (then nothing is left pending). After an error, :meth:`abandon`."""
+        if failure is not None:
+            self.abandon(failure)
 
-    def _late(self, what: str) -> DistributedError:
+    def _late(self, what: str, seconds=None) -> DistributedError:
+        seconds = self.timeout if seconds is None else seconds
         return DistributedError(
-            f"rank {self.rank} of {self.size} waited {self.timeout:g} s for the other ranks "
+            f"rank {self.rank} of {self.size} waited {seconds:g} s for the other ranks "
             f"at {what}: another rank failed or stopped (see its error); every rank must run "
             "the same fit on the same data"
         )
@@ -204,6 +206,7 @@ class MPICommunicator(Communicator):
         self._out_of_step = False  # a run's start timed out (see begin_run)
         self._runs = 0  # runs begun (begin_run), the same on every rank
         self._depth = 0  # runs begun and not ended: more than 1 when nested
+        self._failure = None  # a nested run's, until the outer run ends
         #: more ranks on this machine than cores (known once the machine's ranks are):
         #: a waiting rank then yields its core between polls
         self.oversubscribed = False
@@ -220,14 +223,14 @@ class MPICommunicator(Communicator):
         finally:
             machine.Free()
 
-    def _wait(self, requests, what):
+    def _wait(self, requests, what, seconds=None):
         """Wait for nonblocking requests, at most ``timeout`` seconds (MPI's own waits
         cannot time out): poll without sleeping for :attr:`SPIN_SECONDS` (yielding the core
         between polls when :attr:`oversubscribed`: the rank being waited for may need it),
         then with growing sleeps (a rank waiting long for a slow or failed one frees its
         core)."""
         start = time.monotonic()
-        deadline = start + self.timeout
+        deadline = start + (self.timeout if seconds is None else seconds)
         pause = 0.0
         for request in requests:
             while not request.Test():
@@ -238,7 +241,7 @@ class MPICommunicator(Communicator):
                 elif self.oversubscribed:
                     os.sched_yield()
                 if now > deadline:
-                    raise self._late(what)
+                    raise self._late(what, seconds)
 
     def allreduce(self, ctx, array, what):
         buffer, shared = _host_buffer(ctx, array)
@@ -269,6 +272,11 @@ class MPICommunicator(Communicator):
     def step_sum(self, ctx, size):
         if not self.shared_memory:
             return StepSum(self, ctx, size)
+        host = self.MPI.Get_processor_name()
+        # every rank's machine, cores and free shared memory, exchanged with a timeout: no
+        # rank is missing when the blocking calls below run (the splits, the windows)
+        every = self.allgather_object((host, sorted(_cores()), shared_memory_free()),
+                                      "the start of fit")
         if self._machine is None:  # the run's (end_run frees it)
             self._machine = (self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
                              if self.machine is None else self.machine.Dup())
@@ -277,11 +285,6 @@ class MPICommunicator(Communicator):
             last.restart()
             return last
         need = 2 * size * np.dtype(ctx.dtype_name).itemsize  # two windows per rank
-        host = self.MPI.Get_processor_name()
-        # every rank's machine, cores and free shared memory, exchanged with a timeout (no
-        # rank is missing when the blocking calls below run)
-        every = self.allgather_object((host, sorted(_cores()), shared_memory_free()),
-                                      "the start of fit")
         if last is not None:
             last.free()
             self._step_sum = None
@@ -315,7 +318,9 @@ class MPICommunicator(Communicator):
                 "again")
         comm, request = self.world.Idup()
         try:
-            self._wait([request], "the start of the run")
+            # twice the timeout: after a failed run, a rank that failed by itself comes
+            # here at once, while the others may still be waiting out their timeout
+            self._wait([request], "the start of the run", 2 * self.timeout)
             self.comm = comm
             # a rank that failed before it began a run would meet the others' next one:
             # every rank must be at the same run
@@ -334,11 +339,13 @@ class MPICommunicator(Communicator):
         self._runs += 1
         self._depth = 1
 
-    def end_run(self, failed):
+    def end_run(self, failure):
         self._depth -= 1
-        if self._depth:  # the outer run goes on
+        self._failure = self._failure or failure
+        if self._depth:  # the outer run goes on (and fails with an inner failure)
             return
-        super().end_run(failed)
+        failure, self._failure = self._failure, None
+        super().end_run(failure)
         # the run's communicators, freed: MPICH frees one with pending operations (which a
         # failed run may leave on some ranks) once they end, and nothing meets them again.
         # Every rank frees the same ones, whatever happened, so the next run makes the
@@ -537,13 +544,13 @@ class NCCLCommunicator(MPICommunicator):
                              "network with backend='cupy' (or use 'mpi' or 'torch')")
         self._communicator()  # now, while MPI's timeout covers every rank
 
-    def abandon(self):
+    def abandon(self, failure):
         # sums a failed run left queued would meet the next run's on the same NCCL
         # communicator: aborted, and a new one set up by the next fit (start)
         if self._nccl is not None:
             getattr(self._nccl, "abort", lambda: None)()  # ncclCommAbort (NCCL >= 2.4)
             self._nccl = None
-        super().abandon()
+        super().abandon(failure)
 
     def _communicator(self):
         if self._nccl is None:
@@ -587,12 +594,14 @@ class TorchCommunicator(Communicator):
 
     Notes
     -----
-    A fit that fails on some rank after its collectives began may leave operations
-    unmatched in the process group (gloo then waits on them without end), and
+    A fit that fails on some rank while others wait may leave operations unmatched in
+    the process group (gloo then waits on them without end), and
     ``torch.distributed`` cannot make a group per fit with a timeout: later fits and
     ``evaluate``/``predict`` runs are refused with a :class:`DistributedError` (start the
-    processes again). An error every rank raises at the same point (a divergence, ranks
-    that disagree at the start) leaves nothing unmatched and refuses nothing.
+    processes again). An error every rank raises alike (``fit``'s arguments, checked
+    before the run begins; a divergence; ranks that disagree at the start; too few rows
+    per rank) refuses nothing; any other error does, on every rank, as a rank cannot tell
+    whether the others failed alike.
     """
 
     def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
@@ -621,8 +630,7 @@ class TorchCommunicator(Communicator):
             atexit.register(_destroy_group, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
         self._depth = 0  # runs begun and not ended: more than 1 when nested
-        self._collectives = 0  # collectives of the current run
-        self._broken = False  # a run failed after its collectives began
+        self._broken = False  # a run failed, not alike on every rank (see abandon)
 
     @property
     def local_rank(self) -> int:
@@ -630,8 +638,8 @@ class TorchCommunicator(Communicator):
 
     def begin_run(self):
         # torch.distributed has no nonblocking duplicate of a group with a timeout: after a
-        # run that failed mid-way, the group may hold unmatched operations (gloo then waits
-        # without end), so later runs are refused instead
+        # run that failed on some rank, the group may hold unmatched operations (gloo then
+        # waits on them without end), so later runs are refused instead
         self._depth += 1
         if self._depth > 1:
             return
@@ -639,17 +647,20 @@ class TorchCommunicator(Communicator):
             self._depth = 0
             raise DistributedError(
                 f"rank {self.rank} of {self.size}: an earlier run over torch.distributed "
-                "failed on some rank after its collectives began, and its process group may "
-                "hold unmatched operations; start the processes again")
-        self._collectives = 0
+                "failed on some rank, and its process group may hold unmatched "
+                "operations; start the processes again")
 
-    def abandon(self):
-        self._broken = self._broken or self._collectives > 0
+    def abandon(self, failure):
+        # an error not known to be raised alike on every rank (those end their runs as
+        # clean ones): the ranks may have stopped unevenly, and a rank that failed by
+        # itself must refuse as its peers do (a peer refusing while it waits in gloo would
+        # leave it waiting without end)
+        self._broken = True
 
-    def end_run(self, failed):
-        self._depth -= 1
-        if not self._depth:
-            super().end_run(failed)
+    def end_run(self, failure):
+        self._depth = max(0, self._depth - 1)
+        if failure is not None:
+            self.abandon(failure)
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
@@ -659,7 +670,6 @@ class TorchCommunicator(Communicator):
         return self.torch.from_numpy(buffer)
 
     def _run(self, collective, what):
-        self._collectives += 1
         try:
             work = collective()
             if work is not None:

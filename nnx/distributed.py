@@ -259,15 +259,15 @@ class DataParallel:
     #: the progress this rank asks for (set by ``fit``); :meth:`begin` makes it the largest
     #: any rank asked for
     verbose = 0
-    #: whether a fit's run began (:meth:`open`) and has not ended (:meth:`end`)
-    began = False
+    #: fits whose run began (:meth:`open`) and has not ended (:meth:`end`)
+    began = 0
 
     def open(self) -> None:
         """Begin the fit's run over the ranks
         (:meth:`~nnx.communicators.Communicator.begin_run`), first thing in ``fit``: a rank
         that fails anywhere after this makes every rank's fit fail (:meth:`end`)."""
         self.comm.begin_run()
-        self.began = True
+        self.began += 1
 
     def begin(self, net, n_rows: int, batch_size) -> None:
         """Start a fit on every rank: check that the ranks agree, then give every rank rank
@@ -395,8 +395,8 @@ class DataParallel:
         if self.began:
             everywhere = isinstance(failure, DivergenceError) or getattr(
                 failure, "on_every_rank", False)
-            self.comm.end_run(failure is not None and not everywhere)
-            self.began = False
+            self.began -= 1
+            self.comm.end_run(None if everywhere else failure)
         net.reduction = None
         for _, layer in net.named_layers():
             if hasattr(layer, "synchronized"):
@@ -430,10 +430,12 @@ class DataParallel:
                                  for _, layer in net.named_layers()
                                  if not (self.sync_batchnorm and hasattr(layer, "synchronized"))])
         if smallest < need:
-            raise DistributedError(
+            error = DistributedError(
                 f"with {comm.size} ranks a batch leaves a rank {smallest} row(s), fewer than "
                 f"the {need} it needs; choose batch_size (and the number of rows) so that "
                 f"every batch has at least {need * comm.size} rows")
+            error.on_every_rank = True  # from the batches every rank knows
+            raise error
         return RankBatches(inner, self.gradient_sum, rows)
 
 
@@ -499,12 +501,14 @@ def _parts(X, y):
 def _run(comm):
     """One run over the ranks (:meth:`~nnx.communicators.Communicator.begin_run`)."""
     comm.begin_run()
-    failed = True
+    failure = None
     try:
         yield comm
-        failed = False
+    except BaseException as error:
+        failure = error
+        raise
     finally:
-        comm.end_run(failed)
+        comm.end_run(failure)
 
 
 def evaluate(net, X, y, distributed) -> dict:

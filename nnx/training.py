@@ -44,9 +44,14 @@ def fit(net, X, y=None, epochs=100, batch_size=32, shuffle=True, verbose=0, call
     if steps_per_epoch is not None:
         steps_per_epoch = check_number("steps_per_epoch", steps_per_epoch, low=1, integer=True)
     prefetch = check_number("prefetch", prefetch, low=0, integer=True)
+    if validation_split is not None:
+        check_number("validation_split", validation_split, low=0, high=1, low_open=True,
+                     high_open=True)
     if plan is not None:  # what every rank of a data-parallel fit must share
         plan.settings = {
             "epochs": epochs, "shuffle": shuffle,
+            # a divergence ends every rank's fit alike only if every rank raises it
+            "on_nonfinite": on_nonfinite,
             "the validation": (validation_split is not None, validation_data is not None),
             "the callbacks that run on every rank": [
                 type(cb).__name__ for cb in callbacks if not cb.rank_zero_only]}
