@@ -444,7 +444,7 @@ class SharedMemorySum(StepSum):
     def _join_machines(self) -> None:
         """The communicator of the machines' first ranks (on them, with several machines;
         ``None`` elsewhere): collective over the run's communicator."""
-        self.between, self.broken = None, False
+        self.between, self.joined = None, True
         if self.machines:
             MPI, comm = self.comm.MPI, self.comm
             between = comm.comm.Split(0 if self.rank == 0 else MPI.UNDEFINED, comm.rank)
@@ -455,13 +455,13 @@ class SharedMemorySum(StepSum):
         run left pending ends on it, never meeting the next run's)."""
         if self.between is not None:
             self.between.Free()
-        self.between, self.broken = None, True
+        self.between, self.joined = None, False
 
     def restart(self) -> None:
         """Serve a new fit (every rank at once): from the first window again, with the new
         run's communicator between machines."""
         self.step = 0
-        if self.broken:
+        if not self.joined:
             self._join_machines()
 
     def _in_place(self, host):
@@ -659,8 +659,7 @@ class TorchCommunicator(Communicator):
 
     def end_run(self, failure):
         self._depth = max(0, self._depth - 1)
-        if failure is not None:
-            self.abandon(failure)
+        super().end_run(failure)
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""

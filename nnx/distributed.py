@@ -393,10 +393,8 @@ class DataParallel:
         disagree at the start) leaves nothing behind. A fit that failed before :meth:`open`
         leaves the communicator alone."""
         if self.began:
-            everywhere = isinstance(failure, DivergenceError) or getattr(
-                failure, "on_every_rank", False)
             self.began -= 1
-            self.comm.end_run(None if everywhere else failure)
+            self.comm.end_run(_uneven(failure))
         net.reduction = None
         for _, layer in net.named_layers():
             if hasattr(layer, "synchronized"):
@@ -497,6 +495,15 @@ def _parts(X, y):
     return len(X), lambda a, b: (rows(X, a, b), rows(y, a, b))
 
 
+def _uneven(failure):
+    """``failure``, or ``None`` where every rank raises it alike (a
+    :class:`~nnx.guard.DivergenceError`, decided from global values; an error marked
+    ``on_every_rank``): then the run leaves nothing pending and ends as a clean one."""
+    everywhere = isinstance(failure, DivergenceError) or getattr(failure, "on_every_rank",
+                                                                 False)
+    return None if everywhere else failure
+
+
 @contextlib.contextmanager
 def _run(comm):
     """One run over the ranks (:meth:`~nnx.communicators.Communicator.begin_run`)."""
@@ -508,7 +515,7 @@ def _run(comm):
         failure = error
         raise
     finally:
-        comm.end_run(failure)
+        comm.end_run(_uneven(failure))
 
 
 def evaluate(net, X, y, distributed) -> dict:
