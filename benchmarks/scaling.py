@@ -1,6 +1,7 @@
 """Data-parallel scaling: the large configuration on 1 and 2 MPI ranks, and a cost model.
 
-    python benchmarks/scaling.py [--epochs 4] [--repeats 15] [--out benchmarks/results]
+    python benchmarks/scaling.py [--epochs 4] [--repeats 15] [--rows 20000]
+                                 [--out benchmarks/results]
 
 Measured here, side by side in one run (each process with one BLAS thread, bound to its own
 core by ``mpiexec -bind-to core``), ``--repeats``
@@ -22,6 +23,9 @@ kind alike; the medians are reported:
 - MPI's allreduce latency and bandwidth between two ranks, fitted as the ring model's
   ``alpha`` and ``beta`` (two ranks: ``t(bytes) = 2 alpha + bytes / beta``) from a 4-byte
   and a 4 MiB sum, and both sums of the large network's 2 MiB gradient alone.
+
+Every run also appends its medians as one line to ``scaling-cpu-mpi-runs.md`` next to the
+report (with the date and the commit), so the record keeps every run, not only the last.
 
 Then a ring-allreduce cost model predicts the step time and the efficiency of the xlarge
 configuration on 8 to 1,024 GPUs over NVLink and InfiniBand (inputs not measured here are
@@ -46,7 +50,7 @@ sys.path.insert(0, str(HERE.parent))
 
 LARGE = (784, 512, 256, 10)  # benchmarks/throughput/problems.py: "large"
 XLARGE = (1024, 4096, 4096, 10)
-ROWS, BATCH = 20_000, 256
+ROWS, BATCH = 20_000, 256  # the default rows (``--rows``) and the global batch
 #: the runs of one round: how many ranks, and what each rank does
 MODES = {"one": 1, "shared": 2, "allreduce": 2, "independent": 2, "lockstep": 2}
 
@@ -93,7 +97,15 @@ def sum_seconds(comm, ctx, size: int, repeats: int = 50) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def worker(mode: str, epochs: int, out: Path) -> None:
+def step_vector_size(net) -> int:
+    """Elements of the vector a data-parallel step sums: the parameters laid out as
+    :class:`nnx.distributed.GradientSum` lays them out (aligned), and the loss's 16."""
+    from nnx.packing import FlatLayout
+
+    return FlatLayout(net.parameters(), align=16).size + 16
+
+
+def worker(mode: str, epochs: int, rows: int, out: Path) -> None:
     """One rank of one run: train the large configuration and time it.
 
     ``mode``: ``"one"`` (the plain one-process fit), ``"shared"`` or ``"allreduce"`` (the
@@ -110,7 +122,7 @@ def worker(mode: str, epochs: int, out: Path) -> None:
 
     comm = timed_communicator(shared_memory=mode != "allreduce")
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(ROWS, LARGE[0])).astype(np.float32)
+    X = rng.normal(size=(rows, LARGE[0])).astype(np.float32)
     y = np.argmax(X[:, :10] @ rng.normal(size=(10, 10)), axis=1)
     net = nnx.Network(list(LARGE), loss="categorical_crossentropy", optimizer="sgd",
                       learning_rate=0.01, seed=0)
@@ -136,16 +148,16 @@ def worker(mode: str, epochs: int, out: Path) -> None:
             for _ in range(repeats):
                 comm.comm.Allreduce(comm.MPI.IN_PLACE, buffer)
             probe[size * 4] = (time.perf_counter() - t0) / repeats
-        size = parameter_count(LARGE) + 1
+        size = step_vector_size(net)
         probe["gradient shared"] = sum_seconds(comm, net.ctx, size)
         plain = timed_communicator(shared_memory=False)
         probe["gradient allreduce"] = sum_seconds(plain, net.ctx, size)
     if comm.rank == 0:
-        rows = epochs * ROWS * (comm.size if alone else 1)
+        trained = epochs * rows * (comm.size if alone else 1)
         out.write_text(json.dumps({"mode": mode, "ranks": comm.size, "seconds": seconds,
-                                   "rows_per_s": rows / seconds,
+                                   "rows_per_s": trained / seconds,
                                    "sum_share": comm.spent / seconds,
-                                   "steps": epochs * -(-ROWS // BATCH), "probe": probe}))
+                                   "steps": epochs * -(-rows // BATCH), "probe": probe}))
 
 
 # --------------------------------------------------------------------------- the model
@@ -189,7 +201,7 @@ def model_table(global_batch: int) -> list:
 # --------------------------------------------------------------------------- driver
 
 
-def run(mode: str, epochs: int, scratch: Path) -> dict:
+def run(mode: str, epochs: int, rows: int, scratch: Path) -> dict:
     out = scratch / f"scaling-{mode}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
@@ -197,11 +209,58 @@ def run(mode: str, epochs: int, scratch: Path) -> dict:
     # between the cores while the ranks wait on each other
     subprocess.run(["mpiexec", "-bind-to", "core", "-n", str(MODES[mode]), sys.executable,
                     __file__, "--worker",
-                    mode, "--epochs", str(epochs), "--json", str(out)],
+                    mode, "--epochs", str(epochs), "--rows", str(rows), "--json", str(out)],
                    env=env, check=True, timeout=1800)
     result = json.loads(out.read_text())
     out.unlink()
     return result
+
+
+def code_version() -> str:
+    """The commit measured (with ``+changes`` when the tree differs from it), or
+    ``unknown`` outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no")
+                         else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+RUNS_HEADER = """# Every run of the data-parallel scaling benchmark
+
+`benchmarks/scaling.py` appends one line per run: the medians over its rounds of the throughput
+of each kind of run as a ratio to one process (large configuration, float32, SGD, global batch
+256, each process with one BLAS thread on its own core). "Of the ceiling": the shared-memory
+sum's ratio over the two independent fits'. The report of the last run is
+`scaling-cpu-mpi.md`.
+
+"""
+RUNS_COLUMNS = ("date (UTC)", "commit", "rounds", "rows", "one process, rows/s",
+                "2 ranks, shared-memory sum", "2 ranks, MPI_Allreduce",
+                "2 independent fits (ceiling)", "2 fits in lockstep", "of the ceiling")
+RUNS_HEADER += ("| " + " | ".join(RUNS_COLUMNS) + " |\n"
+                + "|" + "---|" * len(RUNS_COLUMNS) + "\n")
+
+
+def log_run(rounds: list, rows: int, code: str, path: Path) -> None:
+    """Append this run's medians to the runs log at ``path`` (made with its header)."""
+    ratio = {mode: statistics.median(r[mode]["rows_per_s"] / r["one"]["rows_per_s"]
+                                     for r in rounds)
+             for mode in ("shared", "allreduce", "independent", "lockstep")}
+    line = (f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {code} | {len(rounds)} | "
+            f"{rows} | {median(rounds, 'one', 'rows_per_s'):.0f} | "
+            + " | ".join(f"{ratio[m]:.2f}x" for m in ("shared", "allreduce", "independent",
+                                                       "lockstep"))
+            + f" | {ratio['shared'] / ratio['independent']:.0%} |\n")
+    if not path.exists():
+        path.write_text(RUNS_HEADER)
+    with path.open("a") as log:
+        log.write(line)
 
 
 def median(rounds: list, mode: str, key: str) -> float:
@@ -285,22 +344,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=15, help="rounds of the five runs")
+    parser.add_argument("--rows", type=int, default=ROWS, help="training rows (a quick check: "
+                        "fewer; the recorded runs use the default)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--worker", choices=tuple(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.epochs, args.json)
+        worker(args.worker, args.epochs, args.rows, args.json)
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    code = code_version()  # before this run writes its results
     rounds = []
     for i in range(args.repeats):
-        rounds.append({mode: run(mode, args.epochs, args.out) for mode in MODES})
+        rounds.append({mode: run(mode, args.epochs, args.rows, args.out) for mode in MODES})
         print(f"round {i + 1}/{args.repeats}: " + ", ".join(
             f"{mode} {r['rows_per_s']:.0f} rows/s" for mode, r in rounds[-1].items()),
             flush=True)
     text = report(rounds, model_table(4096))
     (args.out / "scaling-cpu-mpi.md").write_text(text)
+    log_run(rounds, args.rows, code, args.out / "scaling-cpu-mpi-runs.md")
     print(text)
 
 

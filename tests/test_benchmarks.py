@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,37 @@ def test_streaming_benchmark_runs_every_side():
     out = _run("streaming.py", "--configs", "medium", "--repeats", "1", "--epochs", "1")
     for side in ("memory", "memmap", "memmap.noprefetch", "generator"):
         assert f"| medium | {side} |" in out
+
+
+def _has_mpi():
+    return (importlib.util.find_spec("mpi4py") is not None
+            and shutil.which("mpiexec") is not None)
+
+
+@pytest.mark.skipif(not _has_mpi(), reason="mpi4py and mpiexec (the 'mpi' extra) are not "
+                    "installed")
+def test_scaling_benchmark_runs_every_kind_and_logs_each_run(tmp_path):
+    out = _run("scaling.py", "--repeats", "1", "--epochs", "1", "--rows", "1024",
+               "--out", str(tmp_path))
+    report = (tmp_path / "scaling-cpu-mpi.md").read_text()
+    assert report in out
+    for kind in ("| 1 process (plain fit) |", "| 2 ranks, shared-memory sum (default) |",
+                 "| 2 ranks, one MPI_Allreduce per step |", "| 2 independent plain fits",
+                 "| the same 2 fits in lockstep", "| NVLink (H100, one node) | 8 | strong |"):
+        assert kind in report
+    log = (tmp_path / "scaling-cpu-mpi-runs.md").read_text().splitlines()
+    assert log[-2].startswith("|---|") and log[-1].count("|") == 11
+    assert "| 1 | 1024 |" in log[-1]
+
+    # a second run appends its line under the same header
+    spec = importlib.util.spec_from_file_location("scaling", ROOT / "benchmarks" / "scaling.py")
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    one = {"rows_per_s": 100.0}
+    rounds = [{"one": one, "shared": {"rows_per_s": 170.0}, "allreduce": {"rows_per_s": 160.0},
+               "independent": {"rows_per_s": 190.0}, "lockstep": {"rows_per_s": 180.0}}]
+    scaling.log_run(rounds, 20_000, "abc1234", tmp_path / "scaling-cpu-mpi-runs.md")
+    again = (tmp_path / "scaling-cpu-mpi-runs.md").read_text().splitlines()
+    assert again[:-1] == log
+    assert again[-1].endswith("| abc1234 | 1 | 20000 | 100 | 1.70x | 1.60x | 1.90x | 1.80x "
+                              "| 89% |")
