@@ -160,7 +160,77 @@ def _host_buffer(ctx, array):
     return np.ascontiguousarray(ctx.backend.to_host(array)), False
 
 
-class MPICommunicator(Communicator):
+class _RunsOfTheirOwn:
+    """What :class:`MPICommunicator` and :class:`TorchCommunicator` share: each run over
+    the ranks gets collectives of its own (:meth:`_open_run`), freed at its end on every
+    rank, whatever happened (:meth:`_close_run`), so that one a failed run left pending
+    on some rank is never met again. Runs nest (an ``evaluate`` from a fit's callback
+    keeps the fit's collectives; an inner failure fails the outer run), and the ranks must
+    be at the same run: a start that timed out, or ranks that began different numbers of
+    runs, refuse every later run (start the processes again)."""
+
+    def _init_runs(self) -> None:
+        self._out_of_step = False  # a run's start failed (see begin_run)
+        self._runs = 0  # runs begun (begin_run), the same on every rank
+        self._depth = 0  # runs begun and not ended: more than 1 when nested
+        self._failure = None  # a nested run's, until the outer run ends
+
+    def begin_run(self):
+        if self._depth:  # a run inside a run (an evaluate from a fit's callback): its own
+            self._depth += 1
+            return
+        if self._out_of_step:
+            raise DistributedError(
+                f"rank {self.rank} of {self.size}: a run before this one never started on "
+                "some rank, so the ranks' communicator is out of step; start the processes "
+                "again")
+        try:
+            # twice the timeout: after a failed run, a rank that failed by itself comes
+            # here at once, while the others may still be waiting out their timeout
+            self._open_run("the start of the run", 2 * self.timeout)
+            # a rank that failed before it began a run would meet the others' next one:
+            # every rank must be at the same run
+            runs = self.allgather_object(self._runs, "the start of the run")
+        except DistributedError:
+            self._out_of_step = True
+            self._abandon_start()
+            raise
+        if any(r != runs[0] for r in runs):
+            self._out_of_step = True
+            self._abandon_start()
+            raise DistributedError(
+                f"rank {self.rank} of {self.size}: the ranks are at different runs (the "
+                f"number of fits, evaluates and predicts each began: {runs}); a rank failed "
+                "before one began; start the processes again")
+        self._runs += 1
+        self._depth = 1
+
+    def end_run(self, failure):
+        self._depth -= 1
+        self._failure = self._failure or failure
+        if self._depth:  # the outer run goes on (and fails with an inner failure)
+            return
+        failure, self._failure = self._failure, None
+        super().end_run(failure)
+        # every rank frees the same collectives, whatever happened, so the next run makes
+        # the same new ones everywhere
+        self._close_run()
+
+    def _open_run(self, what: str, seconds: float) -> None:
+        """Make the run's collectives (collective: every rank), waiting at most
+        ``seconds``; raises :class:`DistributedError` when the others do not come."""
+        raise NotImplementedError
+
+    def _abandon_start(self) -> None:
+        """Forget a start that failed (the ranks are out of step from now on)."""
+        raise NotImplementedError
+
+    def _close_run(self) -> None:
+        """Free the run's collectives (every rank, at the end of every run)."""
+        raise NotImplementedError
+
+
+class MPICommunicator(_RunsOfTheirOwn, Communicator):
     """Collectives over MPI, through mpi4py, on host buffers.
 
     Device arrays the host cannot see (a GPU) are copied through the host; on CuPy,
@@ -203,10 +273,7 @@ class MPICommunicator(Communicator):
         self._machine = None  # the machine's ranks as the shared-memory sum uses them
         self._stage = {}  # host buffers for device arrays, by shape and dtype (_staged)
         self._step_sum = None  # the last fit's SharedMemorySum, reused by the next
-        self._out_of_step = False  # a run's start timed out (see begin_run)
-        self._runs = 0  # runs begun (begin_run), the same on every rank
-        self._depth = 0  # runs begun and not ended: more than 1 when nested
-        self._failure = None  # a nested run's, until the outer run ends
+        self._init_runs()
         #: more ranks on this machine than cores (known once the machine's ranks are):
         #: a waiting rank then yields its core between polls
         self.oversubscribed = False
@@ -307,49 +374,18 @@ class MPICommunicator(Communicator):
         self._step_sum = SharedMemorySum(self, ctx, size)
         return self._step_sum
 
-    def begin_run(self):
-        if self._depth:  # a run inside a run (an evaluate from a fit's callback): its own
-            self._depth += 1
-            return
-        if self._out_of_step:
-            raise DistributedError(
-                f"rank {self.rank} of {self.size}: a run before this one never started on "
-                "some rank, so the ranks' communicator is out of step; start the processes "
-                "again")
+    def _open_run(self, what, seconds):
         comm, request = self.world.Idup()
-        try:
-            # twice the timeout: after a failed run, a rank that failed by itself comes
-            # here at once, while the others may still be waiting out their timeout
-            self._wait([request], "the start of the run", 2 * self.timeout)
-            self.comm = comm
-            # a rank that failed before it began a run would meet the others' next one:
-            # every rank must be at the same run
-            runs = self.allgather_object(self._runs, "the start of the run")
-        except DistributedError:
-            self._out_of_step = True  # the duplicate stays pending: the next would mismatch
-            self.comm = self.world
-            raise
-        if any(r != runs[0] for r in runs):
-            self._out_of_step = True
-            self.comm = self.world
-            raise DistributedError(
-                f"rank {self.rank} of {self.size}: the ranks are at different runs (the "
-                f"number of fits, evaluates and predicts each began: {runs}); a rank failed "
-                "before one began; start the processes again")
-        self._runs += 1
-        self._depth = 1
+        self._wait([request], what, seconds)
+        self.comm = comm
 
-    def end_run(self, failure):
-        self._depth -= 1
-        self._failure = self._failure or failure
-        if self._depth:  # the outer run goes on (and fails with an inner failure)
-            return
-        failure, self._failure = self._failure, None
-        super().end_run(failure)
+    def _abandon_start(self):
+        self.comm = self.world  # a duplicate still pending stays so: the next would mismatch
+
+    def _close_run(self):
         # the run's communicators, freed: MPICH frees one with pending operations (which a
         # failed run may leave on some ranks) once they end, and nothing meets them again.
-        # Every rank frees the same ones, whatever happened, so the next run makes the
-        # same new ones everywhere. The windows stay (freeing them synchronises the ranks).
+        # The windows stay (freeing them synchronises the ranks).
         if self._machine is not None:
             self._machine.Free()
             self._machine = None
@@ -575,7 +611,7 @@ class NCCLCommunicator(MPICommunicator):
         return array
 
 
-class TorchCommunicator(Communicator):
+class TorchCommunicator(_RunsOfTheirOwn, Communicator):
     """Collectives over ``torch.distributed``: gloo for CPU tensors (and NumPy arrays, seen
     as tensors without a copy), NCCL for CUDA tensors.
 
@@ -594,14 +630,12 @@ class TorchCommunicator(Communicator):
 
     Notes
     -----
-    A fit that fails on some rank while others wait may leave operations unmatched in
-    the process group (gloo then waits on them without end), and
-    ``torch.distributed`` cannot make a group per fit with a timeout: later fits and
-    ``evaluate``/``predict`` runs are refused with a :class:`DistributedError` (start the
-    processes again). An error every rank raises alike (``fit``'s arguments, checked
-    before the run begins; a divergence; ranks that disagree at the start; too few rows
-    per rank) refuses nothing; any other error does, on every rank, as a rank cannot tell
-    whether the others failed alike.
+    Each fit (and each ``evaluate`` or ``predict`` over the ranks) runs its collectives
+    on a process group of its own (``torch.distributed.new_group`` at
+    :meth:`begin_run`, destroyed at its end on every rank), so that operations a fit that
+    failed on some rank left unmatched are never met again: the next fit works. A rank
+    that never starts a run, or ranks that began different numbers of runs, make every
+    later run refused with a clear error (start the processes again).
     """
 
     def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
@@ -629,37 +663,37 @@ class TorchCommunicator(Communicator):
             # threads): the group made here is destroyed at exit
             atexit.register(_destroy_group, dist)
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
-        self._depth = 0  # runs begun and not ended: more than 1 when nested
-        self._broken = False  # a run failed, not alike on every rank (see abandon)
+        self.group = None  # the run's process group while a run goes on (begin_run)
+        self._init_runs()
 
     @property
     def local_rank(self) -> int:
         return int(os.environ.get("LOCAL_RANK", self.rank))
 
-    def begin_run(self):
-        # torch.distributed has no nonblocking duplicate of a group with a timeout: after a
-        # run that failed on some rank, the group may hold unmatched operations (gloo then
-        # waits on them without end), so later runs are refused instead
-        self._depth += 1
-        if self._depth > 1:
-            return
-        if self._broken:
-            self._depth = 0
-            raise DistributedError(
-                f"rank {self.rank} of {self.size}: an earlier run over torch.distributed "
-                "failed on some rank, and its process group may hold unmatched "
-                "operations; start the processes again")
+    def _open_run(self, what, seconds):
+        # the group's rendezvous waits at most its timeout: ``seconds``, then the run's
+        # collectives wait the communicator's own (``work.wait`` for the sums; the group's,
+        # set below, for the object collectives)
+        try:
+            group = self.dist.new_group(timeout=datetime.timedelta(seconds=seconds))
+        except RuntimeError as error:  # the store's wait timed out, gloo could not connect
+            raise DistributedError(f"{self._late(what, seconds)} ({error})") from error
+        from torch.distributed import distributed_c10d
 
-    def abandon(self, failure):
-        # an error not known to be raised alike on every rank (those end their runs as
-        # clean ones): the ranks may have stopped unevenly, and a rank that failed by
-        # itself must refuse as its peers do (a peer refusing while it waits in gloo would
-        # leave it waiting without end)
-        self._broken = True
+        set_timeout = getattr(distributed_c10d, "_set_pg_timeout", None)  # torch >= 2.3
+        if set_timeout is not None:
+            set_timeout(datetime.timedelta(seconds=self.timeout), group)
+        self.group = group
 
-    def end_run(self, failure):
-        self._depth = max(0, self._depth - 1)
-        super().end_run(failure)
+    def _abandon_start(self):
+        self._close_run()
+
+    def _close_run(self):
+        # gloo ends a destroyed group's pending operations (each waits at most the
+        # timeout): nothing a failed run left behind meets the next run's group
+        if self.group is not None:
+            self.dist.destroy_process_group(self.group)
+        self.group = None
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
@@ -685,7 +719,8 @@ class TorchCommunicator(Communicator):
         step = max(1, BUCKET_BYTES // tensor.element_size())
         for i in range(0, tensor.shape[0], step):
             part = tensor[i:i + step]
-            self._run(lambda part=part: self.dist.all_reduce(part, async_op=True), what)
+            self._run(lambda part=part: self.dist.all_reduce(
+                part, group=self.group, async_op=True), what)
         if tensor is array:  # summed in place
             return array
         return array if ctx.backend.host_view(array) is not None else ctx.asarray(
@@ -693,18 +728,19 @@ class TorchCommunicator(Communicator):
 
     def broadcast(self, ctx, array, what):
         tensor = self._tensor(ctx, array).clone()
-        self._run(lambda: self.dist.broadcast(tensor, src=0, async_op=True), what)
+        self._run(lambda: self.dist.broadcast(
+            tensor, src=0, group=self.group, async_op=True), what)
         return ctx.asarray(tensor) if self.torch.is_tensor(array) else ctx.asarray(
             tensor.numpy())
 
     def allgather_object(self, value, what):
         out = [None] * self.size
-        self._run(lambda: self.dist.all_gather_object(out, value), what)
+        self._run(lambda: self.dist.all_gather_object(out, value, group=self.group), what)
         return out
 
     def gather_object(self, value, what):
         out = [None] * self.size if self.rank == 0 else None
-        self._run(lambda: self.dist.gather_object(value, out, dst=0), what)
+        self._run(lambda: self.dist.gather_object(value, out, dst=0, group=self.group), what)
         return out
 
 

@@ -42,8 +42,8 @@ others fail too: every MPI and gloo collective waits at most ``timeout`` seconds
 raises :class:`DistributedError` naming the step, never a hang (NCCL's sums, queued on the
 GPU, are bounded by NCCL's own watchdog for torch and not at all for CuPy: see
 :class:`~nnx.communicators.NCCLCommunicator`). A next fit in the same processes starts
-clean: an MPI fit runs its collectives on a duplicate of the communicator of its own, and
-what a failed one left pending stays there.
+clean: a fit runs its collectives on a communicator of its own (a duplicate of MPI's, a new
+``torch.distributed`` process group), and what a failed one left pending stays there.
 
 The communicators themselves (MPI, NCCL, ``torch.distributed``) are in
 :mod:`nnx.communicators`; their names are importable from here too.
