@@ -169,8 +169,11 @@ class _RunsOfTheirOwn:
     be at the same run: a start that timed out, or ranks that began different numbers of
     runs, refuse every later run (start the processes again)."""
 
+    NEVER_STARTED = ("a run before this one never started on some rank, so the ranks' "
+                     "communicator is out of step")
+
     def _init_runs(self) -> None:
-        self._out_of_step = False  # a run's start failed (see begin_run)
+        self._out_of_step = None  # why later runs are refused (see begin_run), if they are
         self._runs = 0  # runs begun (begin_run), the same on every rank
         self._depth = 0  # runs begun and not ended: more than 1 when nested
         self._failure = None  # a nested run's, until the outer run ends
@@ -180,10 +183,8 @@ class _RunsOfTheirOwn:
             self._depth += 1
             return
         if self._out_of_step:
-            raise DistributedError(
-                f"rank {self.rank} of {self.size}: a run before this one never started on "
-                "some rank, so the ranks' communicator is out of step; start the processes "
-                "again")
+            raise DistributedError(f"rank {self.rank} of {self.size}: {self._out_of_step}; "
+                                   "start the processes again")
         try:
             # twice the timeout: after a failed run, a rank that failed by itself comes
             # here at once, while the others may still be waiting out their timeout
@@ -191,12 +192,12 @@ class _RunsOfTheirOwn:
             # a rank that failed before it began a run would meet the others' next one:
             # every rank must be at the same run
             runs = self.allgather_object(self._runs, "the start of the run")
-        except DistributedError:
-            self._out_of_step = True
+        except BaseException:  # a timeout, or anything else midway: out of step from now
+            self._out_of_step = self.NEVER_STARTED
             self._abandon_start()
             raise
         if any(r != runs[0] for r in runs):
-            self._out_of_step = True
+            self._out_of_step = self.NEVER_STARTED
             self._abandon_start()
             raise DistributedError(
                 f"rank {self.rank} of {self.size}: the ranks are at different runs (the "
@@ -211,10 +212,12 @@ class _RunsOfTheirOwn:
         if self._depth:  # the outer run goes on (and fails with an inner failure)
             return
         failure, self._failure = self._failure, None
-        super().end_run(failure)
-        # every rank frees the same collectives, whatever happened, so the next run makes
-        # the same new ones everywhere
-        self._close_run()
+        try:
+            super().end_run(failure)
+        finally:
+            # every rank frees the same collectives, whatever happened, so the next run
+            # makes the same new ones everywhere
+            self._close_run(failure)
 
     def _open_run(self, what: str, seconds: float) -> None:
         """Make the run's collectives (collective: every rank), waiting at most
@@ -225,8 +228,9 @@ class _RunsOfTheirOwn:
         """Forget a start that failed (the ranks are out of step from now on)."""
         raise NotImplementedError
 
-    def _close_run(self) -> None:
-        """Free the run's collectives (every rank, at the end of every run)."""
+    def _close_run(self, failure) -> None:
+        """Free the run's collectives (every rank, at the end of every run; ``failure``:
+        the error that ended it here, or ``None``)."""
         raise NotImplementedError
 
 
@@ -382,7 +386,7 @@ class MPICommunicator(_RunsOfTheirOwn, Communicator):
     def _abandon_start(self):
         self.comm = self.world  # a duplicate still pending stays so: the next would mismatch
 
-    def _close_run(self):
+    def _close_run(self, failure):
         # the run's communicators, freed: MPICH frees one with pending operations (which a
         # failed run may leave on some ranks) once they end, and nothing meets them again.
         # The windows stay (freeing them synchronises the ranks).
@@ -633,9 +637,20 @@ class TorchCommunicator(_RunsOfTheirOwn, Communicator):
     Each fit (and each ``evaluate`` or ``predict`` over the ranks) runs its collectives
     on a process group of its own (``torch.distributed.new_group`` at
     :meth:`begin_run`, destroyed at its end on every rank), so that operations a fit that
-    failed on some rank left unmatched are never met again: the next fit works. A rank
-    that never starts a run, or ranks that began different numbers of runs, make every
-    later run refused with a clear error (start the processes again).
+    failed on some rank left unmatched are never met again: the next fit works. Each run
+    pays for the group's setup (gloo connects the ranks again, and the rendezvous store
+    keeps a few keys per group), which an ``evaluate`` or ``predict`` over the ranks
+    called in a loop notices. A rank that never starts a run, or ranks that began
+    different numbers of runs, make every later run refused with a clear error (start the
+    processes again).
+
+    The group's rendezvous waits twice the timeout (a rank that failed by itself arrives
+    early), then its operations are set back to the timeout with
+    ``torch.distributed.distributed_c10d._set_pg_timeout``: before torch 2.3 there is no
+    such function, and gloo honours it only in recent releases; otherwise the object
+    collectives wait twice the timeout. After a failed run over NCCL the group is not
+    destroyed (NCCL's destroy would wait for its queued operations) and later runs are
+    refused.
     """
 
     def __init__(self, backend=None, timeout=DEFAULT_TIMEOUT):
@@ -675,25 +690,32 @@ class TorchCommunicator(_RunsOfTheirOwn, Communicator):
         # collectives wait the communicator's own (``work.wait`` for the sums; the group's,
         # set below, for the object collectives)
         try:
-            group = self.dist.new_group(timeout=datetime.timedelta(seconds=seconds))
+            self.group = self.dist.new_group(timeout=datetime.timedelta(seconds=seconds))
         except RuntimeError as error:  # the store's wait timed out, gloo could not connect
             raise DistributedError(f"{self._late(what, seconds)} ({error})") from error
         from torch.distributed import distributed_c10d
 
         set_timeout = getattr(distributed_c10d, "_set_pg_timeout", None)  # torch >= 2.3
         if set_timeout is not None:
-            set_timeout(datetime.timedelta(seconds=self.timeout), group)
-        self.group = group
+            set_timeout(datetime.timedelta(seconds=self.timeout), self.group)
 
     def _abandon_start(self):
-        self._close_run()
+        self._close_run(None)
 
-    def _close_run(self):
-        # gloo ends a destroyed group's pending operations (each waits at most the
-        # timeout): nothing a failed run left behind meets the next run's group
-        if self.group is not None:
-            self.dist.destroy_process_group(self.group)
-        self.group = None
+    def _close_run(self, failure):
+        group, self.group = self.group, None
+        if group is None:
+            return
+        if failure is not None and "nccl" in str(self.dist.get_backend(group)):
+            # NCCL's destroy waits for the operations queued on the GPU, which a run that
+            # failed on some rank may leave unmatched for ever: the group is left as it is,
+            # and later runs are refused (NCCL's watchdog ends a stuck process)
+            self._out_of_step = ("an earlier run over NCCL failed on some rank and may have "
+                                 "left operations queued on the GPU")
+            return
+        # the group's connections close: a peer still waiting in it stops, and nothing a
+        # failed run left behind meets the next run's group
+        self.dist.destroy_process_group(group)
 
     def _tensor(self, ctx, array):
         """``array`` as a tensor: itself, a tensor over its memory, or over a host copy."""
@@ -709,8 +731,13 @@ class TorchCommunicator(_RunsOfTheirOwn, Communicator):
                 work.wait(datetime.timedelta(seconds=self.timeout))
         except RuntimeError as error:  # gloo's timeouts and a peer's closed connection
             text = str(error)
-            if "timed out" in text.lower() or "timeout" in text.lower() or "closed" in text:
+            lowered = text.lower()
+            if "timed out" in lowered or "timeout" in lowered:
                 raise DistributedError(f"{self._late(what)} ({text})") from error
+            if "closed" in lowered or "reset" in lowered:  # a peer left the run's group
+                raise DistributedError(
+                    f"rank {self.rank} of {self.size}: another rank left the run at {what} "
+                    f"(see its error) ({text})") from error
             raise DistributedError(f"rank {self.rank} of {self.size} failed at {what}: "
                                    f"{text}") from error
 

@@ -43,7 +43,8 @@ raises :class:`DistributedError` naming the step, never a hang (NCCL's sums, que
 GPU, are bounded by NCCL's own watchdog for torch and not at all for CuPy: see
 :class:`~nnx.communicators.NCCLCommunicator`). A next fit in the same processes starts
 clean: a fit runs its collectives on a communicator of its own (a duplicate of MPI's, a new
-``torch.distributed`` process group), and what a failed one left pending stays there.
+``torch.distributed`` process group), so that what a failed one left pending never meets
+the next one.
 
 The communicators themselves (MPI, NCCL, ``torch.distributed``) are in
 :mod:`nnx.communicators`; their names are importable from here too.

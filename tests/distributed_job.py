@@ -361,7 +361,9 @@ def scenario(name, out, communicator):
             def on_epoch_end(self, epoch, logs=None):
                 scores.append(self.network.evaluate(X, y, distributed=plan)["loss"])
                 # the fit's own communicator still, not the one fits are made from
-                on_own.append(plan.comm.comm is not plan.comm.world)
+                comm = plan.comm
+                on_own.append(comm.group is not None if hasattr(comm, "group")
+                              else comm.comm is not comm.world)
 
         net, on_own = make("float64"), []
         net.fit(X, y, epochs=8, batch_size=32, callbacks=[Scores()], distributed=plan)

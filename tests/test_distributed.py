@@ -103,8 +103,20 @@ def _check_against_oracle(out, n, expected):
 def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, communicator, one_process):
     proc = launch(n, "oracle", tmp_path, communicator)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = _check_against_oracle(tmp_path, n, one_process)
-    # evaluate: global means on every rank; predict: gathered on rank 0
+    _check_oracle_and_inference(tmp_path, n, one_process)
+
+
+@needs_torch
+def test_torch_gloo_ranks_reproduce_the_one_process_fit(tmp_path, one_process):
+    proc = launch(2, "oracle", tmp_path, communicator="torch")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_oracle_and_inference(tmp_path, 2, one_process)
+
+
+def _check_oracle_and_inference(out, n, expected):
+    """The fits against the oracle; evaluate: global means on every rank; predict:
+    gathered on rank 0."""
+    ranks = _check_against_oracle(out, n, expected)
     net, X, y, _ = job.run_case("weighted_multiclass", "float64", None)
     scores = net.evaluate(X, y)
     for r in ranks:
@@ -112,13 +124,6 @@ def test_mpi_ranks_reproduce_the_one_process_fit(tmp_path, n, communicator, one_
                                    rtol=1e-12)
     np.testing.assert_array_equal(ranks[0]["predict"], net.predict(X))
     assert all(bool(r["predict_is_none"]) for r in ranks[1:])
-
-
-@needs_torch
-def test_torch_gloo_ranks_reproduce_the_one_process_fit(tmp_path, one_process):
-    proc = launch(2, "oracle", tmp_path, communicator="torch")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    _check_against_oracle(tmp_path, 2, one_process)
 
 
 @needs_mpi
@@ -231,16 +236,21 @@ def test_a_fit_after_a_failed_fit_is_the_one_process_fit(tmp_path, one_process, 
                                   ["DistributedError", "RuntimeError"], one_process)
 
 
-@needs_mpi
+BOTH = [pytest.param("mpi", marks=needs_mpi), pytest.param("torch", marks=needs_torch)]
+
+
+@pytest.mark.parametrize("communicator", BOTH)
 def test_a_fit_after_an_evaluate_failed_on_one_rank_is_the_one_process_fit(tmp_path,
-                                                                         one_process):
-    _refit_is_the_one_process_fit(tmp_path, "broken_evaluate", "mpi",
+                                                                         one_process,
+                                                                         communicator):
+    _refit_is_the_one_process_fit(tmp_path, "broken_evaluate", communicator,
                                   ["DistributedError", "ValueError"], one_process)
 
 
-@needs_mpi
-def test_an_evaluate_over_the_ranks_inside_a_fit_over_them(tmp_path, one_process):
-    proc = launch(2, "nested", tmp_path, timeout=120)
+@pytest.mark.parametrize("communicator", BOTH)
+def test_an_evaluate_over_the_ranks_inside_a_fit_over_them(tmp_path, one_process,
+                                                           communicator):
+    proc = launch(2, "nested", tmp_path, communicator, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [np.load(tmp_path / f"rank-{r}.npz") for r in range(2)]
     assert ranks[0]["scores"].shape == (8,)
@@ -261,8 +271,7 @@ def test_a_fit_after_a_failed_torch_fit_is_the_one_process_fit(tmp_path, one_pro
                                   ["DistributedError", "RuntimeError"], one_process)
 
 
-@pytest.mark.parametrize("communicator", [pytest.param("mpi", marks=needs_mpi),
-                                          pytest.param("torch", marks=needs_torch)])
+@pytest.mark.parametrize("communicator", BOTH)
 def test_a_rank_that_never_starts_a_fit_makes_later_fits_refused_clearly(tmp_path,
                                                                          communicator):
     proc = launch(2, "never_started", tmp_path, communicator, timeout=120)
