@@ -324,12 +324,12 @@ def scenario(name, out, communicator):
             make("float64").fit(X, y, epochs=8, batch_size=32, callbacks=[RaiseAtStep(1, 10)],
                                 distributed=plan)
         except Exception as error:
-            first = type(error).__name__
+            first, message = type(error).__name__, str(error)
         if plan.rank == 1:  # rank 0 is still waiting for step 10's sum: let it give up
             time.sleep(7)
         net = make("float64")
         net.fit(X, y, epochs=8, batch_size=32, distributed=plan)
-        return {"first": np.array(first),
+        return {"first": np.array(first), "message": np.array(message),
                 **{"refit/" + k: np.asarray(v) for k, v in net.parameters().items()}}
     if name == "broken_evaluate":  # an evaluate fails on one rank, then a fit runs
         make, make_data, _, _ = CASES["sgd_nesterov_l2"]

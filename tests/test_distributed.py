@@ -269,6 +269,12 @@ def test_a_fit_after_a_failed_torch_fit_is_the_one_process_fit(tmp_path, one_pro
     process group of its own, which never meets what the failed one left unmatched."""
     _refit_is_the_one_process_fit(tmp_path, "refit", "torch",
                                   ["DistributedError", "RuntimeError"], one_process)
+    # rank 1 closed its group as it failed: rank 0 hears of it at once, in plain words
+    message = str(np.load(tmp_path / "rank-0.npz")["message"])
+    assert message.startswith(("rank 0 of 2: another rank left the run at "
+                               "the gradient sum of step 10 (see its error)",
+                               "rank 0 of 2 waited 6 s for the other ranks "
+                               "at the gradient sum of step 10")), message
 
 
 @pytest.mark.parametrize("communicator", BOTH)
