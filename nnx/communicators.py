@@ -222,16 +222,16 @@ class _RunsOfTheirOwn:
     def _open_run(self, what: str, seconds: float) -> None:
         """Make the run's collectives (collective: every rank), waiting at most
         ``seconds``; raises :class:`DistributedError` when the others do not come."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract method: a communicator makes a run's collectives")
 
     def _abandon_start(self) -> None:
         """Forget a start that failed (the ranks are out of step from now on)."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract method: a communicator forgets a failed start")
 
     def _close_run(self, failure) -> None:
         """Free the run's collectives (every rank, at the end of every run; ``failure``:
         the error that ended it here, or ``None``)."""
-        raise NotImplementedError
+        raise NotImplementedError("abstract method: a communicator frees a run's collectives")
 
 
 class MPICommunicator(_RunsOfTheirOwn, Communicator):
