@@ -249,9 +249,7 @@ RUNS_HEADER += ("| " + " | ".join(RUNS_COLUMNS) + " |\n"
 
 def log_run(rounds: list, rows: int, code: str, path: Path) -> None:
     """Append this run's medians to the runs log at ``path`` (made with its header)."""
-    ratio = {mode: statistics.median(r[mode]["rows_per_s"] / r["one"]["rows_per_s"]
-                                     for r in rounds)
-             for mode in ("shared", "allreduce", "independent", "lockstep")}
+    ratio = {mode: statistics.median(v) for mode, v in ratios_to_one(rounds).items()}
     line = (f"| {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} | {code} | {len(rounds)} | "
             f"{rows} | {median(rounds, 'one', 'rows_per_s'):.0f} | "
             + " | ".join(f"{ratio[m]:.2f}x" for m in ("shared", "allreduce", "independent",
@@ -263,13 +261,18 @@ def log_run(rounds: list, rows: int, code: str, path: Path) -> None:
         log.write(line)
 
 
+def ratios_to_one(rounds: list) -> dict:
+    """Each two-process kind's throughput over the one process's, round by round."""
+    return {mode: [r[mode]["rows_per_s"] / r["one"]["rows_per_s"] for r in rounds]
+            for mode in ("shared", "allreduce", "independent", "lockstep")}
+
+
 def median(rounds: list, mode: str, key: str) -> float:
     return statistics.median(r[mode][key] for r in rounds)
 
 
 def report(rounds: list, table: list) -> str:
-    ratios = {mode: [r[mode]["rows_per_s"] / r["one"]["rows_per_s"] for r in rounds]
-              for mode in ("shared", "allreduce", "independent", "lockstep")}
+    ratios = ratios_to_one(rounds)
     speedup = {mode: statistics.median(v) for mode, v in ratios.items()}
     probe = {k: statistics.median(r["shared"]["probe"][k] for r in rounds)
              for k in rounds[0]["shared"]["probe"]}
